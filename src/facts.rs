@@ -1,0 +1,1 @@
+//! Flattened facts (in progress).

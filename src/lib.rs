@@ -1,0 +1,32 @@
+//! xmpp-survey: measures how ready XMPP servers are for TLS as it is in 2026.
+//!
+//! # Layout
+//!
+//! - [`dns`]: SRV/A/AAAA/TLSA discovery with typed outcomes (RFC 6120 §3.2, XEP-0368).
+//! - [`xmpp`]: stream header, features and errors, parsed from bytes with hostile-input limits.
+//! - [`tls`]: certificate analysis (EKU class, SANs, identity) and chain verdicts; rustls config.
+//! - [`net`]: the address policy (never probe private space unless told) and connect helper.
+//! - [`probe`]: the I/O that drives one domain's measurement; its [`probe::report`] is the output.
+//! - [`verdict`]: **the verdict logic**: per-domain summary derived from a report (pure).
+//! - [`facts`]: flattened, comparable facts shared by the testnet manifest and the truth test.
+//! - [`testnet`]: the local federation (private CA, authoritative DNS, simulated servers).
+//! - [`limits`]: every timeout and cap, with why.
+
+#![forbid(unsafe_code)]
+
+pub mod dns;
+pub mod facts;
+pub mod limits;
+pub mod net;
+pub mod probe;
+pub mod testnet;
+pub mod tls;
+pub mod verdict;
+pub mod xmpp;
+
+/// Installs aws-lc-rs as the process-wide rustls provider. Call first in
+/// `main` and in test set-up: if feature unification ever enables a second
+/// provider, rustls would otherwise panic on the first config it builds.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}

@@ -1,0 +1,3 @@
+//! Network safety and connection helpers.
+
+pub mod policy;

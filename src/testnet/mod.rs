@@ -1,0 +1,1 @@
+//! The local test federation (TESTNET.md).
