@@ -1,7 +1,190 @@
-//! Per-domain verdicts derived from a probe report (MEASUREMENTS §2, §4).
+//! **The verdict logic.** Per-domain, per-service verdicts derived from a
+//! probe report by pure functions (MEASUREMENTS §2 and the figures §4 needs).
+//!
+//! Nothing here does I/O: a reader can re-derive every verdict from the raw
+//! evidence in the JSON report, and the unit tests do exactly that.
 
+use crate::probe::report::{ConnectOutcome, EndpointOutcome, EndpointReport, Transport};
+use crate::tls::{ChainVerdict, EkuClass, NameMatch, TlsInfo};
+use crate::xmpp::Service;
+use crate::xmpp::features::StarttlsOffer;
+use crate::dns::{DnsOutcome, DnsReport, SrvService};
 use serde::{Deserialize, Serialize};
+use time::Date;
 
-/// Per-domain summary (in progress).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct DomainSummary {}
+/// How reachable one service (c2s or s2s) of a domain is, best first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceStatus {
+    /// At least one endpoint reached post-TLS features.
+    TlsOk,
+    /// An endpoint answered but offered no TLS at all (no `<starttls/>`,
+    /// no direct TLS): the service runs in clear text only.
+    NoTls,
+    /// Endpoints answered, but TLS failed on every one that offered it.
+    TlsFailed,
+    /// Endpoints answered, but the XMPP stream failed before TLS (stream
+    /// error, hostile or broken XML, timeouts after connect).
+    StreamFailed,
+    /// No endpoint accepted a TCP connection.
+    Unreachable,
+    /// Every endpoint address is forbidden by the address policy.
+    Blocked,
+    /// SRV says "decidedly not available" (target `.`, RFC 6120 §3.2.1).
+    NotOffered,
+    /// DNS gave no address to try (NXDOMAIN, SERVFAIL, timeout, no A/AAAA).
+    NoAddress,
+}
+
+/// The per-service verdicts a report or lookup page shows (MEASUREMENTS §4).
+/// TLS and certificate facts are taken from the *primary* endpoint: the
+/// first endpoint, in the order a peer tries them, that completed TLS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceSummary {
+    /// Reachability, see [`ServiceStatus`].
+    pub status: ServiceStatus,
+    /// Endpoints probed.
+    pub endpoints: usize,
+    /// Endpoints that reached post-TLS features.
+    pub endpoints_tls_ok: usize,
+    /// STARTTLS offer of the first endpoint that showed pre-TLS features.
+    pub starttls: Option<StarttlsOffer>,
+    /// SASL mechanisms offered before TLS on that endpoint (PLAIN here means
+    /// passwords can travel in clear, RFC 6120 §13.8).
+    pub sasl_before_tls: Option<Vec<String>>,
+    /// A direct-TLS endpoint (XEP-0368) completed.
+    pub direct_tls: bool,
+    /// TLS version of the primary endpoint.
+    pub tls_version: Option<String>,
+    /// Chain verdict of the primary endpoint.
+    pub chain_verdict: Option<ChainVerdict>,
+    /// Which identifier matched the XMPP domain on the primary endpoint.
+    pub name_match: Option<NameMatch>,
+    /// EKU class of the primary endpoint's end-entity certificate.
+    pub eku_class: Option<EkuClass>,
+    /// The end-entity certificate was issued by Let's Encrypt.
+    pub lets_encrypt: Option<bool>,
+    /// Date the certificate's successor turns server-only, if it will.
+    pub renews_server_only: Option<Date>,
+    /// The server asked the probe for a client certificate.
+    pub client_cert_requested: Option<bool>,
+    /// SASL EXTERNAL offered after TLS (XEP-0178).
+    pub external_offered: Option<bool>,
+    /// Dialback offered after TLS (XEP-0220); s2s only.
+    pub dialback_offered: Option<bool>,
+    /// Bidirectional s2s offered (XEP-0288); s2s only.
+    pub bidi_offered: Option<bool>,
+    /// Whether the primary chain matched a TLSA record (RFC 7673).
+    pub dane_match: Option<bool>,
+}
+
+/// Both services of one domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainSummary {
+    /// Client-to-server.
+    pub c2s: ServiceSummary,
+    /// Server-to-server.
+    pub s2s: ServiceSummary,
+}
+
+/// Derives the summary of a domain from its DNS answers and endpoints.
+pub fn summarize(dns: &DnsReport, endpoints: &[EndpointReport]) -> DomainSummary {
+    DomainSummary {
+        c2s: summarize_service(Service::C2s, dns, endpoints),
+        s2s: summarize_service(Service::S2s, dns, endpoints),
+    }
+}
+
+fn srv_services(service: Service) -> [SrvService; 2] {
+    match service {
+        Service::C2s => [SrvService::XmppClient, SrvService::XmppsClient],
+        Service::S2s => [SrvService::XmppServer, SrvService::XmppsServer],
+    }
+}
+
+/// Derives one service's summary. Endpoints of the other service are ignored.
+pub fn summarize_service(
+    service: Service,
+    dns: &DnsReport,
+    endpoints: &[EndpointReport],
+) -> ServiceSummary {
+    let eps: Vec<&EndpointReport> = endpoints.iter().filter(|e| e.service == service).collect();
+    let tls_ok: Vec<&EndpointReport> = eps
+        .iter()
+        .copied()
+        .filter(|e| e.outcome == EndpointOutcome::Complete)
+        .collect();
+    // STARTTLS endpoints come before direct TLS ones in probe order.
+    let primary = tls_ok.first().copied();
+    let primary_tls: Option<&TlsInfo> = primary.and_then(|e| e.tls.as_ref());
+    let leaf = primary_tls.and_then(|t| t.chain.first());
+    let pre_tls = eps.iter().find_map(|e| e.pre_tls.as_ref());
+    let post_tls = primary.and_then(|e| e.post_tls.as_ref());
+    let s2s = service == Service::S2s;
+
+    ServiceSummary {
+        status: status(service, dns, &eps),
+        endpoints: eps.len(),
+        endpoints_tls_ok: tls_ok.len(),
+        starttls: pre_tls.map(|f| f.starttls),
+        sasl_before_tls: pre_tls.map(|f| f.sasl_mechanisms.clone()),
+        direct_tls: tls_ok.iter().any(|e| e.transport == Transport::DirectTls),
+        tls_version: primary_tls.and_then(|t| t.version.clone()),
+        chain_verdict: primary_tls.and_then(|t| t.verdict),
+        name_match: primary_tls.and_then(|t| t.name_match),
+        eku_class: leaf.map(|c| c.eku.class),
+        lets_encrypt: leaf.map(|c| c.lets_encrypt),
+        renews_server_only: leaf.and_then(|c| c.renews_server_only),
+        client_cert_requested: primary_tls.map(|t| t.client_cert_requested),
+        external_offered: post_tls.map(|f| f.sasl_mechanisms.iter().any(|m| m == "EXTERNAL")),
+        dialback_offered: post_tls.filter(|_| s2s).map(|f| f.dialback),
+        bidi_offered: post_tls.filter(|_| s2s).map(|f| f.bidi),
+        dane_match: primary_tls.and_then(|t| t.dane_match),
+    }
+}
+
+fn status(service: Service, dns: &DnsReport, eps: &[&EndpointReport]) -> ServiceStatus {
+    if eps.is_empty() {
+        let lookups: Vec<_> = dns
+            .srv
+            .iter()
+            .filter(|s| srv_services(service).contains(&s.service))
+            .collect();
+        let declined = !lookups.is_empty()
+            && lookups
+                .iter()
+                .all(|s| s.decidedly_unavailable || s.outcome != DnsOutcome::Records);
+        if declined && lookups.iter().any(|s| s.decidedly_unavailable) {
+            return ServiceStatus::NotOffered;
+        }
+        return ServiceStatus::NoAddress;
+    }
+    if eps.iter().any(|e| e.outcome == EndpointOutcome::Complete) {
+        return ServiceStatus::TlsOk;
+    }
+    if eps.iter().all(|e| e.connect == ConnectOutcome::BlockedAddress) {
+        return ServiceStatus::Blocked;
+    }
+    let connected: Vec<_> = eps
+        .iter()
+        .filter(|e| e.connect == ConnectOutcome::Connected)
+        .collect();
+    if connected.is_empty() {
+        return ServiceStatus::Unreachable;
+    }
+    if connected.iter().any(|e| {
+        matches!(
+            e.outcome,
+            EndpointOutcome::TlsFailed | EndpointOutcome::InjectionAfterProceed
+        )
+    }) {
+        return ServiceStatus::TlsFailed;
+    }
+    if connected
+        .iter()
+        .any(|e| matches!(e.outcome, EndpointOutcome::NoStarttls | EndpointOutcome::NoVersion))
+    {
+        return ServiceStatus::NoTls;
+    }
+    ServiceStatus::StreamFailed
+}
