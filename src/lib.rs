@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //!
+//! - [`domain`]: normalising and validating untrusted domain names and lists.
 //! - [`dns`]: SRV/A/AAAA/TLSA discovery with typed outcomes (RFC 6120 §3.2, XEP-0368).
 //! - [`xmpp`]: stream header, features and errors, parsed from bytes with hostile-input limits.
 //! - [`tls`]: certificate analysis (EKU class, SANs, identity) and chain verdicts; rustls config.
@@ -15,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod dns;
+pub mod domain;
 pub mod facts;
 pub mod limits;
 pub mod net;
