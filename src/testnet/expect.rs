@@ -1,0 +1,388 @@
+//! Expected facts of a placed testnet domain, derived from its profile
+//! alone (never from the probe's code): the ground truth of the manifest.
+//!
+//! Every endpoint fact ([`EndpointField::ALL`]) is stated for every
+//! endpoint, `null` where it cannot apply, so the truth test compares the
+//! whole measurement, not a sample.
+
+use crate::dns::SrvService;
+use crate::facts::{
+    DNSSEC_KEY, ENDPOINTS_KEY, EndpointField as F, Facts, TLSA_KEY, endpoint_fact_key,
+    endpoint_key, json, srv_keys,
+};
+use crate::testnet::layout::Placed;
+use crate::testnet::profile::{CertShape, DnsShape, PreTls, StreamShape, Tcp, TlsVersions};
+use crate::xmpp::Service;
+use crate::xmpp::features::StarttlsOffer;
+use serde_json::{Value, json as j};
+use std::net::IpAddr;
+use time::Date;
+
+/// What the expectation needs to know about the issued certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CertDates {
+    /// notAfter date of the domain's end-entity certificate.
+    pub not_after: Date,
+}
+
+/// One endpoint a placed domain exposes, in probe order.
+struct Ep {
+    service: Service,
+    transport: crate::probe::report::Transport,
+    host: String,
+    ip: IpAddr,
+    port: u16,
+    /// Nothing listens there.
+    dead: bool,
+}
+
+fn endpoints(p: &Placed, dead_ip: IpAddr) -> Vec<Ep> {
+    use crate::probe::report::Transport::{DirectTls, Starttls};
+    let ep = |service, transport, host: &str, ip, port, dead| Ep {
+        service,
+        transport,
+        host: host.to_string(),
+        ip,
+        port,
+        dead,
+    };
+    let (h, ip, ports) = (&p.host, p.ip, p.ports);
+    let no_s2s = p.profile.s2s.is_none();
+    match p.profile.dns {
+        DnsShape::NxDomain | DnsShape::ServFail | DnsShape::Timeout => vec![],
+        DnsShape::C2sDeclined => vec![ep(Service::S2s, Starttls, h, ip, ports.s2s, false)],
+        DnsShape::FirstTargetDown => vec![
+            ep(Service::C2s, Starttls, h, ip, ports.c2s, false),
+            ep(
+                Service::S2s,
+                Starttls,
+                p.dead_host.as_deref().unwrap_or_default(),
+                dead_ip,
+                ports.s2s,
+                true,
+            ),
+            ep(Service::S2s, Starttls, h, ip, ports.s2s, false),
+        ],
+        DnsShape::SrvAndDirectTls => vec![
+            ep(Service::C2s, Starttls, h, ip, ports.c2s, false),
+            ep(Service::C2s, DirectTls, h, ip, ports.c2s_direct, false),
+            ep(Service::S2s, Starttls, h, ip, ports.s2s, false),
+            ep(Service::S2s, DirectTls, h, ip, ports.s2s_direct, false),
+        ],
+        _ => vec![
+            ep(Service::C2s, Starttls, h, ip, ports.c2s, false),
+            ep(Service::S2s, Starttls, h, ip, ports.s2s, no_s2s),
+        ],
+    }
+}
+
+/// Expected end-entity facts of a certificate shape:
+/// (chain length, verdict, name match, EKU classes of the chain, Let's Encrypt).
+fn cert_facts(
+    shape: CertShape,
+) -> (usize, &'static str, &'static str, &'static [&'static str], bool) {
+    use CertShape::*;
+    match shape {
+        ClientAndServer => (2, "trusted", "dns_id", &["client_and_server", "any"], false),
+        ServerOnly => (2, "trusted", "dns_id", &["server_only", "any"], false),
+        ClientOnly => (2, "invalid", "dns_id", &["client_only", "any"], false),
+        NoEku => (2, "trusted", "dns_id", &["any", "any"], false),
+        Expired => (2, "expired", "dns_id", &["client_and_server", "any"], false),
+        NotYetValid => (2, "not_yet_valid", "dns_id", &["client_and_server", "any"], false),
+        SelfSigned => (1, "self_signed", "dns_id", &["client_and_server"], false),
+        UnknownIssuer => (2, "unknown_issuer", "dns_id", &["client_and_server", "any"], false),
+        XmppAddrOnly => (2, "trusted", "xmpp_addr", &["client_and_server", "any"], false),
+        SrvIdOnly => (2, "trusted", "srv_id", &["client_and_server", "any"], false),
+        Wildcard => (2, "trusted", "wildcard", &["client_and_server", "any"], false),
+        WrongName => (2, "name_mismatch", "none", &["client_and_server", "any"], false),
+        MissingIntermediate => (1, "unknown_issuer", "dns_id", &["client_and_server"], false),
+        IntermediateServerOnly => (
+            2,
+            "trusted",
+            "dns_id",
+            &["client_and_server", "server_only"],
+            false,
+        ),
+        LetsEncryptClientAndServer => {
+            (2, "trusted", "dns_id", &["client_and_server", "any"], true)
+        }
+        LetsEncryptServerOnly => (2, "trusted", "dns_id", &["server_only", "any"], true),
+    }
+}
+
+/// Sets every field of one endpoint; starts from all-`null`.
+fn endpoint_facts(p: &Placed, e: &Ep, dates: CertDates, out: &mut Facts) {
+    use crate::probe::report::Transport;
+    let key = endpoint_key(e.service, e.transport, &e.host, e.ip, e.port);
+    let mut f: Vec<(F, Value)> = F::ALL.iter().map(|&k| (k, Value::Null)).collect();
+    let mut set = |k: F, v: Value| {
+        if let Some(slot) = f.iter_mut().find(|(x, _)| *x == k) {
+            slot.1 = v;
+        }
+    };
+    let shape: Option<StreamShape> = match e.service {
+        Service::C2s => Some(p.profile.c2s),
+        Service::S2s => p.profile.s2s,
+    };
+    let shape = match shape {
+        Some(s) if !e.dead && s.tcp != Tcp::Refused => s,
+        _ => {
+            set(F::Connect, j!("refused"));
+            set(F::Outcome, j!("connect_failed"));
+            set(F::Phase, j!("connect"));
+            return flush(&key, f, out);
+        }
+    };
+    set(F::Connect, j!("connected"));
+    let starttls = e.transport == Transport::Starttls;
+    if shape.tcp == Tcp::Silent {
+        if starttls {
+            set(F::Outcome, j!("timeout"));
+            set(F::Phase, j!("stream_header"));
+        } else {
+            tls_fail(&mut set, "timeout");
+        }
+        return flush(&key, f, out);
+    }
+    if starttls {
+        let stop = |set: &mut dyn FnMut(F, Value), outcome: &str, phase: &str| {
+            set(F::Outcome, j!(outcome));
+            set(F::Phase, j!(phase));
+        };
+        match shape.pre_tls {
+            PreTls::Doctype => {
+                stop(&mut set, "forbidden_xml", "stream_header");
+                return flush(&key, f, out);
+            }
+            PreTls::NoVersion => {
+                stop(&mut set, "no_version", "stream_header");
+                return flush(&key, f, out);
+            }
+            _ => set(F::HeaderVersion, j!("1.0")),
+        }
+        let early = match shape.pre_tls {
+            PreTls::HostUnknown => {
+                set(F::StreamError, j!("host-unknown"));
+                Some(("stream_error", "features"))
+            }
+            PreTls::Huge => Some(("byte_limit", "features")),
+            PreTls::Deep => Some(("depth_limit", "features")),
+            PreTls::InvalidXml => Some(("invalid_xml", "features")),
+            _ => None,
+        };
+        if let Some((outcome, phase)) = early {
+            stop(&mut set, outcome, phase);
+            return flush(&key, f, out);
+        }
+        let s2s = e.service == Service::S2s;
+        set(F::Starttls, json(shape.starttls));
+        set(F::SaslBeforeTls, json(shape.sasl_before));
+        set(F::DialbackBeforeTls, j!(s2s && shape.dialback));
+        set(F::IqAuth, j!(shape.iq_auth));
+        set(F::CapsNode, json(shape.caps_node));
+        if shape.starttls == StarttlsOffer::Absent {
+            stop(&mut set, "no_starttls", "features");
+            return flush(&key, f, out);
+        }
+        match shape.pre_tls {
+            PreTls::InjectAfterProceed => {
+                stop(&mut set, "injection_after_proceed", "starttls");
+                return flush(&key, f, out);
+            }
+            PreTls::StarttlsFailure => {
+                stop(&mut set, "starttls_failure", "starttls");
+                return flush(&key, f, out);
+            }
+            _ => {}
+        }
+    } else {
+        set(F::CapsNode, json(shape.caps_node));
+    }
+    if shape.tcp == Tcp::ResetAtTls {
+        tls_fail(&mut set, "closed");
+        return flush(&key, f, out);
+    }
+    // TLS is up.
+    let (chain_len, verdict, name_match, classes, le) = cert_facts(p.profile.cert);
+    set(
+        F::TlsVersion,
+        j!(match shape.tls {
+            TlsVersions::Both => "TLSv1.3",
+            TlsVersions::Tls12Only => "TLSv1.2",
+        }),
+    );
+    set(
+        F::Alpn,
+        if starttls {
+            Value::Null
+        } else {
+            j!(match e.service {
+                Service::C2s => "xmpp-client",
+                Service::S2s => "xmpp-server",
+            })
+        },
+    );
+    set(F::ClientCertRequested, j!(shape.request_client_cert));
+    set(F::ChainLen, j!(chain_len));
+    set(F::Verdict, j!(verdict));
+    set(F::NameMatch, j!(name_match));
+    set(F::EkuClass, j!(classes[0]));
+    set(F::ChainEkuClasses, j!(classes));
+    set(F::LetsEncrypt, j!(le));
+    set(
+        F::RenewsServerOnly,
+        if p.profile.cert == CertShape::LetsEncryptClientAndServer {
+            json(dates.not_after)
+        } else {
+            Value::Null
+        },
+    );
+    set(F::KeyAlgorithm, j!("ec"));
+    let s2s = e.service == Service::S2s;
+    set(F::SaslAfterTls, json(shape.sasl_after));
+    set(F::DialbackAfterTls, j!(s2s && shape.dialback));
+    set(F::Bidi, j!(s2s && shape.bidi));
+    let tlsa = p.profile.dns == DnsShape::Tlsa && s2s && starttls;
+    set(F::DaneMatch, if tlsa { j!(true) } else { Value::Null });
+    set(F::Outcome, j!("complete"));
+    flush(&key, f, out)
+}
+
+fn tls_fail(set: &mut dyn FnMut(F, Value), failure: &str) {
+    set(F::Outcome, j!("tls_failed"));
+    set(F::Phase, j!("tls_handshake"));
+    set(F::TlsFailure, j!(failure));
+    set(F::ClientCertRequested, j!(false));
+    set(F::ChainLen, j!(0));
+    set(F::ChainEkuClasses, j!([]));
+}
+
+fn flush(key: &str, fields: Vec<(F, Value)>, out: &mut Facts) {
+    for (k, v) in fields {
+        out.insert(endpoint_fact_key(key, k), v);
+    }
+}
+
+/// Expected DNS facts.
+fn dns_facts(p: &Placed, out: &mut Facts) {
+    let shape = p.profile.dns;
+    let h = &p.host;
+    for s in SrvService::ALL {
+        let [outcome, records, unavailable] = srv_keys(s);
+        let recs: Vec<String> = match (shape, s) {
+            (DnsShape::NxDomain | DnsShape::ServFail | DnsShape::Timeout | DnsShape::NoSrv, _) => {
+                vec![]
+            }
+            (DnsShape::C2sDeclined, SrvService::XmppClient) => vec!["0 5 0 .".into()],
+            (DnsShape::FirstTargetDown, SrvService::XmppServer) => vec![
+                format!("0 5 {} {}", p.ports.s2s, p.dead_host.as_deref().unwrap_or_default()),
+                format!("10 5 {} {h}", p.ports.s2s),
+            ],
+            (_, SrvService::XmppClient) => vec![format!("0 5 {} {h}", p.ports.c2s)],
+            (_, SrvService::XmppServer) => vec![format!("0 5 {} {h}", p.ports.s2s)],
+            (DnsShape::SrvAndDirectTls, SrvService::XmppsClient) => {
+                vec![format!("0 5 {} {h}", p.ports.c2s_direct)]
+            }
+            (DnsShape::SrvAndDirectTls, SrvService::XmppsServer) => {
+                vec![format!("0 5 {} {h}", p.ports.s2s_direct)]
+            }
+            _ => vec![],
+        };
+        let o = match shape {
+            DnsShape::ServFail => "serv_fail",
+            DnsShape::Timeout => "timeout",
+            _ if recs.is_empty() => "nx_domain",
+            _ => "records",
+        };
+        out.insert(outcome, j!(o));
+        out.insert(unavailable, j!(recs.len() == 1 && recs[0].ends_with(" .")));
+        out.insert(records, j!(recs));
+    }
+    out.insert(
+        DNSSEC_KEY.into(),
+        j!(match shape {
+            DnsShape::Secure => "validated",
+            DnsShape::NxDomain | DnsShape::ServFail | DnsShape::Timeout => "unknown",
+            _ => "not_validated",
+        }),
+    );
+    let tlsa: Vec<String> = if shape == DnsShape::Tlsa {
+        vec![format!("_{}._tcp.{h}", p.ports.s2s)]
+    } else {
+        vec![]
+    };
+    out.insert(TLSA_KEY.into(), j!(tlsa));
+}
+
+/// Expected per-service summary facts that follow directly from the profile.
+fn summary_facts(p: &Placed, eps: &[Ep], out: &mut Facts) {
+    for service in [Service::C2s, Service::S2s] {
+        let name = json(service);
+        let name = name.as_str().unwrap_or_default();
+        let mine: Vec<&Ep> = eps.iter().filter(|e| e.service == service).collect();
+        let shape = match service {
+            Service::C2s => Some(p.profile.c2s),
+            Service::S2s => p.profile.s2s,
+        };
+        let status = if mine.is_empty() {
+            if p.profile.dns == DnsShape::C2sDeclined && service == Service::C2s {
+                "not_offered"
+            } else {
+                "no_address"
+            }
+        } else {
+            match shape {
+                None => "unreachable",
+                Some(s) => match (s.tcp, s.pre_tls, s.starttls) {
+                    (Tcp::Refused, _, _) => "unreachable",
+                    (Tcp::Silent, _, _) => "stream_failed",
+                    (Tcp::ResetAtTls, _, _) => "tls_failed",
+                    (_, PreTls::NoVersion, _) => "no_tls",
+                    (_, PreTls::InjectAfterProceed, _) => "tls_failed",
+                    (
+                        _,
+                        PreTls::Doctype
+                        | PreTls::HostUnknown
+                        | PreTls::Huge
+                        | PreTls::Deep
+                        | PreTls::InvalidXml
+                        | PreTls::StarttlsFailure,
+                        _,
+                    ) => "stream_failed",
+                    (_, _, StarttlsOffer::Absent) => "no_tls",
+                    _ => "tls_ok",
+                },
+            }
+        };
+        out.insert(format!("summary.{name}.status"), j!(status));
+        out.insert(format!("summary.{name}.endpoints"), j!(mine.len()));
+        if status == "tls_ok" {
+            let (_, verdict, _, classes, le) = cert_facts(p.profile.cert);
+            out.insert(format!("summary.{name}.chain_verdict"), j!(verdict));
+            out.insert(format!("summary.{name}.eku_class"), j!(classes[0]));
+            out.insert(format!("summary.{name}.lets_encrypt"), j!(le));
+            out.insert(
+                format!("summary.{name}.direct_tls"),
+                j!(p.profile.dns == DnsShape::SrvAndDirectTls),
+            );
+        }
+    }
+}
+
+/// All expected facts of one placed domain.
+pub fn expected(p: &Placed, dead_ip: IpAddr, dates: CertDates) -> Facts {
+    let mut out = Facts::new();
+    dns_facts(p, &mut out);
+    let eps = endpoints(p, dead_ip);
+    let mut keys: Vec<String> = eps
+        .iter()
+        .map(|e| endpoint_key(e.service, e.transport, &e.host, e.ip, e.port))
+        .collect();
+    keys.sort();
+    out.insert(ENDPOINTS_KEY.into(), json(keys));
+    for e in &eps {
+        endpoint_facts(p, e, dates, &mut out);
+    }
+    summary_facts(p, &eps, &mut out);
+    out
+}

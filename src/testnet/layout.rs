@@ -1,0 +1,316 @@
+//! Where each testnet domain lives: profile assignment (seeded), addresses
+//! in 127.B.0.0/16, and the DNS records that point at them.
+//!
+//! Domains whose behaviour starts only after the client's stream header
+//! share hosts (up to [`SHARED_PER_HOST`] domains per address, as shared
+//! hosting does in the wild); the rest get an address of their own.
+
+use crate::dns::SrvService;
+use crate::testnet::profile::{DnsShape, PROFILES, Profile};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Domains per shared host.
+pub const SHARED_PER_HOST: usize = 8;
+/// The zone every testnet domain lives under (RFC 6761 reserves `.test`).
+pub const ZONE: &str = "xs.test";
+
+/// A DNS record of the test zone, independent of the DNS server's types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ZoneRecord {
+    /// SRV.
+    Srv {
+        /// Owner.
+        name: String,
+        /// Priority.
+        priority: u16,
+        /// Weight.
+        weight: u16,
+        /// Port.
+        port: u16,
+        /// Target (`.` for "not available").
+        target: String,
+    },
+    /// A.
+    A {
+        /// Owner.
+        name: String,
+        /// Address.
+        ip: Ipv4Addr,
+    },
+    /// AAAA.
+    Aaaa {
+        /// Owner.
+        name: String,
+        /// Address.
+        ip: Ipv6Addr,
+    },
+    /// CNAME.
+    Cname {
+        /// Owner.
+        name: String,
+        /// Target.
+        target: String,
+    },
+    /// TLSA 3 1 1 (DANE-EE, SPKI, SHA-256) for the placed s2s certificate;
+    /// the data is filled in once the certificate exists.
+    TlsaSpki {
+        /// Owner, `_PORT._tcp.HOST`.
+        name: String,
+    },
+}
+
+/// Special per-name DNS behaviour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameBehaviour {
+    /// SERVFAIL every question.
+    ServFail,
+    /// Never answer.
+    Drop,
+    /// Answer with the AD bit.
+    Secure,
+}
+
+/// Ports of one placed domain's server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    /// c2s STARTTLS.
+    pub c2s: u16,
+    /// s2s STARTTLS.
+    pub s2s: u16,
+    /// c2s direct TLS.
+    pub c2s_direct: u16,
+    /// s2s direct TLS.
+    pub s2s_direct: u16,
+}
+
+/// The standard ports (RFC 6120 §3.2, XEP-0368).
+pub const STANDARD_PORTS: Ports = Ports {
+    c2s: 5222,
+    s2s: 5269,
+    c2s_direct: 5223,
+    s2s_direct: 5270,
+};
+
+/// One domain, placed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    /// The XMPP domain.
+    pub domain: String,
+    /// Its profile.
+    pub profile: &'static Profile,
+    /// The host name endpoints use (SRV target, or the domain for fallback).
+    pub host: String,
+    /// The server's address.
+    pub ip: IpAddr,
+    /// The server's ports.
+    pub ports: Ports,
+    /// Shares its address with other domains.
+    pub shared: bool,
+    /// `FirstTargetDown`: the name of the dead first target.
+    pub dead_host: Option<String>,
+}
+
+/// The addresses of one testnet instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressPlan {
+    /// Second octet B of 127.B.0.0/16.
+    pub net: u8,
+}
+
+impl AddressPlan {
+    /// The DNS server's address.
+    pub fn dns(self) -> Ipv4Addr {
+        Ipv4Addr::new(127, self.net, 0, 1)
+    }
+    /// The probe identity's address (dialback listener, issue 3).
+    pub fn probe(self) -> Ipv4Addr {
+        Ipv4Addr::new(127, self.net, 0, 2)
+    }
+    /// An address where nothing ever listens (dead SRV targets).
+    pub fn dead(self) -> Ipv4Addr {
+        Ipv4Addr::new(127, self.net, 0, 3)
+    }
+    /// The k-th host address, from 127.B.1.1 (250 hosts per /24).
+    pub fn host(self, k: usize) -> Ipv4Addr {
+        let third = 1 + (k / 250) as u32;
+        let fourth = 1 + (k % 250) as u32;
+        Ipv4Addr::new(127, self.net, third.min(255) as u8, fourth as u8)
+    }
+}
+
+/// Picks `n` profiles by weight, deterministically for a seed: every
+/// profile appears at least once when `n` allows, the rest by weight.
+pub fn assign(n: usize, seed: u64) -> Vec<&'static Profile> {
+    let mut out: Vec<&'static Profile> = PROFILES.iter().take(n).collect();
+    let total: u32 = PROFILES.iter().map(|p| p.weight).sum();
+    let mut i = 0usize;
+    while out.len() < n {
+        // Deterministic weighted round-robin: profile p gets weight/total of the rest.
+        let slot = (i as u32) % total;
+        let mut acc = 0;
+        for p in PROFILES {
+            acc += p.weight;
+            if slot < acc {
+                out.push(p);
+                break;
+            }
+        }
+        i += 1;
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    out.shuffle(&mut rng);
+    out
+}
+
+/// The domain name of the i-th domain with a profile.
+pub fn domain_name(profile: &Profile, i: usize) -> String {
+    format!("{}-{i}.{ZONE}", profile.name.replace('_', "-"))
+}
+
+/// Places domains on addresses. `aaaa_port` gives each IPv6-only domain
+/// its ports on `::1` (bound by the caller before placement).
+pub fn place(
+    plan: AddressPlan,
+    profiles: &[&'static Profile],
+    mut aaaa_ports: impl FnMut() -> Ports,
+) -> Vec<Placed> {
+    let mut next_host = 0usize;
+    let mut shared_fill = SHARED_PER_HOST;
+    let mut shared_ip = IpAddr::V4(plan.host(0));
+    let mut out = Vec::with_capacity(profiles.len());
+    for (i, &profile) in profiles.iter().enumerate() {
+        let domain = domain_name(profile, i);
+        let host = match profile.dns {
+            DnsShape::NoSrv => domain.clone(),
+            _ => format!("xmpp.{domain}"),
+        };
+        let (ip, ports, shared) = if profile.dns == DnsShape::AaaaOnly {
+            (IpAddr::V6(Ipv6Addr::LOCALHOST), aaaa_ports(), false)
+        } else if profile.dedicated() {
+            let ip = IpAddr::V4(plan.host(next_host));
+            next_host += 1;
+            (ip, STANDARD_PORTS, false)
+        } else {
+            if shared_fill == SHARED_PER_HOST {
+                shared_ip = IpAddr::V4(plan.host(next_host));
+                next_host += 1;
+                shared_fill = 0;
+            }
+            shared_fill += 1;
+            (shared_ip, STANDARD_PORTS, true)
+        };
+        let dead_host =
+            (profile.dns == DnsShape::FirstTargetDown).then(|| format!("down.{domain}"));
+        out.push(Placed {
+            domain,
+            profile,
+            host,
+            ip,
+            ports,
+            shared,
+            dead_host,
+        });
+    }
+    out
+}
+
+fn srv_name(service: SrvService, domain: &str) -> String {
+    format!("{}.{domain}", service.label())
+}
+
+/// The DNS records and special name behaviours of one placed domain.
+pub fn records(p: &Placed, plan: AddressPlan) -> (Vec<ZoneRecord>, Vec<(String, NameBehaviour)>) {
+    let d = &p.domain;
+    let h = &p.host;
+    let srv = |service: SrvService, priority: u16, port: u16, target: &str| ZoneRecord::Srv {
+        name: srv_name(service, d),
+        priority,
+        weight: 5,
+        port,
+        target: target.to_string(),
+    };
+    let addr = |name: &str| match p.ip {
+        IpAddr::V4(ip) => ZoneRecord::A {
+            name: name.to_string(),
+            ip,
+        },
+        IpAddr::V6(ip) => ZoneRecord::Aaaa {
+            name: name.to_string(),
+            ip,
+        },
+    };
+    let mut recs = Vec::new();
+    let mut special = Vec::new();
+    let standard = |recs: &mut Vec<ZoneRecord>| {
+        recs.push(srv(SrvService::XmppClient, 0, p.ports.c2s, h));
+        recs.push(srv(SrvService::XmppServer, 0, p.ports.s2s, h));
+        recs.push(addr(h));
+    };
+    match p.profile.dns {
+        DnsShape::Srv | DnsShape::AaaaOnly => standard(&mut recs),
+        DnsShape::Secure => {
+            standard(&mut recs);
+            for s in SrvService::ALL {
+                special.push((srv_name(s, d), NameBehaviour::Secure));
+            }
+        }
+        DnsShape::Tlsa => {
+            standard(&mut recs);
+            recs.push(ZoneRecord::TlsaSpki {
+                name: format!("_{}._tcp.{h}", p.ports.s2s),
+            });
+        }
+        DnsShape::SrvAndDirectTls => {
+            standard(&mut recs);
+            recs.push(srv(SrvService::XmppsClient, 0, p.ports.c2s_direct, h));
+            recs.push(srv(SrvService::XmppsServer, 0, p.ports.s2s_direct, h));
+        }
+        DnsShape::NoSrv => recs.push(addr(d)),
+        DnsShape::C2sDeclined => {
+            recs.push(srv(SrvService::XmppClient, 0, 0, "."));
+            recs.push(srv(SrvService::XmppServer, 0, p.ports.s2s, h));
+            recs.push(addr(h));
+        }
+        DnsShape::FirstTargetDown => {
+            let dead = p.dead_host.clone().unwrap_or_default();
+            recs.push(srv(SrvService::XmppClient, 0, p.ports.c2s, h));
+            recs.push(srv(SrvService::XmppServer, 0, p.ports.s2s, &dead));
+            recs.push(srv(SrvService::XmppServer, 10, p.ports.s2s, h));
+            recs.push(addr(h));
+            recs.push(ZoneRecord::A {
+                name: dead,
+                ip: plan.dead(),
+            });
+        }
+        DnsShape::CnameChain => {
+            recs.push(srv(SrvService::XmppClient, 0, p.ports.c2s, h));
+            recs.push(srv(SrvService::XmppServer, 0, p.ports.s2s, h));
+            let c1 = format!("alias1.{d}");
+            let c2 = format!("alias2.{d}");
+            recs.push(ZoneRecord::Cname {
+                name: h.clone(),
+                target: c1.clone(),
+            });
+            recs.push(ZoneRecord::Cname {
+                name: c1,
+                target: c2.clone(),
+            });
+            recs.push(addr(&c2));
+        }
+        DnsShape::NxDomain => {}
+        DnsShape::ServFail | DnsShape::Timeout => {
+            let b = if p.profile.dns == DnsShape::ServFail {
+                NameBehaviour::ServFail
+            } else {
+                NameBehaviour::Drop
+            };
+            for s in SrvService::ALL {
+                special.push((srv_name(s, d), b));
+            }
+            special.push((d.clone(), b));
+        }
+    }
+    (recs, special)
+}

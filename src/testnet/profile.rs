@@ -1,0 +1,381 @@
+//! Testnet profiles: each simulated domain's behaviour *and* the expected
+//! value of every fact the probe measures, derived from one declaration
+//! (TESTNET.md: "a new behaviour is one entry, not three edits").
+//!
+//! A [`Profile`] is plain data: a DNS shape, a certificate shape and, per
+//! service, a TCP/stream/TLS shape. [`crate::testnet::expect`] turns a
+//! placed profile into expectations; [`crate::testnet::server`] plays it.
+
+use crate::xmpp::features::StarttlsOffer;
+
+/// How the domain appears in DNS (RFC 6120 §3.2, XEP-0368, RFC 7673).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnsShape {
+    /// `_xmpp-client` and `_xmpp-server` SRV → `xmpp.DOMAIN` → A.
+    Srv,
+    /// As `Srv`, plus `_xmpps-client`/`_xmpps-server` SRV on 5223/5270 (XEP-0368).
+    SrvAndDirectTls,
+    /// No SRV at all: the domain's own A record (RFC 6120 §3.2.2 fallback).
+    NoSrv,
+    /// `_xmpp-client` SRV target `.`: c2s decidedly not offered; s2s by SRV.
+    C2sDeclined,
+    /// Two s2s SRV targets: priority 0 points at an address where nothing
+    /// listens, priority 10 at the real server.
+    FirstTargetDown,
+    /// SRV targets are CNAMEs chained twice before the A record.
+    CnameChain,
+    /// The SRV target has only an AAAA record (`::1`, on a port of its own).
+    AaaaOnly,
+    /// As `Srv`, with a DANE-EE TLSA record matching the s2s certificate.
+    Tlsa,
+    /// As `Srv`, answered with the AD bit (a validating resolver's view).
+    Secure,
+    /// Nothing exists under the domain: NXDOMAIN.
+    NxDomain,
+    /// Every question about the domain answers SERVFAIL.
+    ServFail,
+    /// Every question about the domain goes unanswered.
+    Timeout,
+}
+
+/// The server certificate the domain presents (MEASUREMENTS §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertShape {
+    /// EKU serverAuth + clientAuth, DNS-ID for the domain, from the test CA.
+    ClientAndServer,
+    /// EKU serverAuth only (Let's Encrypt's default since 2026-02-11).
+    ServerOnly,
+    /// EKU clientAuth only.
+    ClientOnly,
+    /// No EKU extension.
+    NoEku,
+    /// Expired a month ago.
+    Expired,
+    /// Valid from next month.
+    NotYetValid,
+    /// Self-signed, not from any CA.
+    SelfSigned,
+    /// From a CA the probe does not trust.
+    UnknownIssuer,
+    /// The domain only in id-on-xmppAddr (RFC 6120 §13.7.1.4).
+    XmppAddrOnly,
+    /// The domain only in id-on-dnsSRV (RFC 7673 / RFC 6120 §13.7.1.2.1).
+    SrvIdOnly,
+    /// `*.PARENT` covering the domain.
+    Wildcard,
+    /// Names another domain.
+    WrongName,
+    /// Issued by an intermediate the server does not send.
+    MissingIntermediate,
+    /// Issued by an intermediate whose own EKU lacks clientAuth.
+    IntermediateServerOnly,
+    /// client_and_server from an issuer named like Let's Encrypt's:
+    /// "will renew as server-only".
+    LetsEncryptClientAndServer,
+    /// server_only from a Let's Encrypt-like issuer.
+    LetsEncryptServerOnly,
+}
+
+/// TCP-level behaviour of one port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tcp {
+    /// Accept and speak XMPP per the [`StreamShape`].
+    Serve,
+    /// Nothing listens: connection refused.
+    Refused,
+    /// Accept, then never send a byte (slowloris).
+    Silent,
+    /// Accept, then reset the connection when TLS should start.
+    ResetAtTls,
+}
+
+/// What the server does with the stream before TLS (RFC 6120 §4–§5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreTls {
+    /// Header with version 1.0, then features per [`StreamShape`].
+    Normal,
+    /// Features written in 1–3-byte TCP segments.
+    Split,
+    /// Header without `version` (pre-XMPP 1.0).
+    NoVersion,
+    /// `<stream:error><host-unknown/>` instead of features.
+    HostUnknown,
+    /// Features padded past the probe's byte cap.
+    Huge,
+    /// Features nested past the probe's depth cap.
+    Deep,
+    /// Not well-formed XML in the features.
+    InvalidXml,
+    /// A DOCTYPE with an entity declaration before the header.
+    Doctype,
+    /// `<proceed/>` followed by plaintext features in the same segment.
+    InjectAfterProceed,
+    /// `<failure/>` in answer to `<starttls/>`.
+    StarttlsFailure,
+}
+
+/// Which TLS versions the server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersions {
+    /// 1.2 and 1.3 (rustls default): 1.3 is negotiated.
+    Both,
+    /// TLS 1.2 only.
+    Tls12Only,
+}
+
+/// One service's behaviour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamShape {
+    /// TCP behaviour.
+    pub tcp: Tcp,
+    /// Pre-TLS stream behaviour.
+    pub pre_tls: PreTls,
+    /// STARTTLS offer before TLS.
+    pub starttls: StarttlsOffer,
+    /// SASL mechanisms before TLS.
+    pub sasl_before: &'static [&'static str],
+    /// iq-auth before TLS.
+    pub iq_auth: bool,
+    /// Caps node advertised (before and after TLS).
+    pub caps_node: Option<&'static str>,
+    /// SASL mechanisms after TLS.
+    pub sasl_after: &'static [&'static str],
+    /// Dialback offered (before and after TLS; s2s).
+    pub dialback: bool,
+    /// Bidi offered after TLS (s2s).
+    pub bidi: bool,
+    /// TLS versions spoken.
+    pub tls: TlsVersions,
+    /// Send a CertificateRequest (optional client auth).
+    pub request_client_cert: bool,
+}
+
+/// A server that requires STARTTLS and offers SCRAM after TLS.
+pub const C2S_GOOD: StreamShape = StreamShape {
+    tcp: Tcp::Serve,
+    pre_tls: PreTls::Normal,
+    starttls: StarttlsOffer::Required,
+    sasl_before: &[],
+    iq_auth: false,
+    caps_node: Some("https://xmpp-survey.test/testnet"),
+    sasl_after: &["SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"],
+    dialback: false,
+    bidi: false,
+    tls: TlsVersions::Both,
+    request_client_cert: false,
+};
+
+/// An s2s endpoint that requires STARTTLS and offers EXTERNAL and dialback.
+pub const S2S_GOOD: StreamShape = StreamShape {
+    tcp: Tcp::Serve,
+    pre_tls: PreTls::Normal,
+    starttls: StarttlsOffer::Required,
+    sasl_before: &[],
+    iq_auth: false,
+    caps_node: None,
+    sasl_after: &["EXTERNAL"],
+    dialback: true,
+    bidi: false,
+    tls: TlsVersions::Both,
+    request_client_cert: true,
+};
+
+/// One testnet profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Profile {
+    /// Name, used in domain names (with `_` as `-`) and in the manifest.
+    pub name: &'static str,
+    /// Relative weight in the mix.
+    pub weight: u32,
+    /// DNS shape.
+    pub dns: DnsShape,
+    /// Certificate shape (both services present the same certificate).
+    pub cert: CertShape,
+    /// c2s behaviour.
+    pub c2s: StreamShape,
+    /// s2s behaviour; `None`: nothing listens on the s2s port.
+    pub s2s: Option<StreamShape>,
+}
+
+impl Profile {
+    /// Whether the profile needs an address of its own: its behaviour starts
+    /// before the client's stream header tells a shared host which domain
+    /// is meant (refused/silent/reset ports, DOCTYPE before the header, no
+    /// s2s port at all), or DNS points at special addresses.
+    pub fn dedicated(&self) -> bool {
+        let odd = |s: &StreamShape| s.tcp != Tcp::Serve || s.pre_tls == PreTls::Doctype;
+        odd(&self.c2s)
+            || self.s2s.as_ref().is_none_or(odd)
+            || matches!(self.dns, DnsShape::AaaaOnly)
+    }
+}
+
+const fn with_cert(name: &'static str, weight: u32, cert: CertShape) -> Profile {
+    Profile {
+        name,
+        weight,
+        dns: DnsShape::Srv,
+        cert,
+        c2s: C2S_GOOD,
+        s2s: Some(S2S_GOOD),
+    }
+}
+
+const fn with_dns(name: &'static str, weight: u32, dns: DnsShape) -> Profile {
+    Profile {
+        name,
+        weight,
+        dns,
+        cert: CertShape::ClientAndServer,
+        c2s: C2S_GOOD,
+        s2s: Some(S2S_GOOD),
+    }
+}
+
+const fn with_c2s(name: &'static str, weight: u32, c2s: StreamShape) -> Profile {
+    Profile {
+        name,
+        weight,
+        dns: DnsShape::Srv,
+        cert: CertShape::ClientAndServer,
+        c2s,
+        s2s: Some(S2S_GOOD),
+    }
+}
+
+const fn pre(pre_tls: PreTls) -> StreamShape {
+    StreamShape {
+        pre_tls,
+        ..C2S_GOOD
+    }
+}
+
+/// Every profile of issue "Probe engine and local test federation"
+/// (TESTNET.md, all but the acceptance group).
+pub const PROFILES: &[Profile] = &[
+    // Transport and DNS.
+    with_dns("srv_ok", 20, DnsShape::Srv),
+    with_dns("direct_tls", 6, DnsShape::SrvAndDirectTls),
+    with_dns("no_srv", 6, DnsShape::NoSrv),
+    with_dns("c2s_declined", 3, DnsShape::C2sDeclined),
+    with_dns("first_target_down", 3, DnsShape::FirstTargetDown),
+    with_dns("cname_chain", 3, DnsShape::CnameChain),
+    with_dns("aaaa_only", 1, DnsShape::AaaaOnly),
+    with_dns("tlsa", 3, DnsShape::Tlsa),
+    with_dns("dnssec_ad", 2, DnsShape::Secure),
+    with_dns("nxdomain", 3, DnsShape::NxDomain),
+    with_dns("servfail", 2, DnsShape::ServFail),
+    with_dns("dns_timeout", 1, DnsShape::Timeout),
+    Profile {
+        c2s: StreamShape {
+            tcp: Tcp::Refused,
+            ..C2S_GOOD
+        },
+        s2s: Some(StreamShape {
+            tcp: Tcp::Refused,
+            ..S2S_GOOD
+        }),
+        ..with_dns("refused", 3, DnsShape::Srv)
+    },
+    Profile {
+        c2s: StreamShape {
+            tcp: Tcp::Silent,
+            ..C2S_GOOD
+        },
+        ..with_dns("slowloris", 1, DnsShape::Srv)
+    },
+    Profile {
+        c2s: StreamShape {
+            tcp: Tcp::ResetAtTls,
+            ..C2S_GOOD
+        },
+        ..with_dns("reset_at_tls", 2, DnsShape::Srv)
+    },
+    // Streams.
+    with_c2s(
+        "starttls_optional",
+        6,
+        StreamShape {
+            starttls: StarttlsOffer::Optional,
+            ..C2S_GOOD
+        },
+    ),
+    with_c2s(
+        "starttls_absent",
+        3,
+        StreamShape {
+            starttls: StarttlsOffer::Absent,
+            sasl_before: &["PLAIN", "DIGEST-MD5"],
+            iq_auth: true,
+            ..C2S_GOOD
+        },
+    ),
+    with_c2s(
+        "plain_before_tls",
+        4,
+        StreamShape {
+            starttls: StarttlsOffer::Optional,
+            sasl_before: &["PLAIN"],
+            ..C2S_GOOD
+        },
+    ),
+    with_c2s("host_unknown", 2, pre(PreTls::HostUnknown)),
+    with_c2s("no_version", 1, pre(PreTls::NoVersion)),
+    with_c2s("split_segments", 3, pre(PreTls::Split)),
+    with_c2s("huge_features", 1, pre(PreTls::Huge)),
+    with_c2s("deep_features", 1, pre(PreTls::Deep)),
+    with_c2s("invalid_xml", 1, pre(PreTls::InvalidXml)),
+    with_c2s("doctype_entities", 1, pre(PreTls::Doctype)),
+    with_c2s("starttls_injection", 1, pre(PreTls::InjectAfterProceed)),
+    with_c2s("starttls_failure", 1, pre(PreTls::StarttlsFailure)),
+    with_c2s(
+        "tls12_only",
+        3,
+        StreamShape {
+            tls: TlsVersions::Tls12Only,
+            ..C2S_GOOD
+        },
+    ),
+    Profile {
+        s2s: None,
+        ..with_dns("c2s_only", 2, DnsShape::NoSrv)
+    },
+    // Certificates.
+    with_cert("cert_client_and_server", 8, CertShape::ClientAndServer),
+    with_cert("cert_server_only", 10, CertShape::ServerOnly),
+    with_cert("cert_client_only", 1, CertShape::ClientOnly),
+    with_cert("cert_no_eku", 2, CertShape::NoEku),
+    with_cert("cert_expired", 3, CertShape::Expired),
+    with_cert("cert_not_yet_valid", 1, CertShape::NotYetValid),
+    with_cert("cert_self_signed", 3, CertShape::SelfSigned),
+    with_cert("cert_unknown_issuer", 2, CertShape::UnknownIssuer),
+    with_cert("cert_xmppaddr_only", 2, CertShape::XmppAddrOnly),
+    with_cert("cert_srvid_only", 2, CertShape::SrvIdOnly),
+    with_cert("cert_wildcard", 2, CertShape::Wildcard),
+    with_cert("cert_wrong_name", 2, CertShape::WrongName),
+    with_cert("cert_missing_intermediate", 2, CertShape::MissingIntermediate),
+    with_cert("cert_intermediate_server_only", 2, CertShape::IntermediateServerOnly),
+    with_cert("cert_le_client_and_server", 4, CertShape::LetsEncryptClientAndServer),
+    with_cert("cert_le_server_only", 6, CertShape::LetsEncryptServerOnly),
+];
+
+/// Looks a profile up by name.
+pub fn by_name(name: &str) -> Option<&'static Profile> {
+    PROFILES.iter().find(|p| p.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_domain_safe() {
+        let mut names: Vec<_> = PROFILES.iter().map(|p| p.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), PROFILES.len());
+        for n in names {
+            assert!(n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'), "{n}");
+        }
+    }
+}
