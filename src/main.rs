@@ -1,1 +1,280 @@
-fn main() {}
+//! `xmpp-survey`: the command-line edge. Parses arguments into the
+//! library's config types, runs, and prints one clean error on failure.
+//!
+//! ```text
+//! xmpp-survey probe [--json] [--resolver IP:PORT] [--extra-ca FILE] DOMAIN...
+//! xmpp-survey testnet up --domains N [--seed S] --manifest FILE
+//! ```
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use futures::StreamExt;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use xmpp_survey::dns::resolve::{DnsConfig, Resolver};
+use xmpp_survey::limits::{self, Limits};
+use xmpp_survey::net::policy::AddressPolicy;
+use xmpp_survey::probe::endpoint::ProbeContext;
+use xmpp_survey::probe::{Prober, render};
+use xmpp_survey::tls::client::TlsProbe;
+
+#[derive(Parser)]
+#[command(name = "xmpp-survey", version, about = "Measures XMPP servers' TLS readiness (2026): mandatory STARTTLS, server-only certificates, federation acceptance.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Probe domains now and print what was measured (no database needed).
+    Probe(ProbeArgs),
+    /// Run the local test federation (private CA, DNS, simulated servers).
+    #[command(subcommand)]
+    Testnet(TestnetCommand),
+}
+
+#[derive(Subcommand)]
+enum TestnetCommand {
+    /// Start the testnet, write its manifest, and serve until Ctrl-C.
+    Up(TestnetArgs),
+}
+
+/// Parses `5`, `2.5`, `5s` or `500ms`.
+fn duration(s: &str) -> Result<Duration, String> {
+    let (num, scale) = if let Some(ms) = s.strip_suffix("ms") {
+        (ms, 0.001)
+    } else {
+        (s.strip_suffix('s').unwrap_or(s), 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (try 5, 2.5s or 500ms)"))?;
+    if !(v.is_finite() && v > 0.0) {
+        return Err(format!("{s:?} must be a positive duration"));
+    }
+    Ok(Duration::from_secs_f64(v * scale))
+}
+
+#[derive(Args)]
+struct ProbeArgs {
+    /// Domains to probe.
+    domains: Vec<String>,
+    /// Read more domains from FILE (one a line, `#` comments; `-` for stdin).
+    #[arg(short = 'f', long = "file")]
+    files: Vec<PathBuf>,
+    /// Print one JSON object per domain per line (schema: docs/probe-json-schema.md).
+    #[arg(long)]
+    json: bool,
+    /// DNS server to ask (IP:PORT) instead of the system resolver.
+    #[arg(long, env = "XMPP_SURVEY_RESOLVER")]
+    resolver: Option<SocketAddr>,
+    /// Also trust the CA certificates in this PEM file (repeatable).
+    #[arg(long = "extra-ca")]
+    extra_ca: Vec<PathBuf>,
+    /// Allow probing loopback and private addresses (testnet, labs).
+    #[arg(long)]
+    allow_private: bool,
+    /// Skip invalid lines in domain lists instead of refusing to start.
+    #[arg(long)]
+    skip_invalid: bool,
+    /// Domains probed at once.
+    #[arg(long, default_value_t = limits::DEFAULT_CONCURRENCY)]
+    concurrency: usize,
+    /// TCP connect timeout.
+    #[arg(long, value_parser = duration, default_value = "5s")]
+    connect_timeout: Duration,
+    /// Timeout of each stream phase (header, features, STARTTLS, handshake).
+    #[arg(long, value_parser = duration, default_value = "10s")]
+    phase_timeout: Duration,
+    /// Timeout of each DNS question.
+    #[arg(long, value_parser = duration, default_value = "5s")]
+    dns_timeout: Duration,
+    /// Our own domain, sent as `from` on s2s streams.
+    #[arg(long)]
+    probe_domain: Option<String>,
+}
+
+#[derive(Args)]
+struct TestnetArgs {
+    /// Number of simulated domains.
+    #[arg(long, default_value_t = 200)]
+    domains: usize,
+    /// Seed of the profile mix.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Where to write the manifest (JSON). The CA goes beside it as `.ca.pem`.
+    #[arg(long)]
+    manifest: PathBuf,
+    /// Second octet B of the 127.B.0.0/16 block the testnet uses.
+    #[arg(long, default_value_t = 20)]
+    net: u8,
+    /// Port of the testnet's DNS server on 127.B.0.1.
+    #[arg(long, default_value_t = 5300)]
+    dns_port: u16,
+    /// Only these profiles (comma-separated names).
+    #[arg(long, value_delimiter = ',')]
+    profiles: Vec<String>,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    xmpp_survey::install_crypto_provider();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::Probe(a) => probe(a).await,
+            Command::Testnet(TestnetCommand::Up(a)) => testnet_up(a).await,
+        }
+    });
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// Collects domains from arguments and files; refuses bad lines unless
+/// told to skip them, naming file and line.
+fn collect_domains(a: &ProbeArgs) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut bad = Vec::new();
+    for d in &a.domains {
+        match xmpp_survey::domain::normalize(d) {
+            Ok(d) => out.push(d),
+            Err(e) => bad.push(format!("argument {d:?}: {e}")),
+        }
+    }
+    for f in &a.files {
+        let text = if f.as_os_str() == "-" {
+            std::io::read_to_string(std::io::stdin()).context("cannot read domains from stdin")?
+        } else {
+            std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read domain list {}", f.display()))?
+        };
+        let (good, errs) = xmpp_survey::domain::parse_list(f, &text);
+        out.extend(good);
+        bad.extend(errs.iter().map(ToString::to_string));
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|d| seen.insert(d.clone()));
+    if !bad.is_empty() {
+        if a.skip_invalid {
+            for b in &bad {
+                eprintln!("warning: skipped {b}");
+            }
+        } else {
+            bail!(
+                "invalid domain(s), nothing probed (use --skip-invalid to probe the rest):\n  {}",
+                bad.join("\n  ")
+            );
+        }
+    }
+    if out.is_empty() {
+        bail!("no domains to probe: give DOMAIN arguments or --file");
+    }
+    Ok(out)
+}
+
+async fn probe(a: ProbeArgs) -> Result<()> {
+    let domains = collect_domains(&a)?;
+    let mut extra = Vec::new();
+    for path in &a.extra_ca {
+        extra.extend(xmpp_survey::tls::verify::load_extra_ca(path)?);
+    }
+    let tls = TlsProbe::new(extra).context("cannot set up TLS")?;
+    let resolver = Resolver::new(&DnsConfig {
+        server: a.resolver,
+        timeout: a.dns_timeout,
+    })
+    .context("cannot set up the DNS resolver")?;
+    resolver.check_reachable().await?;
+    let limits = Limits {
+        connect_timeout: a.connect_timeout,
+        phase_timeout: a.phase_timeout,
+        dns_timeout: a.dns_timeout,
+        ..Limits::default()
+    };
+    let prober = Prober::new(
+        Arc::new(resolver),
+        ProbeContext {
+            limits,
+            policy: if a.allow_private {
+                AddressPolicy::ALLOW_PRIVATE
+            } else {
+                AddressPolicy::STRICT
+            },
+            tls: Arc::new(tls),
+            probe_domain: a.probe_domain.clone(),
+        },
+    );
+    let mut results = futures::stream::iter(domains)
+        .map(|d| {
+            let prober = prober.clone();
+            async move { prober.probe(&d).await }
+        })
+        .buffered(a.concurrency.max(1));
+    let mut reports = Vec::new();
+    let stdout = std::io::stdout();
+    while let Some(report) = results.next().await {
+        let mut out = stdout.lock();
+        if a.json {
+            serde_json::to_writer(&mut out, &report)?;
+            writeln!(out)?;
+        } else {
+            writeln!(out, "{}", render::domain(&report))?;
+        }
+        out.flush()?;
+        reports.push(report);
+    }
+    if !a.json && reports.len() > 1 {
+        print!("{}", render::table(&reports));
+    }
+    Ok(())
+}
+
+async fn testnet_up(a: TestnetArgs) -> Result<()> {
+    use xmpp_survey::testnet::{Testnet, TestnetConfig};
+    let cfg = TestnetConfig {
+        domains: a.domains,
+        seed: a.seed,
+        net: a.net,
+        dns_port: a.dns_port,
+        profiles: a.profiles.clone(),
+    };
+    let net = Testnet::start(cfg).await?;
+    let ca_path = a.manifest.with_extension("ca.pem");
+    net.write_manifest(&a.manifest, &ca_path)?;
+    println!(
+        "testnet up: {} domains on 127.{}.0.0/16, DNS at {}\nmanifest: {}\nCA:       {}\n\nprobe it with:\n  xmpp-survey probe --resolver {} --extra-ca {} --allow-private {}\n\nCtrl-C stops it.",
+        net.domains().len(),
+        a.net,
+        net.dns_addr(),
+        a.manifest.display(),
+        ca_path.display(),
+        net.dns_addr(),
+        ca_path.display(),
+        net.domains().first().map(String::as_str).unwrap_or("DOMAIN"),
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot wait for Ctrl-C")?;
+    net.shutdown().await;
+    Ok(())
+}

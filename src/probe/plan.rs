@@ -4,7 +4,7 @@
 //! default port when there are no SRV records) and XEP-0368 §3 (direct TLS
 //! SRV records are tried alongside STARTTLS ones).
 
-use crate::dns::{DnsOutcome, DnsReport, SrvLookup, SrvService};
+use crate::dns::{DnsOutcome, DnsReport, SrvLookup, SrvService, TlsaRecord};
 use crate::limits::{MAX_ADDRS_PER_TARGET, MAX_SRV_TARGETS};
 use crate::probe::report::{EndpointSource, Transport};
 use crate::xmpp::Service;
@@ -25,6 +25,18 @@ pub struct EndpointPlan {
     pub port: u16,
     /// SRV or fallback.
     pub source: EndpointSource,
+    /// TLSA records of `_PORT._tcp.HOST` (RFC 7673 §3), to match the
+    /// presented chain against.
+    pub tlsa: Vec<TlsaRecord>,
+}
+
+fn tlsa(dns: &DnsReport, port: u16, host: &str) -> Vec<TlsaRecord> {
+    let name = format!("_{port}._tcp.{host}");
+    dns.tlsa
+        .iter()
+        .find(|t| t.name == name)
+        .map(|t| t.records.clone())
+        .unwrap_or_default()
 }
 
 fn srv_for(service: Service, transport: Transport) -> SrvService {
@@ -77,6 +89,7 @@ pub fn plan(domain: &str, dns: &DnsReport) -> Vec<EndpointPlan> {
                         ip,
                         port: rec.port,
                         source: EndpointSource::Srv,
+                        tlsa: tlsa(dns, rec.port, &rec.target),
                     });
                 }
             }
@@ -95,6 +108,7 @@ pub fn plan(domain: &str, dns: &DnsReport) -> Vec<EndpointPlan> {
                     ip,
                     port,
                     source: EndpointSource::Fallback,
+                    tlsa: tlsa(dns, port, domain),
                 });
             }
         }
