@@ -6,7 +6,7 @@
 //! hosting does in the wild); the rest get an address of their own.
 
 use crate::dns::SrvService;
-use crate::testnet::profile::{DnsShape, PROFILES, Profile};
+use crate::testnet::profile::{DnsShape, Profile};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -142,16 +142,16 @@ impl AddressPlan {
 
 /// Picks `n` profiles by weight, deterministically for a seed: every
 /// profile appears at least once when `n` allows, the rest by weight.
-pub fn assign(n: usize, seed: u64) -> Vec<&'static Profile> {
-    let mut out: Vec<&'static Profile> = PROFILES.iter().take(n).collect();
-    let total: u32 = PROFILES.iter().map(|p| p.weight).sum();
+pub fn assign(from: &[&'static Profile], n: usize, seed: u64) -> Vec<&'static Profile> {
+    let mut out: Vec<&'static Profile> = from.iter().copied().take(n).collect();
+    let total: u32 = from.iter().map(|p| p.weight.max(1)).sum::<u32>().max(1);
     let mut i = 0usize;
     while out.len() < n {
         // Deterministic weighted round-robin: profile p gets weight/total of the rest.
         let slot = (i as u32) % total;
         let mut acc = 0;
-        for p in PROFILES {
-            acc += p.weight;
+        for &p in from {
+            acc += p.weight.max(1);
             if slot < acc {
                 out.push(p);
                 break;

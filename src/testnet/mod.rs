@@ -5,7 +5,358 @@
 //! - [`profile`]: the behaviours, one declaration each.
 //! - [`layout`]: which domain lives where, and its DNS records.
 //! - [`expect`]: the ground truth derived from a placed profile.
+//! - [`certs`] / [`pki`]: the private CA and per-profile certificates.
+//! - [`dns`]: the authoritative DNS server.
+//! - [`server`]: the simulated XMPP servers.
 
+pub mod certs;
+pub mod dns;
 pub mod expect;
 pub mod layout;
+pub mod pki;
 pub mod profile;
+pub mod server;
+
+use crate::facts::Facts;
+use crate::testnet::expect::CertDates;
+use crate::testnet::layout::{AddressPlan, NameBehaviour, Placed, Ports, ZoneRecord};
+use crate::testnet::profile::{DnsShape, PROFILES, Profile, Tcp};
+use crate::testnet::server::{Listener, Shared};
+use crate::xmpp::Service;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use thiserror::Error;
+
+/// Version of the manifest format.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// What to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestnetConfig {
+    /// Number of domains.
+    pub domains: usize,
+    /// Seed of the profile mix.
+    pub seed: u64,
+    /// Second octet of 127.B.0.0/16.
+    pub net: u8,
+    /// DNS server port on 127.B.0.1 (0: any free port).
+    pub dns_port: u16,
+    /// Only these profiles (empty: all).
+    pub profiles: Vec<String>,
+}
+
+/// Why the testnet could not start.
+#[derive(Debug, Error)]
+pub enum TestnetError {
+    /// A `--profiles` name that does not exist.
+    #[error("unknown testnet profile {0:?} (known: {1})")]
+    UnknownProfile(String, String),
+    /// Certificate generation failed.
+    #[error("testnet PKI: {0}")]
+    Pki(String),
+    /// A socket could not be bound.
+    #[error("{0}")]
+    Bind(#[from] std::io::Error),
+    /// `--domains 0`.
+    #[error("--domains must be at least 1")]
+    NoDomains,
+}
+
+/// One domain of the manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestDomain {
+    /// The XMPP domain.
+    pub domain: String,
+    /// Profile name.
+    pub profile: String,
+    /// The server's address.
+    pub ip: IpAddr,
+    /// Shares its address with other domains.
+    pub shared: bool,
+    /// Expected facts (see [`crate::facts`]).
+    pub expect: Facts,
+}
+
+/// The testnet's ground truth, written as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// [`MANIFEST_VERSION`].
+    pub manifest_version: u32,
+    /// Seed used.
+    pub seed: u64,
+    /// The DNS server to pass as `--resolver`.
+    pub resolver: SocketAddr,
+    /// The probe identity's address (for the acceptance probe).
+    pub probe_address: IpAddr,
+    /// Every domain with its expectations.
+    pub domains: Vec<ManifestDomain>,
+}
+
+/// A running testnet. Dropping it without [`Testnet::shutdown`] leaves
+/// its tasks running until the runtime ends.
+pub struct Testnet {
+    shared: Arc<Shared>,
+    dns: dns::DnsServer,
+    manifest: Manifest,
+    placed: Vec<Arc<Placed>>,
+}
+
+fn profile_list(names: &[String]) -> Result<Vec<&'static Profile>, TestnetError> {
+    if names.is_empty() {
+        return Ok(PROFILES.iter().collect());
+    }
+    names
+        .iter()
+        .map(|n| {
+            profile::by_name(n.trim()).ok_or_else(|| {
+                TestnetError::UnknownProfile(
+                    n.clone(),
+                    PROFILES.iter().map(|p| p.name).collect::<Vec<_>>().join(", "),
+                )
+            })
+        })
+        .collect()
+}
+
+/// SHA-256 of a certificate's SubjectPublicKeyInfo (TLSA 3 1 1, RFC 6698 §2.1).
+fn spki_sha256(der: &[u8]) -> Option<Vec<u8>> {
+    use sha2::Digest;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(sha2::Sha256::digest(cert.tbs_certificate.subject_pki.raw).to_vec())
+}
+
+impl Testnet {
+    /// Starts DNS and every server; returns once all are listening.
+    pub async fn start(cfg: TestnetConfig) -> Result<Self, TestnetError> {
+        if cfg.domains == 0 {
+            return Err(TestnetError::NoDomains);
+        }
+        let plan = AddressPlan { net: cfg.net };
+        let profiles = layout::assign(&profile_list(&cfg.profiles)?, cfg.domains, cfg.seed);
+        let tag = format!("{}-{}-{:08x}", cfg.seed, cfg.net, rand::random::<u32>());
+        let pki = certs::Pki::new(&tag).map_err(|e| TestnetError::Pki(e.to_string()))?;
+        let dates = CertDates {
+            not_after: pki.leaf_not_after().date(),
+        };
+        let shared = Arc::new(Shared::new(pki));
+
+        // IPv6-only domains live on ::1, each on ports of its own.
+        let mut v6: Vec<(std::net::TcpListener, std::net::TcpListener)> = Vec::new();
+        let mut bind_err = None;
+        let placed = layout::place(plan, &profiles, || {
+            let pair = (|| {
+                let a = std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0))?;
+                let b = std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0))?;
+                Ok::<_, std::io::Error>((a, b))
+            })();
+            match pair {
+                Ok((a, b)) => {
+                    let ports = Ports {
+                        c2s: a.local_addr().map(|x| x.port()).unwrap_or(0),
+                        s2s: b.local_addr().map(|x| x.port()).unwrap_or(0),
+                        c2s_direct: 0,
+                        s2s_direct: 0,
+                    };
+                    v6.push((a, b));
+                    ports
+                }
+                Err(e) => {
+                    bind_err = Some(e);
+                    layout::STANDARD_PORTS
+                }
+            }
+        });
+        if let Some(e) = bind_err {
+            return Err(std::io::Error::new(e.kind(), format!("cannot listen on [::1]: {e}")).into());
+        }
+        let placed: Vec<Arc<Placed>> = placed.into_iter().map(Arc::new).collect();
+
+        // DNS.
+        let mut zone = dns::ZoneData::new();
+        for p in &placed {
+            let (records, special) = layout::records(p, plan);
+            for r in records {
+                match r {
+                    ZoneRecord::Srv {
+                        name,
+                        priority,
+                        weight,
+                        port,
+                        target,
+                    } => zone.add_srv(&name, priority, weight, port, &target),
+                    ZoneRecord::A { name, ip } => zone.add_a(&name, ip),
+                    ZoneRecord::Aaaa { name, ip } => zone.add_aaaa(&name, ip),
+                    ZoneRecord::Cname { name, target } => zone
+                        .add_cname(&name, &target)
+                        .map_err(|e| TestnetError::Pki(format!("CNAME {name}: {e}")))?,
+                    ZoneRecord::TlsaSpki { name } => {
+                        let leaf = shared
+                            .leaf(p)
+                            .map_err(TestnetError::Pki)?;
+                        let hash = spki_sha256(leaf.as_ref())
+                            .ok_or_else(|| TestnetError::Pki("cannot parse own leaf".into()))?;
+                        zone.add_tlsa(&name, 3, 1, 1, hash);
+                    }
+                }
+            }
+            for (name, b) in special {
+                match b {
+                    NameBehaviour::ServFail => zone.servfail(&name),
+                    NameBehaviour::Drop => zone.drop_queries(&name),
+                    NameBehaviour::Secure => zone.secure(&name),
+                }
+            }
+        }
+        let dns = dns::serve(zone, SocketAddr::new(IpAddr::V4(plan.dns()), cfg.dns_port))
+            .await
+            .map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot start testnet DNS on {}:{}: {e}", plan.dns(), cfg.dns_port),
+                )
+            })?;
+
+        // Servers, grouped by address.
+        let mut hosts: BTreeMap<IpAddr, Vec<Arc<Placed>>> = BTreeMap::new();
+        for p in &placed {
+            if p.profile.dns != DnsShape::AaaaOnly {
+                hosts.entry(p.ip).or_default().push(p.clone());
+            }
+        }
+        for (ip, tenants) in hosts {
+            let first = tenants[0].clone();
+            let shared_host = first.shared;
+            let tenants = Arc::new(tenants);
+            let mut want: Vec<(Service, bool, u16)> = Vec::new();
+            let ports = first.ports;
+            if shared_host {
+                want = vec![
+                    (Service::C2s, false, ports.c2s),
+                    (Service::S2s, false, ports.s2s),
+                    (Service::C2s, true, ports.c2s_direct),
+                    (Service::S2s, true, ports.s2s_direct),
+                ];
+            } else {
+                let pr = first.profile;
+                if pr.c2s.tcp != Tcp::Refused {
+                    want.push((Service::C2s, false, ports.c2s));
+                }
+                if pr.s2s.is_some_and(|s| s.tcp != Tcp::Refused) {
+                    want.push((Service::S2s, false, ports.s2s));
+                }
+                if pr.dns == DnsShape::SrvAndDirectTls {
+                    want.push((Service::C2s, true, ports.c2s_direct));
+                    want.push((Service::S2s, true, ports.s2s_direct));
+                }
+            }
+            for (service, direct, port) in want {
+                let sock = server::bind(SocketAddr::new(ip, port)).await?;
+                server::spawn(
+                    &shared,
+                    sock,
+                    Listener {
+                        service,
+                        direct,
+                        tenants: tenants.clone(),
+                    },
+                );
+            }
+        }
+        let v6_domains = placed.iter().filter(|p| p.profile.dns == DnsShape::AaaaOnly);
+        for (p, (a, b)) in v6_domains.zip(v6) {
+            let tenants = Arc::new(vec![p.clone()]);
+            for (service, l) in [(Service::C2s, a), (Service::S2s, b)] {
+                l.set_nonblocking(true)?;
+                let sock = tokio::net::TcpListener::from_std(l)?;
+                server::spawn(
+                    &shared,
+                    sock,
+                    Listener {
+                        service,
+                        direct: false,
+                        tenants: tenants.clone(),
+                    },
+                );
+            }
+        }
+
+        let dead = IpAddr::V4(plan.dead());
+        let domains = placed
+            .iter()
+            .map(|p| ManifestDomain {
+                domain: p.domain.clone(),
+                profile: p.profile.name.to_string(),
+                ip: p.ip,
+                shared: p.shared,
+                expect: expect::expected(p, dead, dates),
+            })
+            .collect();
+        let manifest = Manifest {
+            manifest_version: MANIFEST_VERSION,
+            seed: cfg.seed,
+            resolver: dns.addr,
+            probe_address: IpAddr::V4(plan.probe()),
+            domains,
+        };
+        Ok(Self {
+            shared,
+            dns,
+            manifest,
+            placed,
+        })
+    }
+
+    /// The manifest (ground truth).
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The DNS server's address (`--resolver`).
+    pub fn dns_addr(&self) -> SocketAddr {
+        self.dns.addr
+    }
+
+    /// Every domain, in manifest order.
+    pub fn domains(&self) -> Vec<String> {
+        self.placed.iter().map(|p| p.domain.clone()).collect()
+    }
+
+    /// The placed domains.
+    pub fn placed(&self) -> &[Arc<Placed>] {
+        &self.placed
+    }
+
+    /// The root CA certificate, PEM (`--extra-ca`).
+    pub fn ca_pem(&self) -> String {
+        self.shared.pki().root.pem()
+    }
+
+    /// Connections accepted on `ip` so far.
+    pub fn connections(&self, ip: IpAddr) -> u64 {
+        self.shared.counters.get(ip)
+    }
+
+    /// Connections accepted on every address so far.
+    pub fn total_connections(&self) -> u64 {
+        self.shared.counters.total()
+    }
+
+    /// Writes the manifest and the root CA (PEM) to files.
+    pub fn write_manifest(&self, manifest: &Path, ca: &Path) -> std::io::Result<()> {
+        let json = serde_json::to_vec_pretty(&self.manifest)?;
+        std::fs::write(manifest, json).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot write {}: {e}", manifest.display()))
+        })?;
+        std::fs::write(ca, self.ca_pem())
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot write {}: {e}", ca.display())))
+    }
+
+    /// Stops DNS and every server.
+    pub async fn shutdown(self) {
+        self.shared.shutdown().await;
+        self.dns.shutdown().await;
+    }
+}
