@@ -103,10 +103,20 @@ fn cert_facts(
             &["client_and_server", "server_only"],
             false,
         ),
-        LetsEncryptClientAndServer => {
-            (2, "trusted", "dns_id", &["client_and_server", "any"], true)
-        }
-        LetsEncryptServerOnly => (2, "trusted", "dns_id", &["server_only", "any"], true),
+        LetsEncryptClientAndServer => (
+            2,
+            "trusted",
+            "dns_id",
+            &["client_and_server", "client_and_server"],
+            true,
+        ),
+        LetsEncryptServerOnly => (
+            2,
+            "trusted",
+            "dns_id",
+            &["server_only", "client_and_server"],
+            true,
+        ),
     }
 }
 
