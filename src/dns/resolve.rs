@@ -83,6 +83,7 @@ pub struct Resolver {
     inner: TokioResolver,
     pool: NameServerPool<TokioRuntimeProvider>,
     server_desc: String,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Resolver {
@@ -111,11 +112,12 @@ impl Resolver {
                 )
             }
             None => {
-                let (config, _) = hickory_resolver::system_conf::read_system_conf().map_err(
-                    |e| DnsSetupError::Config {
-                        reason: format!("reading the system resolver configuration: {e}"),
-                    },
-                )?;
+                let (config, _) =
+                    hickory_resolver::system_conf::read_system_conf().map_err(|e| {
+                        DnsSetupError::Config {
+                            reason: format!("reading the system resolver configuration: {e}"),
+                        }
+                    })?;
                 let desc = config
                     .name_servers
                     .iter()
@@ -153,6 +155,7 @@ impl Resolver {
             inner,
             pool,
             server_desc,
+            timeout: cfg.timeout,
         })
     }
 
@@ -178,6 +181,13 @@ impl Resolver {
         let request = DnsRequest::from_query(query, DnsRequestOptions::default());
         match self.pool.send(request).first_answer().await {
             Ok(_) | Err(NetError::Dns(_)) => Ok(()),
+            Err(NetError::Timeout) => Err(DnsSetupError::Unreachable {
+                server: self.server_desc.clone(),
+                reason: format!(
+                    "no answer to `. SOA` within {:?} over UDP or TCP",
+                    self.timeout
+                ),
+            }),
             Err(e) => Err(DnsSetupError::Unreachable {
                 server: self.server_desc.clone(),
                 reason: e.to_string(),
@@ -330,7 +340,10 @@ impl Resolver {
     pub async fn dnssec(&self, domain: &str) -> Dnssec {
         let domain = normalize_name(domain);
         let srv_owner = format!("{}.{domain}", SrvService::XmppServer.label());
-        for (owner, rtype) in [(srv_owner.as_str(), RecordType::SRV), (&domain, RecordType::A)] {
+        for (owner, rtype) in [
+            (srv_owner.as_str(), RecordType::SRV),
+            (&domain, RecordType::A),
+        ] {
             if let Some(ad) = self.ad_bit(owner, rtype).await {
                 return if ad {
                     Dnssec::Validated
@@ -483,14 +496,403 @@ fn classify(err: &NetError) -> (DnsOutcome, Option<String>) {
         NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail)) => {
             (DnsOutcome::ServFail, None)
         }
-        NetError::Dns(DnsError::ResponseCode(ResponseCode::Refused)) => {
-            (DnsOutcome::Refused, None)
-        }
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::Refused)) => (DnsOutcome::Refused, None),
         NetError::Dns(DnsError::ResponseCode(other)) => {
             (DnsOutcome::Error, Some(format!("response code {other}")))
         }
         NetError::Timeout => (DnsOutcome::Timeout, None),
         NetError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => (DnsOutcome::Timeout, None),
         other => (DnsOutcome::Error, Some(other.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Loopback tests: our own test DNS server on 127.0.0.1, never the
+    //! system resolver.
+
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    use std::time::Instant;
+
+    use super::*;
+    use crate::testnet::dns::{DnsServer, ZoneData, serve};
+
+    /// Short, so the timeout test is fast; loopback answers in microseconds.
+    const TEST_TIMEOUT: Duration = Duration::from_millis(300);
+
+    async fn start(zone: ZoneData) -> (DnsServer, Resolver) {
+        let server = serve(zone, "127.0.0.1:0".parse().unwrap())
+            .await
+            .expect("bind test DNS server");
+        let resolver = Resolver::new(&DnsConfig {
+            server: Some(server.addr),
+            timeout: TEST_TIMEOUT,
+        })
+        .expect("resolver");
+        (server, resolver)
+    }
+
+    fn srv_rec(priority: u16, weight: u16, port: u16, target: &str) -> SrvRecord {
+        SrvRecord {
+            priority,
+            weight,
+            port,
+            target: target.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn rfc2782_srv_priorities_and_weights() {
+        let mut z = ZoneData::new();
+        let n = "_xmpp-client._tcp.multi.test";
+        z.add_srv(n, 20, 0, 5222, "c.multi.test").unwrap();
+        z.add_srv(n, 10, 1, 5222, "b.multi.test").unwrap();
+        z.add_srv(n, 10, 50, 5223, "A.Multi.Test").unwrap();
+        let (_s, r) = start(z).await;
+        let got = r.srv("multi.test", SrvService::XmppClient).await;
+        assert_eq!(got.outcome, DnsOutcome::Records);
+        assert_eq!(
+            got.records,
+            vec![
+                srv_rec(10, 50, 5223, "a.multi.test"),
+                srv_rec(10, 1, 5222, "b.multi.test"),
+                srv_rec(20, 0, 5222, "c.multi.test"),
+            ]
+        );
+        assert!(!got.decidedly_unavailable);
+    }
+
+    #[tokio::test]
+    async fn rfc6120_3_2_1_lone_dot_target_is_decidedly_unavailable() {
+        let mut z = ZoneData::new();
+        z.add_srv("_xmpp-server._tcp.nos2s.test", 0, 0, 0, ".")
+            .unwrap();
+        let (_s, r) = start(z).await;
+        let got = r.srv("nos2s.test", SrvService::XmppServer).await;
+        assert_eq!(got.outcome, DnsOutcome::Records);
+        assert!(got.decidedly_unavailable);
+        assert_eq!(got.records, vec![srv_rec(0, 0, 0, ".")]);
+    }
+
+    #[tokio::test]
+    async fn nxdomain_and_nodata_are_distinct() {
+        let mut z = ZoneData::new();
+        // `_xmpp-client._tcp.nodata.test` exists (it owns an A record) but
+        // has no SRV: NOERROR with an empty answer.
+        z.add_a("_xmpp-client._tcp.nodata.test", Ipv4Addr::new(127, 0, 0, 9));
+        z.add_a("exists.test", Ipv4Addr::new(127, 0, 0, 10));
+        let (_s, r) = start(z).await;
+        let nx = r.srv("nowhere.test", SrvService::XmppClient).await;
+        assert_eq!(nx.outcome, DnsOutcome::NxDomain);
+        let nodata = r.srv("nodata.test", SrvService::XmppClient).await;
+        assert_eq!(nodata.outcome, DnsOutcome::NoData);
+        let sibling = r.srv("nodata.test", SrvService::XmppServer).await;
+        assert_eq!(sibling.outcome, DnsOutcome::NxDomain);
+        let h = r.host("exists.test").await;
+        assert_eq!((h.a, h.aaaa), (DnsOutcome::Records, DnsOutcome::NoData));
+        // A name with only names below it (empty non-terminal, RFC 8020)
+        // exists: NODATA, not NXDOMAIN.
+        let h = r.host("_tcp.nodata.test").await;
+        assert_eq!((h.a, h.aaaa), (DnsOutcome::NoData, DnsOutcome::NoData));
+    }
+
+    #[tokio::test]
+    async fn servfail_is_recorded() {
+        let mut z = ZoneData::new();
+        z.add_srv("_xmpp-client._tcp.broken.test", 0, 0, 5222, "x.broken.test")
+            .unwrap();
+        z.servfail("broken.test");
+        let (_s, r) = start(z).await;
+        let got = r.srv("broken.test", SrvService::XmppClient).await;
+        assert_eq!(got.outcome, DnsOutcome::ServFail);
+        assert!(got.records.is_empty());
+        let h = r.host("broken.test").await;
+        assert_eq!((h.a, h.aaaa), (DnsOutcome::ServFail, DnsOutcome::ServFail));
+    }
+
+    #[tokio::test]
+    async fn dropped_queries_time_out() {
+        let mut z = ZoneData::new();
+        z.add_a("slow.test", Ipv4Addr::new(127, 0, 0, 11));
+        z.drop_queries("slow.test");
+        let (_s, r) = start(z).await;
+        let t0 = Instant::now();
+        let got = r.srv("slow.test", SrvService::XmppServer).await;
+        assert_eq!(got.outcome, DnsOutcome::Timeout);
+        let h = r.host("slow.test").await;
+        assert_eq!((h.a, h.aaaa), (DnsOutcome::Timeout, DnsOutcome::Timeout));
+        assert!(h.addrs.is_empty());
+        // Bounded by timeout × (1 + ATTEMPTS) per question, run twice here.
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    }
+
+    #[tokio::test]
+    async fn cname_chain_to_a_is_followed_and_recorded() {
+        let mut z = ZoneData::new();
+        z.add_cname("alias.test", "middle.test").unwrap();
+        z.add_cname("middle.test", "Real.Test").unwrap();
+        z.add_a("real.test", Ipv4Addr::new(127, 0, 3, 1));
+        z.add_a("real.test", Ipv4Addr::new(127, 0, 3, 2));
+        let (_s, r) = start(z).await;
+        let h = r.host("alias.test.").await;
+        assert_eq!(h.name, "alias.test");
+        assert_eq!(h.a, DnsOutcome::Records);
+        assert_eq!(h.aaaa, DnsOutcome::NoData);
+        assert_eq!(h.cnames, vec!["middle.test", "real.test"]);
+        assert_eq!(
+            h.addrs,
+            vec![
+                IpAddr::from(Ipv4Addr::new(127, 0, 3, 1)),
+                IpAddr::from(Ipv4Addr::new(127, 0, 3, 2))
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn cname_to_a_misbehaving_target_is_followed_by_the_resolver() {
+        // The server stops chasing at a target with a behaviour; the
+        // resolver then asks for the target itself and gets SERVFAIL.
+        let mut z = ZoneData::new();
+        z.add_cname("alias2.test", "dead.test").unwrap();
+        z.add_a("dead.test", Ipv4Addr::new(127, 0, 3, 3));
+        z.servfail("dead.test");
+        let (_s, r) = start(z).await;
+        let h = r.host("alias2.test").await;
+        assert_eq!(h.a, DnsOutcome::ServFail);
+        assert!(h.addrs.is_empty());
+    }
+
+    #[tokio::test]
+    async fn aaaa_only_host() {
+        let mut z = ZoneData::new();
+        z.add_aaaa("v6.test", "fd00::1".parse::<Ipv6Addr>().unwrap());
+        z.add_aaaa("v6.test", Ipv6Addr::LOCALHOST);
+        let (_s, r) = start(z).await;
+        let h = r.host("v6.test").await;
+        assert_eq!(h.a, DnsOutcome::NoData);
+        assert_eq!(h.aaaa, DnsOutcome::Records);
+        assert_eq!(
+            h.addrs,
+            vec![
+                "fd00::1".parse::<IpAddr>().unwrap(),
+                IpAddr::from(Ipv6Addr::LOCALHOST)
+            ]
+        );
+        assert!(h.cnames.is_empty());
+    }
+
+    #[tokio::test]
+    async fn dual_stack_lists_ipv4_first() {
+        let mut z = ZoneData::new();
+        z.add_aaaa("dual.test", Ipv6Addr::LOCALHOST);
+        z.add_a("dual.test", Ipv4Addr::new(127, 0, 4, 1));
+        let (_s, r) = start(z).await;
+        let h = r.host("dual.test").await;
+        assert_eq!(
+            h.addrs,
+            vec![
+                IpAddr::from(Ipv4Addr::new(127, 0, 4, 1)),
+                IpAddr::from(Ipv6Addr::LOCALHOST)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn rfc6698_tlsa_at_port_tcp_target() {
+        let mut z = ZoneData::new();
+        z.add_tlsa("_5269._tcp.xmpp.dane.test", 3, 1, 1, vec![0xAB; 32]);
+        z.add_a("xmpp.dane.test", Ipv4Addr::new(127, 0, 5, 1));
+        let (_s, r) = start(z).await;
+        let t = r.tlsa(5269, "XMPP.dane.test.").await;
+        assert_eq!(t.name, "_5269._tcp.xmpp.dane.test");
+        assert_eq!(t.outcome, DnsOutcome::Records);
+        assert_eq!(
+            t.records,
+            vec![TlsaRecord {
+                usage: 3,
+                selector: 1,
+                matching: 1,
+                data: "ab".repeat(32),
+            }]
+        );
+        let none = r.tlsa(5222, "xmpp.dane.test").await;
+        assert_eq!(none.outcome, DnsOutcome::NxDomain);
+        assert!(none.records.is_empty());
+    }
+
+    #[tokio::test]
+    async fn discover_full_domain() {
+        let d = "full.test";
+        let mut z = ZoneData::new();
+        z.add_srv("_xmpp-client._tcp.full.test", 5, 0, 5222, "c2s.full.test")
+            .unwrap();
+        z.add_srv("_xmpps-client._tcp.full.test", 5, 0, 5223, "c2s.full.test")
+            .unwrap();
+        z.add_srv(
+            "_xmpp-server._tcp.full.test",
+            10,
+            0,
+            5269,
+            "s2s-b.full.test",
+        )
+        .unwrap();
+        z.add_srv("_xmpp-server._tcp.full.test", 5, 0, 5269, "s2s-a.full.test")
+            .unwrap();
+        // No _xmpps-server: NXDOMAIN, and no fallback for direct TLS.
+        z.add_a("c2s.full.test", Ipv4Addr::new(127, 0, 6, 1));
+        z.add_a("s2s-a.full.test", Ipv4Addr::new(127, 0, 6, 2));
+        z.add_aaaa("s2s-b.full.test", Ipv6Addr::LOCALHOST);
+        z.add_tlsa("_5269._tcp.s2s-a.full.test", 3, 1, 1, vec![1, 2, 3]);
+        z.add_a(d, Ipv4Addr::new(127, 0, 6, 9));
+        let (_s, r) = start(z).await;
+        let rep = r.discover("Full.Test.").await;
+
+        let services: Vec<SrvService> = rep.srv.iter().map(|s| s.service).collect();
+        assert_eq!(services, SrvService::ALL);
+        let outcomes: Vec<DnsOutcome> = rep.srv.iter().map(|s| s.outcome).collect();
+        assert_eq!(
+            outcomes,
+            [
+                DnsOutcome::Records,
+                DnsOutcome::Records,
+                DnsOutcome::Records,
+                DnsOutcome::NxDomain
+            ]
+        );
+        assert_eq!(rep.srv[2].records[0].target, "s2s-a.full.test");
+
+        // Distinct targets in SRV order; the domain is not asked since both
+        // _xmpp-client and _xmpp-server have SRV records.
+        let hosts: Vec<&str> = rep.hosts.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(
+            hosts,
+            ["c2s.full.test", "s2s-a.full.test", "s2s-b.full.test"]
+        );
+        assert_eq!(rep.hosts[2].aaaa, DnsOutcome::Records);
+
+        let tlsa: Vec<(&str, DnsOutcome)> = rep
+            .tlsa
+            .iter()
+            .map(|t| (t.name.as_str(), t.outcome))
+            .collect();
+        assert_eq!(
+            tlsa,
+            [
+                ("_5222._tcp.c2s.full.test", DnsOutcome::NxDomain),
+                ("_5223._tcp.c2s.full.test", DnsOutcome::NxDomain),
+                ("_5269._tcp.s2s-a.full.test", DnsOutcome::Records),
+                ("_5269._tcp.s2s-b.full.test", DnsOutcome::NxDomain),
+            ]
+        );
+        assert_eq!(rep.dnssec, Dnssec::NotValidated);
+    }
+
+    #[tokio::test]
+    async fn rfc6120_3_2_2_discover_falls_back_to_the_domain() {
+        let mut z = ZoneData::new();
+        z.add_a("plain.test", Ipv4Addr::new(127, 0, 7, 1));
+        // c2s explicitly unavailable: no fallback for it.
+        z.add_srv("_xmpp-client._tcp.plain.test", 0, 0, 0, ".")
+            .unwrap();
+        let (_s, r) = start(z).await;
+        let rep = r.discover("plain.test").await;
+        assert!(rep.srv[0].decidedly_unavailable);
+        assert_eq!(rep.srv[2].outcome, DnsOutcome::NxDomain);
+        let hosts: Vec<&str> = rep.hosts.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(hosts, ["plain.test"]);
+        assert_eq!(
+            rep.hosts[0].addrs,
+            vec![IpAddr::from(Ipv4Addr::new(127, 0, 7, 1))]
+        );
+        let tlsa: Vec<&str> = rep.tlsa.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(tlsa, ["_5269._tcp.plain.test"]);
+        // No SRV for s2s: DNSSEC status comes from the domain's A answer.
+        assert_eq!(rep.dnssec, Dnssec::NotValidated);
+    }
+
+    #[tokio::test]
+    async fn rfc4035_3_2_3_ad_bit_gives_validated() {
+        let mut z = ZoneData::new();
+        for d in ["signed.test", "unsigned.test"] {
+            z.add_srv(
+                &format!("_xmpp-server._tcp.{d}"),
+                0,
+                0,
+                5269,
+                &format!("x.{d}"),
+            )
+            .unwrap();
+            z.add_a(&format!("x.{d}"), Ipv4Addr::new(127, 0, 8, 1));
+        }
+        z.add_a("signed-a-only.test", Ipv4Addr::new(127, 0, 8, 2));
+        z.secure("signed.test");
+        z.secure("signed-a-only.test");
+        let (_s, r) = start(z).await;
+        assert_eq!(r.dnssec("signed.test").await, Dnssec::Validated);
+        assert_eq!(r.dnssec("unsigned.test").await, Dnssec::NotValidated);
+        assert_eq!(r.dnssec("signed-a-only.test").await, Dnssec::Validated);
+        assert_eq!(r.dnssec("missing.test").await, Dnssec::Unknown);
+        assert_eq!(r.discover("signed.test").await.dnssec, Dnssec::Validated);
+    }
+
+    #[tokio::test]
+    async fn check_reachable_against_test_server() {
+        let (_s, r) = start(ZoneData::new()).await;
+        // `. SOA` is NXDOMAIN here: still an answer, so reachable.
+        r.check_reachable().await.expect("reachable");
+    }
+
+    #[tokio::test]
+    async fn check_reachable_reports_a_dead_server_by_address() {
+        let r = Resolver::new(&DnsConfig {
+            server: Some("127.0.0.1:1".parse().unwrap()),
+            timeout: TEST_TIMEOUT,
+        })
+        .unwrap();
+        let err = r
+            .check_reachable()
+            .await
+            .expect_err("nothing listens on :1");
+        assert!(
+            matches!(&err, DnsSetupError::Unreachable { server, .. } if server == "127.0.0.1:1"),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
+        eprintln!("check_reachable message: {err}");
+    }
+
+    #[tokio::test]
+    async fn stopped_server_times_out() {
+        let mut z = ZoneData::new();
+        z.add_a("gone.test", Ipv4Addr::new(127, 0, 9, 1));
+        let (s, r) = start(z).await;
+        assert_eq!(r.host("gone.test").await.a, DnsOutcome::Records);
+        s.shutdown().await;
+        let h = r.host("gone.test").await;
+        assert_ne!(h.a, DnsOutcome::Records);
+        assert!(r.check_reachable().await.is_err());
+    }
+
+    #[test]
+    fn classify_maps_every_named_outcome() {
+        use hickory_resolver::net::NoRecords;
+        let q = Query::query(Name::root(), RecordType::A);
+        let nr = |code| NetError::Dns(DnsError::NoRecordsFound(NoRecords::new(q.clone(), code)));
+        assert_eq!(
+            classify(&nr(ResponseCode::NXDomain)).0,
+            DnsOutcome::NxDomain
+        );
+        assert_eq!(classify(&nr(ResponseCode::NoError)).0, DnsOutcome::NoData);
+        let rc = |code| NetError::Dns(DnsError::ResponseCode(code));
+        assert_eq!(
+            classify(&rc(ResponseCode::ServFail)).0,
+            DnsOutcome::ServFail
+        );
+        assert_eq!(classify(&rc(ResponseCode::Refused)).0, DnsOutcome::Refused);
+        let (o, d) = classify(&rc(ResponseCode::FormErr));
+        assert_eq!(o, DnsOutcome::Error);
+        assert!(d.is_some());
+        assert_eq!(classify(&NetError::Timeout).0, DnsOutcome::Timeout);
+        assert_eq!(classify(&NetError::Msg("odd".into())).0, DnsOutcome::Error);
     }
 }

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::ProtoError;
-use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, MessageType, OpCode, ResponseCode};
+use hickory_proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::tlsa::{CertUsage, Matching, Selector};
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, SOA, SRV, TLSA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -108,10 +108,7 @@ impl ZoneData {
         target: &str,
     ) -> Result<(), ProtoError> {
         let target = fqdn(target)?;
-        self.add(
-            name,
-            RData::SRV(SRV::new(priority, weight, port, target)),
-        );
+        self.add(name, RData::SRV(SRV::new(priority, weight, port, target)));
         Ok(())
     }
 
@@ -315,8 +312,20 @@ impl Handler {
 
         let query = match request.request_info() {
             Ok(info) if request.metadata.op_code == OpCode::Query => info.query,
-            Ok(_) => return send(rh, builder.error_msg(&request.metadata, ResponseCode::NotImp)).await,
-            Err(_) => return send(rh, builder.error_msg(&request.metadata, ResponseCode::FormErr)).await,
+            Ok(_) => {
+                return send(
+                    rh,
+                    builder.error_msg(&request.metadata, ResponseCode::NotImp),
+                )
+                .await;
+            }
+            Err(_) => {
+                return send(
+                    rh,
+                    builder.error_msg(&request.metadata, ResponseCode::FormErr),
+                )
+                .await;
+            }
         };
         let qname: Name = query.name().into();
         let behaviour = self.zone.behaviour(&key(&qname.to_ascii()));
@@ -329,7 +338,11 @@ impl Handler {
             });
         }
         if behaviour.servfail {
-            return send(rh, builder.error_msg(&request.metadata, ResponseCode::ServFail)).await;
+            return send(
+                rh,
+                builder.error_msg(&request.metadata, ResponseCode::ServFail),
+            )
+            .await;
         }
 
         let (code, answers) = self.zone.resolve(&qname, query.query_type());
@@ -493,9 +506,15 @@ mod tests {
         assert!(z.non_terminals.contains("example.test."));
         assert!(z.non_terminals.contains("test."));
         let q = fqdn("sub.example.test").unwrap();
-        assert_eq!(z.resolve(&q, RecordType::A), (ResponseCode::NoError, vec![]));
+        assert_eq!(
+            z.resolve(&q, RecordType::A),
+            (ResponseCode::NoError, vec![])
+        );
         let q = fqdn("other.example.test").unwrap();
-        assert_eq!(z.resolve(&q, RecordType::A), (ResponseCode::NXDomain, vec![]));
+        assert_eq!(
+            z.resolve(&q, RecordType::A),
+            (ResponseCode::NXDomain, vec![])
+        );
     }
 
     #[test]
@@ -514,5 +533,125 @@ mod tests {
         let (code, answers) = z.resolve(&fqdn("a.test").unwrap(), RecordType::A);
         assert_eq!(code, ResponseCode::NoError);
         assert_eq!(answers.len(), 2);
+    }
+}
+
+#[cfg(test)]
+mod loopback_tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::dns::resolve::{DnsConfig, Resolver};
+    use crate::dns::{DnsOutcome, SrvService};
+
+    /// TESTNET.md "Scale": `--domains 10000` must start in seconds. Builds
+    /// a zone of 10,000 domains with 8 records each, starts the server,
+    /// prints the time taken (not asserted: machines differ) and checks
+    /// that the first and last domains are served.
+    #[tokio::test]
+    async fn scale_10000_domains() {
+        const DOMAINS: u32 = 10_000;
+        let t0 = Instant::now();
+        let mut z = ZoneData::new();
+        for i in 0..DOMAINS {
+            let d = format!("d{i}.scale.test");
+            let ip = Ipv4Addr::new(127, 1, (i >> 8) as u8, i as u8);
+            z.add_srv(
+                &format!("_xmpp-client._tcp.{d}"),
+                5,
+                0,
+                5222,
+                &format!("xmpp.{d}"),
+            )
+            .unwrap();
+            z.add_srv(
+                &format!("_xmpps-client._tcp.{d}"),
+                5,
+                0,
+                5223,
+                &format!("xmpp.{d}"),
+            )
+            .unwrap();
+            z.add_srv(
+                &format!("_xmpp-server._tcp.{d}"),
+                5,
+                0,
+                5269,
+                &format!("xmpp.{d}"),
+            )
+            .unwrap();
+            z.add_srv(
+                &format!("_xmpps-server._tcp.{d}"),
+                5,
+                0,
+                5270,
+                &format!("xmpp.{d}"),
+            )
+            .unwrap();
+            z.add_a(&format!("xmpp.{d}"), ip);
+            z.add_aaaa(&format!("xmpp.{d}"), Ipv6Addr::LOCALHOST);
+            z.add_tlsa(&format!("_5269._tcp.xmpp.{d}"), 3, 1, 1, vec![0; 32]);
+            z.add_a(&d, ip);
+        }
+        let built = t0.elapsed();
+        let server = serve(z, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let started = t0.elapsed();
+        eprintln!(
+            "scale: {DOMAINS} domains x 8 records: built in {built:?}, built+started in {started:?}"
+        );
+
+        let r = Resolver::new(&DnsConfig {
+            server: Some(server.addr),
+            timeout: Duration::from_secs(2),
+        })
+        .unwrap();
+        for i in [0, DOMAINS - 1] {
+            let rep = r.discover(&format!("d{i}.scale.test")).await;
+            assert!(rep.srv.iter().all(|s| s.outcome == DnsOutcome::Records));
+            assert_eq!(rep.hosts.len(), 1);
+            assert_eq!(rep.hosts[0].addrs.len(), 2);
+            assert_eq!(rep.tlsa.len(), 4);
+        }
+        let s = r.srv("d10000.scale.test", SrvService::XmppServer).await;
+        assert_eq!(s.outcome, DnsOutcome::NxDomain);
+        server.shutdown().await;
+    }
+
+    /// The server speaks TCP as well as UDP on the same port (a resolver
+    /// falls back to TCP on truncation, RFC 7766).
+    #[tokio::test]
+    async fn tcp_and_udp_share_the_port() {
+        use hickory_proto::op::{Message, Query};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let mut z = ZoneData::new();
+        z.add_a("tcp.test", Ipv4Addr::new(127, 0, 10, 1));
+        let server = serve(z, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+
+        let mut q = Message::query();
+        q.add_query(Query::query(fqdn("tcp.test").unwrap(), RecordType::A));
+        let bytes = q.to_vec().unwrap();
+
+        let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        tcp.write_all(&(bytes.len() as u16).to_be_bytes())
+            .await
+            .unwrap();
+        tcp.write_all(&bytes).await.unwrap();
+        let len = tcp.read_u16().await.unwrap();
+        let mut buf = vec![0; usize::from(len)];
+        tcp.read_exact(&mut buf).await.unwrap();
+        let answer = Message::from_vec(&buf).unwrap();
+        assert_eq!(answer.response_code, ResponseCode::NoError);
+        assert_eq!(answer.answers.len(), 1);
+
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        udp.send_to(&bytes, server.addr).await.unwrap();
+        let mut buf = [0u8; 512];
+        let n = udp.recv(&mut buf).await.unwrap();
+        let answer = Message::from_vec(&buf[..n]).unwrap();
+        assert_eq!(answer.answers.len(), 1);
+        assert!(answer.metadata.authoritative);
+        assert!(!answer.metadata.authentic_data);
+        server.shutdown().await;
     }
 }
