@@ -4,6 +4,9 @@
 //! NXDOMAIN, SERVFAIL, timeout and "no records" are distinct answers a
 //! survey must keep apart (MEASUREMENTS §2).
 
+pub mod resolve;
+pub mod srv;
+
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
