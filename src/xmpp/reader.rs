@@ -284,11 +284,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> StreamReader<S> {
                     }
                 },
                 Event::Text(t) => {
-                    match stack.last_mut() {
-                        Some(top) => top.text.push_str(&t.xml10_content()),
-                        // Whitespace keepalives (RFC 6120 §4.6.1) and other
-                        // character data between stanzas are ignored.
-                        None => {}
+                    // Whitespace keepalives (RFC 6120 §4.6.1) and other
+                    // character data between stanzas are ignored.
+                    if let Some(top) = stack.last_mut() {
+                        top.text.push_str(&t.xml10_content());
                     }
                     None
                 }
@@ -493,4 +492,630 @@ fn resolve_reference(r: &BytesRef<'_>) -> Result<String, ReadFault> {
 /// XML 1.0 §2.2 `Char`.
 pub(crate) fn is_xml_char(c: char) -> bool {
     matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xmpp::features::{self, StarttlsOffer};
+    use crate::xmpp::stream::{self, HeaderSpec};
+    use crate::xmpp::{NS_CLIENT, NS_SERVER, NS_TLS, Service};
+
+    /// A transport that yields its input in 1-, 2- and 3-byte chunks (or in
+    /// one chunk), then either EOF or an I/O error; writes are recorded.
+    struct Chunked {
+        data: Vec<u8>,
+        pos: usize,
+        step: usize,
+        whole: bool,
+        error_at_end: Option<String>,
+        written: Vec<u8>,
+    }
+
+    impl Chunked {
+        fn new(data: &[u8]) -> Self {
+            Self {
+                data: data.to_vec(),
+                pos: 0,
+                step: 0,
+                whole: false,
+                error_at_end: None,
+                written: Vec::new(),
+            }
+        }
+        fn whole(data: &[u8]) -> Self {
+            Self {
+                whole: true,
+                ..Self::new(data)
+            }
+        }
+    }
+
+    impl AsyncRead for Chunked {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let this = self.get_mut();
+            let left = this.data.len() - this.pos;
+            if left == 0 {
+                if let Some(msg) = this.error_at_end.take() {
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, msg)));
+                }
+                return Poll::Ready(Ok(()));
+            }
+            let want = if this.whole { left } else { 1 + this.step % 3 };
+            this.step += 1;
+            let n = want.min(left).min(buf.remaining());
+            buf.put_slice(&this.data[this.pos..this.pos + n]);
+            this.pos += n;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncWrite for Chunked {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.get_mut().written.extend_from_slice(buf);
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    const LIMITS: ReaderLimits = ReaderLimits {
+        max_phase_bytes: 64 * 1024,
+        max_depth: 16,
+    };
+
+    const C2S_HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+        xmlns:stream='http://etherx.jabber.org/streams' from='example.net' id='abc&amp;1' \
+        version='1.0' xml:lang='en'>";
+
+    fn chunked(input: &str) -> StreamReader<Chunked> {
+        StreamReader::new(Chunked::new(input.as_bytes()), LIMITS)
+    }
+
+    /// Header, then the first element.
+    async fn first_element(input: &str) -> Result<Element, ReadFault> {
+        let mut r = chunked(input);
+        r.read_header().await?;
+        r.read_element().await
+    }
+
+    #[tokio::test]
+    async fn c2s_header_and_features_in_small_chunks() {
+        let input = format!(
+            "{C2S_HEADER}\n  <stream:features>\
+             <starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>\
+             <mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>\
+               <mechanism> PLAIN </mechanism><mechanism>SCRAM-SHA-1</mechanism></mechanisms>\
+             <c xmlns='http://jabber.org/protocol/caps' hash='sha-1' \
+               node='https://prosody.im' ver='abc='/>\
+             </stream:features>"
+        );
+        let mut r = chunked(&input);
+        let h = r.read_header().await.expect("header");
+        assert_eq!(h.version.as_deref(), Some("1.0"));
+        assert_eq!(h.from.as_deref(), Some("example.net"));
+        assert_eq!(h.id.as_deref(), Some("abc&1"));
+        assert_eq!(h.to, None);
+        assert_eq!(h.content_ns.as_deref(), Some(NS_CLIENT));
+        assert!(!h.declares_dialback);
+        let el = r.read_element().await.expect("features");
+        assert!(features::is_features(&el));
+        let f = features::parse(&el);
+        assert_eq!(f.starttls, StarttlsOffer::Required);
+        assert_eq!(f.sasl_mechanisms, ["PLAIN", "SCRAM-SHA-1"]);
+        let caps = f.caps.expect("caps");
+        assert_eq!(caps.node.as_deref(), Some("https://prosody.im"));
+        assert_eq!(caps.ver.as_deref(), Some("abc="));
+        assert_eq!(caps.hash.as_deref(), Some("sha-1"));
+        assert!(!f.dialback && !f.bidi && !f.iq_auth);
+        assert_eq!(
+            f.raw,
+            [
+                "{urn:ietf:params:xml:ns:xmpp-tls}starttls",
+                "{urn:ietf:params:xml:ns:xmpp-sasl}mechanisms",
+                "{http://jabber.org/protocol/caps}c",
+            ]
+        );
+        assert_eq!(r.bytes_read(), input.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn s2s_features_dialback_bidi_and_db_prefix_in_scope() {
+        let input = "<stream:stream xmlns='jabber:server' xmlns:db='jabber:server:dialback' \
+            xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>\
+            <stream:features><dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback>\
+            <bidi xmlns='urn:xmpp:features:bidi'/>\
+            <starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:features>\
+            <db:result from='a.example' to='b.example'>key</db:result>";
+        let mut r = chunked(input);
+        let h = r.read_header().await.expect("header");
+        assert_eq!(h.content_ns.as_deref(), Some(NS_SERVER));
+        assert!(h.declares_dialback);
+        let f = features::parse(&r.read_element().await.expect("features"));
+        assert!(f.dialback);
+        assert!(f.bidi);
+        assert_eq!(f.starttls, StarttlsOffer::Optional);
+        let db = r.read_element().await.expect("db:result");
+        assert!(db.is(NS_DIALBACK, "result"));
+        assert_eq!(db.attr("from"), Some("a.example"));
+        assert_eq!(db.text, "key");
+    }
+
+    #[tokio::test]
+    async fn missing_version_is_none() {
+        let mut r = chunked(
+            "<stream:stream xmlns='jabber:client' \
+             xmlns:stream='http://etherx.jabber.org/streams' id='x'>",
+        );
+        let h = r.read_header().await.expect("header");
+        assert_eq!(h.version, None);
+        assert_eq!(h.id.as_deref(), Some("x"));
+    }
+
+    #[tokio::test]
+    async fn stream_error_host_unknown_with_text() {
+        let el = first_element(&format!(
+            "{C2S_HEADER}<stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>\
+             <text xmlns='urn:ietf:params:xml:ns:xmpp-streams' xml:lang='en'>no such &lt;host&gt;</text>\
+             </stream:error>"
+        ))
+        .await
+        .expect("error element");
+        assert!(stream::is_error(&el));
+        let e = stream::parse_error(&el);
+        assert_eq!(e.condition, "host-unknown");
+        assert_eq!(e.text.as_deref(), Some("no such <host>"));
+        assert_eq!(e.see_other_host, None);
+    }
+
+    #[tokio::test]
+    async fn stream_error_see_other_host() {
+        let el = first_element(&format!(
+            "{C2S_HEADER}<stream:error><see-other-host \
+             xmlns='urn:ietf:params:xml:ns:xmpp-streams'>[2001:db8::1]:5222</see-other-host>\
+             </stream:error>"
+        ))
+        .await
+        .expect("error element");
+        let e = stream::parse_error(&el);
+        assert_eq!(e.condition, "see-other-host");
+        assert_eq!(e.see_other_host.as_deref(), Some("[2001:db8::1]:5222"));
+        assert_eq!(e.text, None);
+    }
+
+    #[tokio::test]
+    async fn error_xml_round_trips() {
+        let el = first_element(&format!(
+            "{C2S_HEADER}{}",
+            stream::error_xml("policy-violation", Some("a < b & 'c'"))
+        ))
+        .await
+        .expect("error element");
+        let e = stream::parse_error(&el);
+        assert_eq!(e.condition, "policy-violation");
+        assert_eq!(e.text.as_deref(), Some("a < b & 'c'"));
+    }
+
+    #[tokio::test]
+    async fn byte_limit_on_huge_features() {
+        let limits = ReaderLimits {
+            max_phase_bytes: 1024,
+            max_depth: 16,
+        };
+        let mut huge = format!("{C2S_HEADER}<stream:features>");
+        for _ in 0..200 {
+            huge.push_str("<x xmlns='urn:example:x'/>");
+        }
+        huge.push_str("</stream:features>");
+        let mut r = StreamReader::new(Chunked::whole(huge.as_bytes()), limits);
+        r.read_header().await.expect("header");
+        assert_eq!(r.read_element().await, Err(ReadFault::ByteLimit));
+        assert_eq!(r.bytes_read(), 1024);
+
+        // One giant attribute value inside a tag: same outcome, not Eof.
+        let giant = format!("{C2S_HEADER}<a b='{}'/>", "x".repeat(5000));
+        let mut r = StreamReader::new(Chunked::new(giant.as_bytes()), limits);
+        r.read_header().await.expect("header");
+        assert_eq!(r.read_element().await, Err(ReadFault::ByteLimit));
+    }
+
+    #[tokio::test]
+    async fn new_phase_resets_the_budget() {
+        let limits = ReaderLimits {
+            max_phase_bytes: 200,
+            max_depth: 16,
+        };
+        let body = format!("<a xmlns='urn:x'>{}</a>", "y".repeat(150));
+        let input = format!("{body}{body}{body}");
+        let mut r = StreamReader::new(Chunked::new(input.as_bytes()), limits);
+        // Byte-exact chunks never read ahead more than 3 bytes, so each
+        // phase pays for roughly one element.
+        for _ in 0..3 {
+            r.new_phase();
+            assert_eq!(r.read_element().await.expect("element").text.len(), 150);
+        }
+        // Without resets the same input hits the limit.
+        let mut r = StreamReader::new(Chunked::new(input.as_bytes()), limits);
+        r.read_element().await.expect("first");
+        assert_eq!(r.read_element().await, Err(ReadFault::ByteLimit));
+    }
+
+    fn nested(depth: usize) -> String {
+        let mut s = String::from(C2S_HEADER);
+        for _ in 0..depth {
+            s.push_str("<n xmlns='urn:x'>");
+        }
+        for _ in 0..depth {
+            s.push_str("</n>");
+        }
+        s
+    }
+
+    #[tokio::test]
+    async fn depth_limit() {
+        assert_eq!(first_element(&nested(17)).await, Err(ReadFault::DepthLimit));
+        let mut el = first_element(&nested(16))
+            .await
+            .expect("16 deep is allowed");
+        let mut depth = 1;
+        while let Some(c) = el.children.pop() {
+            el = c;
+            depth += 1;
+        }
+        assert_eq!(depth, 16);
+        // An empty element one level too deep counts too.
+        let mut s = String::from(C2S_HEADER);
+        s.push_str(&"<n xmlns='urn:x'>".repeat(16));
+        s.push_str("<e/>");
+        assert_eq!(first_element(&s).await, Err(ReadFault::DepthLimit));
+    }
+
+    #[tokio::test]
+    async fn doctype_with_entity_refused() {
+        let before = "<?xml version='1.0'?><!DOCTYPE stream [<!ENTITY xxe SYSTEM \
+            'file:///etc/passwd'><!ENTITY lol 'lol'>]><stream:stream \
+            xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
+        assert_eq!(chunked(before).read_header().await, Err(ReadFault::Doctype));
+        let inside = format!("{C2S_HEADER}<!DOCTYPE x [<!ENTITY a 'b'>]><a/>");
+        assert_eq!(first_element(&inside).await, Err(ReadFault::Doctype));
+    }
+
+    #[tokio::test]
+    async fn processing_instruction_refused() {
+        let before = "<?xml version='1.0'?><?xml-stylesheet href='x'?><stream:stream \
+            xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
+        assert_eq!(
+            chunked(before).read_header().await,
+            Err(ReadFault::ProcessingInstruction)
+        );
+        let inside = format!("{C2S_HEADER}<a xmlns='urn:x'><?foo bar?></a>");
+        assert_eq!(
+            first_element(&inside).await,
+            Err(ReadFault::ProcessingInstruction)
+        );
+    }
+
+    #[tokio::test]
+    async fn undefined_entity_is_invalid_xml() {
+        let text = format!("{C2S_HEADER}<a xmlns='urn:x'>&xxe;</a>");
+        assert!(matches!(
+            first_element(&text).await,
+            Err(ReadFault::InvalidXml(m)) if m.contains("xxe")
+        ));
+        let attr = format!("{C2S_HEADER}<a xmlns='urn:x' b='&xxe;'/>");
+        assert!(matches!(
+            first_element(&attr).await,
+            Err(ReadFault::InvalidXml(_))
+        ));
+        let nul = format!("{C2S_HEADER}<a xmlns='urn:x'>&#0;</a>");
+        assert!(matches!(
+            first_element(&nul).await,
+            Err(ReadFault::InvalidXml(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn predefined_entities_and_char_refs_resolve() {
+        let el = first_element(&format!(
+            "{C2S_HEADER}<a xmlns='urn:x' v='&lt;&#x41;&quot;'>&amp;&lt;&gt;&apos;&quot;&#65;&#x1F600;<![CDATA[<x>]]></a>"
+        ))
+        .await
+        .expect("element");
+        assert_eq!(el.text, "&<>'\"A\u{1F600}<x>");
+        assert_eq!(el.attr("v"), Some("<A\""));
+    }
+
+    #[tokio::test]
+    async fn invalid_xml_is_reported() {
+        for bad in [
+            "<a xmlns='urn:x'></b>",
+            "<a xmlns='urn:x'><b></a></b>",
+            "<p:a/>",
+            "<a x='1' x='2'/>",
+            "<a xmlns='urn:x'>&amp</a>",
+            "</wrong>",
+        ] {
+            let got = first_element(&format!("{C2S_HEADER}{bad}")).await;
+            assert!(
+                matches!(got, Err(ReadFault::InvalidXml(_))),
+                "{bad}: {got:?}"
+            );
+        }
+        let bad_utf8 = [C2S_HEADER.as_bytes(), b"<a xmlns='urn:x'>\xff\xfe</a>"].concat();
+        let mut r = StreamReader::new(Chunked::new(&bad_utf8), LIMITS);
+        r.read_header().await.expect("header");
+        assert!(matches!(
+            r.read_element().await,
+            Err(ReadFault::InvalidXml(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn not_a_stream() {
+        assert_eq!(
+            chunked("<html xmlns='http://www.w3.org/1999/xhtml'>")
+                .read_header()
+                .await,
+            Err(ReadFault::NotStream(
+                "{http://www.w3.org/1999/xhtml}html".into()
+            ))
+        );
+        // Right local name, wrong namespace.
+        assert_eq!(
+            chunked("<stream:stream xmlns:stream='urn:nope'>")
+                .read_header()
+                .await,
+            Err(ReadFault::NotStream("{urn:nope}stream".into()))
+        );
+        assert!(matches!(
+            chunked("HTTP/1.1 400 Bad Request\r\n\r\n")
+                .read_header()
+                .await,
+            Err(ReadFault::InvalidXml(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn eof_mid_element_and_between_elements() {
+        assert_eq!(
+            first_element(&format!("{C2S_HEADER}<stream:features><starttls xmlns")).await,
+            Err(ReadFault::Eof)
+        );
+        assert_eq!(
+            first_element(&format!("{C2S_HEADER}<stream:features><a/>")).await,
+            Err(ReadFault::Eof)
+        );
+        assert_eq!(first_element(C2S_HEADER).await, Err(ReadFault::Eof));
+        assert_eq!(
+            chunked("<?xml version='1.0'?><stream:str")
+                .read_header()
+                .await,
+            Err(ReadFault::Eof)
+        );
+        assert_eq!(chunked("").read_header().await, Err(ReadFault::Eof));
+    }
+
+    #[tokio::test]
+    async fn io_error_text_is_kept() {
+        let mut t = Chunked::new(C2S_HEADER.as_bytes());
+        t.error_at_end = Some("received fatal alert: UnsupportedCertificate".into());
+        let mut r = StreamReader::new(t, LIMITS);
+        r.read_header().await.expect("header");
+        assert_eq!(
+            r.read_element().await,
+            Err(ReadFault::Io(
+                "received fatal alert: UnsupportedCertificate".into()
+            ))
+        );
+    }
+
+    #[tokio::test]
+    async fn stream_close_is_stream_closed() {
+        let input = format!("{C2S_HEADER}<a xmlns='urn:x'/> \n</stream:stream>");
+        let mut r = chunked(&input);
+        r.read_header().await.expect("header");
+        r.read_element().await.expect("a");
+        assert_eq!(r.read_element().await, Err(ReadFault::StreamClosed));
+        // Self-closing header: opened and closed at once.
+        assert_eq!(
+            chunked("<stream:stream xmlns:stream='http://etherx.jabber.org/streams'/>")
+                .read_header()
+                .await,
+            Err(ReadFault::StreamClosed)
+        );
+    }
+
+    const PROCEED: &str = "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>";
+
+    #[tokio::test]
+    async fn injection_after_proceed_is_counted_exactly() {
+        let injected = "<stream:features>";
+        let input = format!("{C2S_HEADER}{PROCEED}{injected}");
+        let mut r = StreamReader::new(Chunked::whole(input.as_bytes()), LIMITS);
+        r.read_header().await.expect("header");
+        assert!(
+            r.read_element()
+                .await
+                .expect("proceed")
+                .is(NS_TLS, "proceed")
+        );
+        let (_, pending) = r.into_inner();
+        assert_eq!(pending, injected.len());
+
+        let input = format!("{C2S_HEADER}{PROCEED}");
+        let mut r = StreamReader::new(Chunked::whole(input.as_bytes()), LIMITS);
+        r.read_header().await.expect("header");
+        r.read_element().await.expect("proceed");
+        assert_eq!(r.into_inner().1, 0);
+    }
+
+    #[tokio::test]
+    async fn injection_over_duplex_single_write() {
+        let (client, mut server) = tokio::io::duplex(4096);
+        let mut r = StreamReader::new(client, LIMITS);
+        server
+            .write_all(format!("{C2S_HEADER}<stream:features/>").as_bytes())
+            .await
+            .expect("write");
+        r.read_header().await.expect("header");
+        r.read_element().await.expect("features");
+        r.write_all(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+            .await
+            .expect("client write");
+        let mut got = [0u8; 51];
+        tokio::io::AsyncReadExt::read_exact(&mut server, &mut got)
+            .await
+            .expect("server read");
+        assert_eq!(
+            &got[..],
+            b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+        );
+        server
+            .write_all(format!("{PROCEED}<stream:features>").as_bytes())
+            .await
+            .expect("write");
+        assert!(
+            r.read_element()
+                .await
+                .expect("proceed")
+                .is(NS_TLS, "proceed")
+        );
+        assert_eq!(r.into_inner().1, "<stream:features>".len());
+
+        // Nothing after <proceed/>: exactly zero, connection still open.
+        let (client, mut server) = tokio::io::duplex(4096);
+        let mut r = StreamReader::new(client, LIMITS);
+        server
+            .write_all(format!("{C2S_HEADER}{PROCEED}").as_bytes())
+            .await
+            .expect("write");
+        r.read_header().await.expect("header");
+        r.read_element().await.expect("proceed");
+        assert_eq!(r.into_inner().1, 0);
+    }
+
+    #[tokio::test]
+    async fn restart_after_elements() {
+        // Second header arrives in the same chunk as the first stream's
+        // elements, and declares different prefixes.
+        let input = format!(
+            "{C2S_HEADER}<stream:features/><success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>\
+             <?xml version='1.0'?><s:stream xmlns='jabber:client' \
+             xmlns:s='http://etherx.jabber.org/streams' id='second' version='1.0'>\
+             <s:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></s:features></s:stream>"
+        );
+        let mut r = StreamReader::new(Chunked::whole(input.as_bytes()), LIMITS);
+        assert_eq!(
+            r.read_header().await.expect("h1").id.as_deref(),
+            Some("abc&1")
+        );
+        assert!(features::is_features(&r.read_element().await.expect("f1")));
+        r.read_element().await.expect("success");
+        r.restart();
+        r.new_phase();
+        assert_eq!(
+            r.read_header().await.expect("h2").id.as_deref(),
+            Some("second")
+        );
+        let f = r.read_element().await.expect("f2");
+        assert!(features::is_features(&f));
+        assert_eq!(f.children[0].ns, "urn:ietf:params:xml:ns:xmpp-bind");
+        // The old `stream:` prefix is no longer in scope; `s:` closes.
+        assert_eq!(r.read_element().await, Err(ReadFault::StreamClosed));
+    }
+
+    #[tokio::test]
+    async fn restart_forgets_the_old_stream() {
+        let mut r = chunked(&format!("{C2S_HEADER}<a xmlns='urn:x'/></stream:stream>"));
+        r.read_header().await.expect("header");
+        r.read_element().await.expect("a");
+        r.restart();
+        // The old stream is gone: its end tag no longer closes anything.
+        assert!(matches!(
+            r.read_element().await,
+            Err(ReadFault::InvalidXml(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn open_header_round_trips() {
+        let spec = HeaderSpec {
+            service: Service::S2s,
+            from: Some("a.example"),
+            to: Some("b'<&>\".example"),
+            id: None,
+            version: Some("1.0"),
+            dialback: true,
+        };
+        let mut r = chunked(&stream::open_header(&spec));
+        let h = r.read_header().await.expect("header");
+        assert_eq!(h.from.as_deref(), Some("a.example"));
+        assert_eq!(h.to.as_deref(), Some("b'<&>\".example"));
+        assert_eq!(h.id, None);
+        assert_eq!(h.version.as_deref(), Some("1.0"));
+        assert_eq!(h.content_ns.as_deref(), Some(NS_SERVER));
+        assert!(h.declares_dialback);
+
+        let spec = HeaderSpec {
+            service: Service::C2s,
+            from: None,
+            to: Some("example.org"),
+            id: Some("i1"),
+            version: None,
+            dialback: false,
+        };
+        let h = chunked(&stream::open_header(&spec))
+            .read_header()
+            .await
+            .expect("header");
+        assert_eq!(h.content_ns.as_deref(), Some(NS_CLIENT));
+        assert_eq!(h.version, None);
+        assert_eq!(h.id.as_deref(), Some("i1"));
+        assert!(!h.declares_dialback);
+    }
+
+    #[tokio::test]
+    async fn to_xml_round_trips_with_escaping() {
+        let mut msg = Element::new(NS_CLIENT, "message");
+        msg.attrs.push(("to".into(), "a'b\"c<d>&e\tf\ng\rh".into()));
+        msg.attrs.push(("xml:lang".into(), "en".into()));
+        let mut body = Element::new(NS_CLIENT, "body");
+        body.text = "1 < 2 && 3 > 2 ]]> 'q' \"d\"\r\nline\u{1F600}".into();
+        msg.children.push(body);
+        let mut x = Element::new("urn:example:x", "x");
+        x.children.push(Element::new("", "unbound"));
+        x.children.push(Element::new("urn:example:x", "same"));
+        msg.children.push(x);
+
+        for (xml, scope) in [(msg.to_xml(), ""), (msg.to_xml_in(NS_CLIENT), NS_CLIENT)] {
+            let header = format!(
+                "<stream:stream xmlns='{scope}' xmlns:stream='http://etherx.jabber.org/streams'>"
+            );
+            let got = first_element(&format!("{header}{xml}"))
+                .await
+                .unwrap_or_else(|e| panic!("{xml}: {e}"));
+            assert_eq!(got, msg, "{xml}");
+        }
+        assert!(!msg.to_xml_in(NS_CLIENT).contains("jabber:client"));
+        assert!(msg.to_xml().starts_with("<message xmlns='jabber:client'"));
+    }
+
+    #[tokio::test]
+    async fn write_all_reaches_the_transport() {
+        let mut r = chunked("");
+        r.write_all(b"<presence/>").await.expect("write");
+        assert_eq!(r.get_mut().written, b"<presence/>");
+    }
 }
