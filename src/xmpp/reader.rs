@@ -75,6 +75,8 @@ pub enum ReadFault {
     #[error("processing instruction is forbidden (RFC 6120 §11.1)")]
     ProcessingInstruction,
     /// The connection was closed, between elements or in the middle of one.
+    /// An I/O error of kind `UnexpectedEof` (e.g. TLS closed without
+    /// `close_notify`) is reported as this too.
     #[error("connection closed")]
     Eof,
     /// The peer closed its stream with `</stream:stream>` (RFC 6120 §4.4).
@@ -508,7 +510,7 @@ mod tests {
         pos: usize,
         step: usize,
         whole: bool,
-        error_at_end: Option<String>,
+        error_at_end: Option<(io::ErrorKind, String)>,
         written: Vec<u8>,
     }
 
@@ -540,8 +542,8 @@ mod tests {
             let this = self.get_mut();
             let left = this.data.len() - this.pos;
             if left == 0 {
-                if let Some(msg) = this.error_at_end.take() {
-                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, msg)));
+                if let Some((kind, msg)) = this.error_at_end.take() {
+                    return Poll::Ready(Err(io::Error::new(kind, msg)));
                 }
                 return Poll::Ready(Ok(()));
             }
@@ -910,7 +912,10 @@ mod tests {
     #[tokio::test]
     async fn io_error_text_is_kept() {
         let mut t = Chunked::new(C2S_HEADER.as_bytes());
-        t.error_at_end = Some("received fatal alert: UnsupportedCertificate".into());
+        t.error_at_end = Some((
+            io::ErrorKind::InvalidData,
+            "received fatal alert: UnsupportedCertificate".into(),
+        ));
         let mut r = StreamReader::new(t, LIMITS);
         r.read_header().await.expect("header");
         assert_eq!(
@@ -919,6 +924,15 @@ mod tests {
                 "received fatal alert: UnsupportedCertificate".into()
             ))
         );
+    }
+
+    #[tokio::test]
+    async fn unexpected_eof_io_error_is_eof() {
+        let mut t = Chunked::new(format!("{C2S_HEADER}<a xmlns='urn:x'>").as_bytes());
+        t.error_at_end = Some((io::ErrorKind::UnexpectedEof, "no close_notify".into()));
+        let mut r = StreamReader::new(t, LIMITS);
+        r.read_header().await.expect("header");
+        assert_eq!(r.read_element().await, Err(ReadFault::Eof));
     }
 
     #[tokio::test]
