@@ -41,6 +41,18 @@ enum Command {
 enum TestnetCommand {
     /// Start the testnet, write its manifest, and serve until Ctrl-C.
     Up(TestnetArgs),
+    /// Compare probe results (JSON lines) with a testnet manifest.
+    Check(CheckArgs),
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// The manifest written by `testnet up`.
+    #[arg(long)]
+    manifest: PathBuf,
+    /// Probe results, one JSON object per line (`probe --json` / `--json-out`).
+    #[arg(long)]
+    reports: PathBuf,
 }
 
 /// Parses `5`, `2.5`, `5s` or `500ms`.
@@ -70,6 +82,12 @@ struct ProbeArgs {
     /// Print one JSON object per domain per line (schema: docs/probe-json-schema.md).
     #[arg(long)]
     json: bool,
+    /// Also write the JSON lines to FILE (terminal output stays readable).
+    #[arg(long)]
+    json_out: Option<PathBuf>,
+    /// Print only the one-line-per-domain table, not each domain's evidence.
+    #[arg(long, conflicts_with = "json")]
+    table: bool,
     /// DNS server to ask (IP:PORT) instead of the system resolver.
     #[arg(long, env = "XMPP_SURVEY_RESOLVER")]
     resolver: Option<SocketAddr>,
@@ -142,6 +160,7 @@ fn main() {
         match cli.command {
             Command::Probe(a) => probe(a).await,
             Command::Testnet(TestnetCommand::Up(a)) => testnet_up(a).await,
+            Command::Testnet(TestnetCommand::Check(a)) => testnet_check(&a),
         }
     });
     if let Err(e) = result {
@@ -231,20 +250,78 @@ async fn probe(a: ProbeArgs) -> Result<()> {
         })
         .buffered(a.concurrency.max(1));
     let mut reports = Vec::new();
+    let mut json_out = match &a.json_out {
+        Some(p) => Some(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => None,
+    };
     let stdout = std::io::stdout();
     while let Some(report) = results.next().await {
+        if let Some(f) = json_out.as_mut() {
+            serde_json::to_writer(&mut *f, &report)?;
+            writeln!(f)?;
+        }
         let mut out = stdout.lock();
         if a.json {
             serde_json::to_writer(&mut out, &report)?;
             writeln!(out)?;
-        } else {
+        } else if !a.table {
             writeln!(out, "{}", render::domain(&report))?;
         }
         out.flush()?;
         reports.push(report);
     }
-    if !a.json && reports.len() > 1 {
+    if let Some(mut f) = json_out {
+        f.flush()?;
+    }
+    if !a.json && (a.table || reports.len() > 1) {
         print!("{}", render::table(&reports));
+    }
+    Ok(())
+}
+
+/// Compares JSON-lines probe results with a manifest, fact by fact.
+fn testnet_check(a: &CheckArgs) -> Result<()> {
+    use xmpp_survey::facts::{compare, facts};
+    use xmpp_survey::probe::report::DomainReport;
+    use xmpp_survey::testnet::Manifest;
+    let text = std::fs::read_to_string(&a.manifest)
+        .with_context(|| format!("cannot read manifest {}", a.manifest.display()))?;
+    let manifest: Manifest = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a testnet manifest", a.manifest.display()))?;
+    let text = std::fs::read_to_string(&a.reports)
+        .with_context(|| format!("cannot read reports {}", a.reports.display()))?;
+    let mut by_domain = std::collections::HashMap::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let r: DomainReport = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: not a probe report", a.reports.display(), i + 1))?;
+        by_domain.insert(r.domain.clone(), r);
+    }
+    let (mut facts_compared, mut domains, mut bad_domains, mut missing) = (0, 0, 0, 0);
+    for d in &manifest.domains {
+        let Some(r) = by_domain.get(&d.domain) else {
+            missing += 1;
+            continue;
+        };
+        domains += 1;
+        facts_compared += d.expect.len();
+        let mismatches = compare(&d.expect, &facts(r));
+        if !mismatches.is_empty() {
+            bad_domains += 1;
+        }
+        for m in mismatches {
+            println!(
+                "MISMATCH {} [{}] {}: expected {} got {}",
+                d.domain, d.profile, m.key, m.expected, m.got
+            );
+        }
+    }
+    println!(
+        "checked {domains} domains ({missing} in the manifest were not probed): {facts_compared} facts compared, {bad_domains} domain(s) with mismatches"
+    );
+    if bad_domains > 0 {
+        bail!("{bad_domains} domain(s) differ from the manifest");
     }
     Ok(())
 }
@@ -261,16 +338,23 @@ async fn testnet_up(a: TestnetArgs) -> Result<()> {
     let net = Testnet::start(cfg).await?;
     let ca_path = a.manifest.with_extension("ca.pem");
     net.write_manifest(&a.manifest, &ca_path)?;
+    let list_path = a.manifest.with_extension("domains.txt");
+    std::fs::write(&list_path, net.domains().join("\n") + "\n")
+        .with_context(|| format!("cannot write {}", list_path.display()))?;
     println!(
-        "testnet up: {} domains on 127.{}.0.0/16, DNS at {}\nmanifest: {}\nCA:       {}\n\nprobe it with:\n  xmpp-survey probe --resolver {} --extra-ca {} --allow-private {}\n\nCtrl-C stops it.",
+        "testnet up: {} domains on 127.{}.0.0/16, DNS at {}\nmanifest: {}\nCA:       {}\ndomains:  {}\n\nprobe it with:\n  xmpp-survey probe --resolver {} --extra-ca {} --allow-private {}\n  xmpp-survey probe --resolver {} --extra-ca {} --allow-private --file {} --table\n\nCtrl-C stops it.",
         net.domains().len(),
         a.net,
         net.dns_addr(),
         a.manifest.display(),
         ca_path.display(),
+        list_path.display(),
         net.dns_addr(),
         ca_path.display(),
         net.domains().first().map(String::as_str).unwrap_or("DOMAIN"),
+        net.dns_addr(),
+        ca_path.display(),
+        list_path.display(),
     );
     tokio::signal::ctrl_c()
         .await

@@ -57,6 +57,9 @@ pub enum TestnetError {
     /// Certificate generation failed.
     #[error("testnet PKI: {0}")]
     Pki(String),
+    /// A zone record could not be built.
+    #[error("testnet zone: {0}")]
+    Zone(String),
     /// A socket could not be bound.
     #[error("{0}")]
     Bind(#[from] std::io::Error),
@@ -186,12 +189,14 @@ impl Testnet {
                         weight,
                         port,
                         target,
-                    } => zone.add_srv(&name, priority, weight, port, &target),
+                    } => zone
+                        .add_srv(&name, priority, weight, port, &target)
+                        .map_err(|e| TestnetError::Zone(format!("SRV {name}: {e}")))?,
                     ZoneRecord::A { name, ip } => zone.add_a(&name, ip),
                     ZoneRecord::Aaaa { name, ip } => zone.add_aaaa(&name, ip),
                     ZoneRecord::Cname { name, target } => zone
                         .add_cname(&name, &target)
-                        .map_err(|e| TestnetError::Pki(format!("CNAME {name}: {e}")))?,
+                        .map_err(|e| TestnetError::Zone(format!("CNAME {name}: {e}")))?,
                     ZoneRecord::TlsaSpki { name } => {
                         let leaf = shared
                             .leaf(p)

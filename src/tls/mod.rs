@@ -12,6 +12,7 @@ pub mod identity;
 pub mod issuers;
 pub mod san;
 pub mod verify;
+pub mod dane;
 
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};

@@ -1,0 +1,40 @@
+# Shared helpers for the project's scripts. Sourced, not run.
+# Says what it does; installs only what is missing.
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Runs a command as root (directly when root, else with sudo).
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else die "need root to run: $* (install sudo or run as root)"; fi
+}
+
+# Installs Debian packages that are missing (dpkg -s says which).
+ensure_apt() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  say "installing Debian packages: ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# Makes sure cargo, rustfmt and clippy are there.
+ensure_rust() {
+  command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs) first"
+  for c in rustfmt clippy; do
+    if ! cargo "${c/rustfmt/fmt}" --version >/dev/null 2>&1; then
+      command -v rustup >/dev/null || die "cargo $c missing and no rustup to add it"
+      say "adding rustup component $c"
+      rustup component add "$c"
+    fi
+  done
+}
+
+# The testnet binds thousands of sockets: raise the soft open-file limit
+# to the hard one.
+raise_nofile() {
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every check and test: rustfmt, clippy (-D warnings), unit and
+# integration tests (the testnet truth test included). Works on a fresh
+# Debian with only Rust installed: it adds what is missing and says so.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+ensure_rust
+ensure_apt gcc pkg-config ca-certificates
+raise_nofile
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+say "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --quiet -- -D warnings
+say "cargo test (unit + integration; loopback only)"
+cargo test --all-targets -- --test-threads="${TEST_THREADS:-4}"
+say "all tests passed"

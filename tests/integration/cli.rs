@@ -1,0 +1,103 @@
+//! The command line: bad input fails with a message naming the culprit,
+//! and `--json` prints one versioned object per domain.
+
+use crate::support::testnet;
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_xmpp-survey"))
+}
+
+fn run(cmd: &mut Command) -> (Output, String) {
+    let out = cmd.output().expect("binary runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out, text)
+}
+
+fn tmp(name: &str, content: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("xmpp-survey-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let p = dir.join(name);
+    std::fs::write(&p, content).expect("tmp file");
+    p
+}
+
+#[test]
+fn bad_line_in_domain_list_is_named_with_file_and_line() {
+    let list = tmp("list.txt", "# test list\nexample.test\nnot a domain\nuser@example.test\n");
+    // The resolver is never asked: validation happens first.
+    let (out, text) = run(bin()
+        .args(["probe", "--resolver", "127.0.0.1:1", "--file"])
+        .arg(&list));
+    assert!(!out.status.success());
+    assert!(text.contains("list.txt:3:"), "{text}");
+    assert!(text.contains("\"not a domain\""), "{text}");
+    assert!(text.contains("list.txt:4:"), "{text}");
+    assert!(text.contains("--skip-invalid"), "{text}");
+}
+
+#[test]
+fn unreachable_resolver_is_named() {
+    let (out, text) = run(bin().args([
+        "probe",
+        "--resolver",
+        "127.0.0.1:1",
+        "--dns-timeout",
+        "300ms",
+        "example.test",
+    ]));
+    assert!(!out.status.success());
+    assert!(text.contains("127.0.0.1:1"), "{text}");
+    assert!(text.to_lowercase().contains("unreachable"), "{text}");
+}
+
+#[test]
+fn unreadable_or_empty_ca_file_is_named() {
+    let missing = std::env::temp_dir().join("xmpp-survey-no-such-ca.pem");
+    let (out, text) = run(bin()
+        .args(["probe", "--resolver", "127.0.0.1:1", "--extra-ca"])
+        .arg(&missing)
+        .arg("example.test"));
+    assert!(!out.status.success());
+    assert!(text.contains("xmpp-survey-no-such-ca.pem"), "{text}");
+
+    let empty = tmp("empty-ca.pem", "not a certificate\n");
+    let (out, text) = run(bin()
+        .args(["probe", "--resolver", "127.0.0.1:1", "--extra-ca"])
+        .arg(&empty)
+        .arg("example.test"));
+    assert!(!out.status.success());
+    assert!(text.contains("empty-ca.pem"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_output_is_one_versioned_object_per_domain() {
+    let net = testnet(33, 3, &["srv_ok", "cert_server_only", "nxdomain"]).await;
+    let ca = tmp("testnet-ca.pem", &net.ca_pem());
+    let mut cmd = bin();
+    cmd.args(["probe", "--json", "--allow-private", "--phase-timeout", "2s"])
+        .arg("--resolver")
+        .arg(net.dns_addr().to_string())
+        .arg("--extra-ca")
+        .arg(&ca)
+        .args(net.domains());
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("runs");
+    net.shutdown().await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    for l in lines {
+        let v: serde_json::Value = serde_json::from_str(l).expect("each line is JSON");
+        assert_eq!(v["schema_version"], 1);
+        assert!(v["domain"].as_str().is_some_and(|d| d.ends_with(".xs.test")));
+        assert!(v["summary"]["s2s"]["status"].is_string());
+    }
+}

@@ -1,0 +1,8 @@
+//! One integration-test binary (one link step on 2 cores), one module per
+//! capability. Everything runs over loopback against the project's own
+//! testnet; each test uses its own 127.B.0.0/16 block.
+
+mod address_safety;
+mod cli;
+mod support;
+mod truth;

@@ -1,0 +1,59 @@
+//! The truth test: every testnet profile, every domain probed, every
+//! measured fact compared with the manifest written by the profile's own
+//! declaration. A mismatch names domain, field, expected and got.
+
+use crate::support::{prober, testnet};
+use futures::StreamExt;
+use xmpp_survey::facts::{compare, facts};
+use xmpp_survey::net::policy::AddressPolicy;
+use xmpp_survey::testnet::profile::PROFILES;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_profile_matches_the_manifest_field_by_field() {
+    // Two domains per profile: every profile appears, and shared hosts
+    // carry several tenants.
+    let net = testnet(31, PROFILES.len() * 2, &[]).await;
+    let prober = prober(&net, AddressPolicy::ALLOW_PRIVATE);
+    let manifest = net.manifest().clone();
+    let reports: Vec<_> = futures::stream::iter(manifest.domains.iter())
+        .map(|d| {
+            let prober = prober.clone();
+            async move { (d, prober.probe(&d.domain).await) }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+
+    let mut failures = Vec::new();
+    let mut compared = 0usize;
+    let mut profiles_seen = std::collections::BTreeSet::new();
+    for (d, report) in &reports {
+        profiles_seen.insert(d.profile.clone());
+        let measured = facts(report);
+        compared += d.expect.len();
+        for m in compare(&d.expect, &measured) {
+            failures.push(format!(
+                "{} [{}] {}: expected {} got {}",
+                d.domain, d.profile, m.key, m.expected, m.got
+            ));
+        }
+    }
+    net.shutdown().await;
+    assert_eq!(
+        profiles_seen.len(),
+        PROFILES.len(),
+        "every profile must be probed"
+    );
+    assert!(compared > PROFILES.len() * 40, "only {compared} facts compared");
+    assert!(
+        failures.is_empty(),
+        "{} of {compared} facts differ from the manifest:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    eprintln!(
+        "truth: {} domains, {} profiles, {compared} facts compared, 0 mismatches",
+        reports.len(),
+        profiles_seen.len()
+    );
+}
