@@ -1,1 +1,3 @@
 //! The local test federation (TESTNET.md).
+
+pub mod pki;

@@ -394,3 +394,206 @@ mod tests {
         assert_eq!(serial_hex(&[0x00]), "00");
     }
 }
+
+#[cfg(test)]
+mod pki_tests {
+    use super::*;
+    use crate::testnet::pki::{self, EkuSpec, KeySpec, LeafSpec, TestCa};
+    use crate::tls::EkuClass;
+    use time::macros::{date, datetime};
+
+    fn ca(cn: &str) -> TestCa {
+        crate::install_crypto_provider();
+        TestCa::new(cn).expect("test CA")
+    }
+
+    #[test]
+    fn rfc5280_4_2_1_12_each_eku_class() {
+        let ca = ca("cert-eku CA");
+        let cases = [
+            (EkuSpec::ServerOnly, EkuClass::ServerOnly, vec!["1.3.6.1.5.5.7.3.1"]),
+            (
+                EkuSpec::ClientAndServer,
+                EkuClass::ClientAndServer,
+                vec!["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"],
+            ),
+            (EkuSpec::ClientOnly, EkuClass::ClientOnly, vec!["1.3.6.1.5.5.7.3.2"]),
+            (EkuSpec::None, EkuClass::Any, vec![]),
+            (EkuSpec::AnyPurpose, EkuClass::Any, vec!["2.5.29.37.0"]),
+            (EkuSpec::Other, EkuClass::Other, vec!["1.3.6.1.5.5.7.3.4"]),
+        ];
+        for (spec, class, oids) in cases {
+            let leaf = ca
+                .issue(&LeafSpec {
+                    eku: spec,
+                    ..LeafSpec::new("eku.example.test")
+                })
+                .expect("leaf");
+            let info = analyze(leaf.leaf()).expect("analyse");
+            assert_eq!(info.eku.class, class, "{spec:?}");
+            assert_eq!(info.eku.oids, oids, "{spec:?}");
+            assert_eq!(info.eku.present, spec != EkuSpec::None, "{spec:?}");
+        }
+    }
+
+    #[test]
+    fn fields_of_an_issued_leaf() {
+        let ca = ca("cert-fields CA");
+        let spec = LeafSpec {
+            not_before: datetime!(2026-01-01 00:00 UTC),
+            not_after: datetime!(2026-04-01 00:00 UTC),
+            ..LeafSpec::new("xmpp.example.test")
+        };
+        let leaf = ca.issue(&spec).expect("leaf");
+        let info = analyze(leaf.leaf()).expect("analyse");
+        assert_eq!(info.sha256, hex::encode(Sha256::digest(leaf.leaf())));
+        assert_eq!(info.sha256.len(), 64);
+        assert_eq!(info.subject, "CN=xmpp.example.test");
+        assert_eq!(info.issuer, "CN=cert-fields CA,O=xmpp-survey test");
+        assert!(!info.serial.is_empty());
+        assert_eq!(info.not_before, spec.not_before);
+        assert_eq!(info.not_after, spec.not_after);
+        assert_eq!(info.key.algorithm, "ec");
+        assert_eq!(info.key.bits, Some(256));
+        assert_eq!(info.key.curve.as_deref(), Some("P-256"));
+        assert_eq!(info.signature_algorithm, "ecdsa-with-SHA256");
+        assert_eq!(info.sans.dns, vec!["xmpp.example.test".to_string()]);
+        assert!(!info.is_ca);
+        assert!(!info.self_signed);
+        assert!(!info.lets_encrypt);
+        assert_eq!(info.renews_server_only, None);
+
+        let root = analyze(ca.der()).expect("analyse CA");
+        assert!(root.is_ca);
+        assert!(root.self_signed);
+        assert_eq!(root.subject, root.issuer);
+    }
+
+    #[test]
+    fn key_types() {
+        let ca = ca("cert-keys CA");
+        for (key, alg, bits, sig) in [
+            (KeySpec::EcdsaP384, "ec", 384, "ecdsa-with-SHA256"),
+            (KeySpec::Ed25519, "ed25519", 256, "ecdsa-with-SHA256"),
+            (KeySpec::Rsa2048, "rsa", 2048, "ecdsa-with-SHA256"),
+        ] {
+            let leaf = ca
+                .issue(&LeafSpec {
+                    key,
+                    ..LeafSpec::new("k.example.test")
+                })
+                .expect("leaf");
+            let info = analyze(leaf.leaf()).expect("analyse");
+            assert_eq!(info.key.algorithm, alg);
+            assert_eq!(info.key.bits, Some(bits));
+            // Signed by the P-256 CA whatever the leaf key.
+            assert_eq!(info.signature_algorithm, sig);
+        }
+        let own = pki::self_signed(&LeafSpec {
+            key: KeySpec::Rsa2048,
+            ..LeafSpec::new("rsa.example.test")
+        })
+        .expect("self-signed");
+        let info = analyze(own.leaf()).expect("analyse");
+        assert_eq!(info.signature_algorithm, "sha256WithRSAEncryption");
+        assert!(info.self_signed);
+    }
+
+    #[test]
+    fn xmpp_addr_only_and_srv_id_only() {
+        let ca = ca("cert-san CA");
+        let x = ca
+            .issue(&LeafSpec {
+                xmpp_addr: vec!["chat.example.test".into()],
+                ..LeafSpec::nameless()
+            })
+            .expect("leaf");
+        let info = analyze(x.leaf()).expect("analyse");
+        assert!(info.sans.dns.is_empty());
+        assert_eq!(info.sans.xmpp_addr, vec!["chat.example.test".to_string()]);
+        assert!(info.sans.srv_id.is_empty());
+
+        let s = ca
+            .issue(&LeafSpec {
+                srv_id: vec!["_xmpp-server.chat.example.test".into()],
+                ..LeafSpec::nameless()
+            })
+            .expect("leaf");
+        let info = analyze(s.leaf()).expect("analyse");
+        assert!(info.sans.dns.is_empty());
+        assert!(info.sans.xmpp_addr.is_empty());
+        assert_eq!(
+            info.sans.srv_id,
+            vec!["_xmpp-server.chat.example.test".to_string()]
+        );
+    }
+
+    #[test]
+    fn same_name_other_key_is_not_self_signed() {
+        crate::install_crypto_provider();
+        let mut dn = rcgen::DistinguishedName::new();
+        dn.push(rcgen::DnType::CommonName, "same-name");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.distinguished_name = dn.clone();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_key = rcgen::KeyPair::generate().expect("key");
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let mut leaf_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        leaf_params.distinguished_name = dn;
+        let leaf_key = rcgen::KeyPair::generate().expect("key");
+        let leaf = leaf_params.signed_by(&leaf_key, &issuer).expect("leaf");
+        let info = analyze(leaf.der()).expect("analyse");
+        assert_eq!(info.subject, info.issuer);
+        assert!(!info.self_signed);
+    }
+
+    #[test]
+    fn lets_encrypt_detection_and_renewal_date() {
+        let root = ca("cert-le root");
+        let le = root.lets_encrypt_like("R13-test").expect("LE-like");
+        let spec = LeafSpec {
+            eku: EkuSpec::ClientAndServer,
+            not_before: datetime!(2026-01-10 00:00 UTC),
+            not_after: datetime!(2026-04-10 00:00 UTC),
+            ..LeafSpec::new("le.example.test")
+        };
+        let leaf = le.issue(&spec).expect("leaf");
+        let info = analyze(leaf.leaf()).expect("analyse");
+        assert!(info.lets_encrypt);
+        assert_eq!(info.renews_server_only, Some(date!(2026 - 04 - 10)));
+        // The LE-like intermediate is issued by the (non-LE) test root.
+        let inter = analyze(&leaf.chain[1]).expect("analyse");
+        assert!(!inter.lets_encrypt);
+        assert_eq!(inter.renews_server_only, None);
+
+        // Expiring before the cut-over: nothing to report.
+        let early = le
+            .issue(&LeafSpec {
+                not_after: datetime!(2026-02-01 00:00 UTC),
+                ..spec.clone()
+            })
+            .expect("leaf");
+        assert_eq!(analyze(early.leaf()).expect("a").renews_server_only, None);
+        // Already server-only.
+        let so = le
+            .issue(&LeafSpec {
+                eku: EkuSpec::ServerOnly,
+                ..spec.clone()
+            })
+            .expect("leaf");
+        assert_eq!(analyze(so.leaf()).expect("a").renews_server_only, None);
+        // Same leaf from a non-LE CA.
+        let other = root.issue(&spec).expect("leaf");
+        let info = analyze(other.leaf()).expect("a");
+        assert!(!info.lets_encrypt);
+        assert_eq!(info.renews_server_only, None);
+    }
+
+    #[test]
+    fn trailing_bytes_are_an_error() {
+        let ca = ca("cert-trailing CA");
+        let mut der = ca.der().to_vec();
+        der.push(0);
+        assert_eq!(analyze(&der), Err(CertError::TrailingData(1)));
+    }
+}
