@@ -204,7 +204,11 @@ pub enum CaEku {
     ClientAndServer,
 }
 
-fn ca_params(cn: &str, organization: Option<&str>, eku: CaEku) -> Result<CertificateParams, PkiError> {
+fn ca_params(
+    cn: &str,
+    organization: Option<&str>,
+    eku: CaEku,
+) -> Result<CertificateParams, PkiError> {
     let mut p = CertificateParams::new(Vec::<String>::new())?;
     let mut dn = DistinguishedName::new();
     if let Some(o) = organization {
@@ -321,7 +325,10 @@ pub fn self_signed(spec: &LeafSpec) -> Result<IssuedCert, PkiError> {
 /// A leaf signed by a fresh CA that nobody trusts (unique CN, so the
 /// verdict is "unknown issuer", not "bad signature").
 pub fn wrong_issuer(spec: &LeafSpec) -> Result<IssuedCert, PkiError> {
-    let ca = TestCa::new(&format!("xmpp-survey untrusted CA {:016x}", rand::random::<u64>()))?;
+    let ca = TestCa::new(&format!(
+        "xmpp-survey untrusted CA {:016x}",
+        rand::random::<u64>()
+    ))?;
     ca.issue(spec)
 }
 
@@ -346,7 +353,8 @@ fn leaf_params(spec: &LeafSpec) -> Result<(CertificateParams, KeyPair), PkiError
     p.not_before = spec.not_before;
     p.not_after = spec.not_after;
     if let Some(san) = san_extension_der(&spec.dns, &spec.xmpp_addr, &spec.srv_id) {
-        p.custom_extensions.push(CustomExtension::from_oid_content(&[2, 5, 29, 17], san));
+        p.custom_extensions
+            .push(CustomExtension::from_oid_content(&[2, 5, 29, 17], san));
     }
     let key = spec.key.generate()?;
     Ok((p, key))
@@ -359,7 +367,11 @@ fn private_key(key: &KeyPair) -> PrivateKeyDer<'static> {
 /// DER of a `GeneralNames` (RFC 5280 §4.2.1.6) holding dNSNames ([2]
 /// IA5String), id-on-xmppAddr otherNames (UTF8String) and id-on-dnsSRV
 /// otherNames (IA5String); `None` when there are no names.
-pub fn san_extension_der(dns: &[String], xmpp_addr: &[String], srv_id: &[String]) -> Option<Vec<u8>> {
+pub fn san_extension_der(
+    dns: &[String],
+    xmpp_addr: &[String],
+    srv_id: &[String],
+) -> Option<Vec<u8>> {
     const ID_ON_XMPPADDR: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08, 0x05];
     const ID_ON_DNSSRV: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08, 0x07];
     let mut names = Vec::new();
@@ -406,4 +418,61 @@ fn pem(label: &str, der: &[u8]) -> String {
     }
     out.push_str(&format!("-----END {label}-----\n"));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn der_length_forms() {
+        assert_eq!(tlv(0x04, &[1, 2]), vec![0x04, 2, 1, 2]);
+        let long = tlv(0x04, &[0; 200]);
+        assert_eq!(&long[..3], &[0x04, 0x81, 200]);
+        let longer = tlv(0x04, &[0; 300]);
+        assert_eq!(&longer[..4], &[0x04, 0x82, 0x01, 0x2c]);
+    }
+
+    #[test]
+    fn chain_shape_and_pem() {
+        crate::install_crypto_provider();
+        let root = TestCa::new("pki-shape root").expect("root");
+        let a = root
+            .intermediate("pki-shape a", None, CaEku::Unrestricted)
+            .expect("a");
+        let b = a.intermediate_server_only("pki-shape b").expect("b");
+        let leaf = b.issue(&LeafSpec::new("shape.example.test")).expect("leaf");
+        assert_eq!(leaf.chain.len(), 3);
+        assert_eq!(&leaf.chain[1], b.der());
+        assert_eq!(&leaf.chain[2], a.der());
+        assert!(!leaf.chain.contains(root.der()));
+        assert!(root.pem().starts_with("-----BEGIN CERTIFICATE-----\n"));
+        assert_eq!(leaf.chain_pem().matches("BEGIN CERTIFICATE").count(), 3);
+        assert!(leaf.key_pem().starts_with("-----BEGIN PRIVATE KEY-----\n"));
+        let only_root = root
+            .issue(&LeafSpec::new("shape.example.test"))
+            .expect("leaf");
+        assert_eq!(only_root.chain.len(), 1);
+    }
+
+    /// Measures leaf issuance (the testnet issues many lazily). Prints the
+    /// mean; run with `--nocapture` to see it.
+    #[test]
+    fn leaf_issuance_time() {
+        crate::install_crypto_provider();
+        let ca = TestCa::new("pki-timing CA").expect("CA");
+        let spec = LeafSpec {
+            xmpp_addr: vec!["t.example.test".into()],
+            srv_id: vec!["_xmpp-server.t.example.test".into()],
+            ..LeafSpec::new("t.example.test")
+        };
+        const N: u32 = 200;
+        let start = std::time::Instant::now();
+        for _ in 0..N {
+            ca.issue(&spec).expect("leaf");
+        }
+        let per = start.elapsed() / N;
+        println!("leaf issuance (ECDSA P-256, with SANs): {per:?} per leaf over {N}");
+        assert!(per < std::time::Duration::from_millis(50), "{per:?}");
+    }
 }

@@ -155,9 +155,7 @@ fn attr_value_string(v: &Any<'_>) -> String {
         Tag::Utf8String | Tag::PrintableString | Tag::Ia5String | Tag::NumericString => {
             std::str::from_utf8(v.data).ok().map(str::to_string)
         }
-        Tag::BmpString => BmpString::try_from(v.clone())
-            .ok()
-            .map(|b| b.string()),
+        Tag::BmpString => BmpString::try_from(v.clone()).ok().map(|b| b.string()),
         _ => None,
     };
     match text {
@@ -319,8 +317,9 @@ fn signature_algorithm_name(oid: &Oid<'_>) -> String {
 }
 
 /// The signature algorithms webpki accepts with aws-lc-rs.
-static ALGORITHMS: LazyLock<WebPkiSupportedAlgorithms> =
-    LazyLock::new(|| rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms);
+static ALGORITHMS: LazyLock<WebPkiSupportedAlgorithms> = LazyLock::new(|| {
+    rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms
+});
 
 /// Whether the certificate's signature verifies with its own public key
 /// (the second half of "self-signed"; RFC 5280 §6.1 treats a matching
@@ -368,7 +367,10 @@ mod tests {
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         assert!(matches!(analyze(b""), Err(CertError::Parse(_))));
-        assert!(matches!(analyze(&[0x30, 0x03, 1, 2]), Err(CertError::Parse(_))));
+        assert!(matches!(
+            analyze(&[0x30, 0x03, 1, 2]),
+            Err(CertError::Parse(_))
+        ));
     }
 
     #[test]
@@ -411,13 +413,21 @@ mod pki_tests {
     fn rfc5280_4_2_1_12_each_eku_class() {
         let ca = ca("cert-eku CA");
         let cases = [
-            (EkuSpec::ServerOnly, EkuClass::ServerOnly, vec!["1.3.6.1.5.5.7.3.1"]),
+            (
+                EkuSpec::ServerOnly,
+                EkuClass::ServerOnly,
+                vec!["1.3.6.1.5.5.7.3.1"],
+            ),
             (
                 EkuSpec::ClientAndServer,
                 EkuClass::ClientAndServer,
                 vec!["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"],
             ),
-            (EkuSpec::ClientOnly, EkuClass::ClientOnly, vec!["1.3.6.1.5.5.7.3.2"]),
+            (
+                EkuSpec::ClientOnly,
+                EkuClass::ClientOnly,
+                vec!["1.3.6.1.5.5.7.3.2"],
+            ),
             (EkuSpec::None, EkuClass::Any, vec![]),
             (EkuSpec::AnyPurpose, EkuClass::Any, vec!["2.5.29.37.0"]),
             (EkuSpec::Other, EkuClass::Other, vec!["1.3.6.1.5.5.7.3.4"]),

@@ -414,3 +414,154 @@ mod tests {
         assert_eq!(alpn_for(Service::S2s), b"xmpp-server");
     }
 }
+
+/// Loopback handshakes against a tokio-rustls server using the test PKI.
+#[cfg(test)]
+mod loopback {
+    use super::*;
+    use crate::testnet::pki::{self, EkuSpec, IssuedCert, LeafSpec, TestCa};
+    use rustls::server::WebPkiClientVerifier;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    const DOMAIN: &str = "loop.example.test";
+
+    /// Serves one TLS connection: handshake, write `ok`, close. With
+    /// `request_client_cert` the server asks for (but does not require) a
+    /// client certificate chaining to `client_ca`.
+    async fn serve_once(
+        cert: IssuedCert,
+        client_ca: Option<&TestCa>,
+        alpn: Option<&[u8]>,
+    ) -> (std::net::SocketAddr, tokio::task::JoinHandle<Option<usize>>) {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("versions");
+        let builder = match client_ca {
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                roots.add(ca.der().clone()).expect("root");
+                let v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                    .allow_unauthenticated()
+                    .build()
+                    .expect("client verifier");
+                builder.with_client_cert_verifier(v)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder
+            .with_single_cert(cert.chain.clone(), cert.key.clone_key())
+            .expect("server cert");
+        if let Some(p) = alpn {
+            config.alpn_protocols = vec![p.to_vec()];
+        }
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.ok()?;
+            let mut tls = acceptor.accept(tcp).await.ok()?;
+            let peer = tls.get_ref().1.peer_certificates().map_or(0, <[_]>::len);
+            tls.write_all(b"ok").await.ok()?;
+            tls.shutdown().await.ok()?;
+            Some(peer)
+        });
+        (addr, task)
+    }
+
+    async fn probe(
+        addr: std::net::SocketAddr,
+        tls: &TlsProbe,
+        alpn: Option<&'static [u8]>,
+        client_cert: Option<Arc<CertifiedKey>>,
+    ) -> (TlsInfo, CaptureState) {
+        let (connector, capture) = tls
+            .connector(DOMAIN, Service::S2s, alpn, client_cert)
+            .expect("connector");
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let mut stream = connector
+            .connect(server_name(DOMAIN).expect("name"), tcp)
+            .await
+            .expect("handshake");
+        // G6: only a successful first read means the session is up.
+        let mut buf = [0u8; 2];
+        stream.read_exact(&mut buf).await.expect("first read");
+        assert_eq!(&buf, b"ok");
+        (
+            tls_info(&capture, Some(stream.get_ref().1)),
+            capture.snapshot(),
+        )
+    }
+
+    #[tokio::test]
+    async fn captures_chain_and_no_certificate_request() {
+        crate::install_crypto_provider();
+        let ca = TestCa::new("loop-plain CA").expect("CA");
+        let inter = ca
+            .intermediate_server_only("loop-plain sub")
+            .expect("inter");
+        let cert = inter.issue(&LeafSpec::new(DOMAIN)).expect("leaf");
+        let (addr, server) = serve_once(cert.clone(), None, Some(ALPN_XMPP_SERVER)).await;
+        let tls = TlsProbe::new(vec![ca.der().clone()]).expect("probe");
+        let (info, st) = probe(addr, &tls, Some(ALPN_XMPP_SERVER), None).await;
+        assert_eq!(st.chain, cert.chain);
+        assert!(!st.client_cert_requested);
+        assert_eq!(info.version.as_deref(), Some("TLSv1.3"));
+        assert!(
+            info.cipher_suite
+                .as_deref()
+                .is_some_and(|s| s.starts_with("TLS_"))
+        );
+        assert_eq!(info.alpn.as_deref(), Some("xmpp-server"));
+        assert_eq!(info.verdict, Some(ChainVerdict::Trusted));
+        assert_eq!(info.name_match, Some(NameMatch::DnsId));
+        assert_eq!(info.chain.len(), 2);
+        assert_eq!(info.chain[0].sans.dns, vec![DOMAIN.to_string()]);
+        assert_eq!(server.await.expect("server"), Some(0));
+    }
+
+    #[tokio::test]
+    async fn untrusted_chain_is_captured_not_aborted() {
+        crate::install_crypto_provider();
+        let cert = pki::wrong_issuer(&LeafSpec::new(DOMAIN)).expect("leaf");
+        let (addr, server) = serve_once(cert.clone(), None, None).await;
+        let tls = TlsProbe::new(vec![]).expect("probe");
+        let (info, st) = probe(addr, &tls, None, None).await;
+        assert_eq!(st.chain, cert.chain);
+        assert_eq!(info.verdict, Some(ChainVerdict::UnknownIssuer));
+        assert!(info.verdict_detail.is_some());
+        assert_eq!(info.alpn, None);
+        assert!(server.await.expect("server").is_some());
+    }
+
+    #[tokio::test]
+    async fn certificate_request_is_recorded_and_answered() {
+        crate::install_crypto_provider();
+        let ca = TestCa::new("loop-mtls CA").expect("CA");
+        let server_cert = ca.issue(&LeafSpec::new(DOMAIN)).expect("leaf");
+        let tls = TlsProbe::new(vec![ca.der().clone()]).expect("probe");
+
+        // Asked, nothing to give.
+        let (addr, server) = serve_once(server_cert.clone(), Some(&ca), None).await;
+        let (_, st) = probe(addr, &tls, None, None).await;
+        assert!(st.client_cert_requested);
+        assert!(!st.client_cert_sent);
+        assert_eq!(st.acceptable_ca_hints, 1);
+        assert_eq!(server.await.expect("server"), Some(0));
+
+        // Asked, and we present a client-and-server certificate.
+        let ours = ca
+            .issue(&LeafSpec {
+                eku: EkuSpec::ClientAndServer,
+                ..LeafSpec::new("prober.example.test")
+            })
+            .expect("client leaf");
+        let key = certified_key(ours.chain.clone(), ours.key.clone_key()).expect("key");
+        let (addr, server) = serve_once(server_cert, Some(&ca), None).await;
+        let (_, st) = probe(addr, &tls, None, Some(key)).await;
+        assert!(st.client_cert_requested);
+        assert!(st.client_cert_sent);
+        assert_eq!(server.await.expect("server"), Some(1));
+    }
+}

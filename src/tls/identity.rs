@@ -40,7 +40,12 @@ pub fn match_domain(cert: &CertInfo, domain: &str, service: Service) -> NameMatc
     if cert.sans.xmpp_addr.iter().any(|x| normalize(x) == domain) {
         return NameMatch::XmppAddr;
     }
-    if cert.sans.srv_id.iter().any(|s| srv_id_matches(s, &domain, service)) {
+    if cert
+        .sans
+        .srv_id
+        .iter()
+        .any(|s| srv_id_matches(s, &domain, service))
+    {
         return NameMatch::SrvId;
     }
     if cert::rfc4514_values(&cert.subject, "CN")
@@ -145,27 +150,60 @@ mod tests {
     #[test]
     fn rfc6125_6_4_1_exact_dns_id_case_and_dot() {
         let c = dns(&["XMPP.Example.ORG."]);
-        assert_eq!(match_domain(&c, "xmpp.example.org", Service::S2s), NameMatch::DnsId);
-        assert_eq!(match_domain(&c, "xmpp.example.org.", Service::C2s), NameMatch::DnsId);
-        assert_eq!(match_domain(&c, "example.org", Service::C2s), NameMatch::None);
+        assert_eq!(
+            match_domain(&c, "xmpp.example.org", Service::S2s),
+            NameMatch::DnsId
+        );
+        assert_eq!(
+            match_domain(&c, "xmpp.example.org.", Service::C2s),
+            NameMatch::DnsId
+        );
+        assert_eq!(
+            match_domain(&c, "example.org", Service::C2s),
+            NameMatch::None
+        );
         assert_eq!(match_domain(&c, "", Service::C2s), NameMatch::None);
     }
 
     #[test]
     fn rfc6125_6_4_3_wildcard_rules() {
         let c = dns(&["*.example.org"]);
-        assert_eq!(match_domain(&c, "chat.example.org", Service::C2s), NameMatch::Wildcard);
-        assert_eq!(match_domain(&c, "CHAT.example.ORG", Service::C2s), NameMatch::Wildcard);
+        assert_eq!(
+            match_domain(&c, "chat.example.org", Service::C2s),
+            NameMatch::Wildcard
+        );
+        assert_eq!(
+            match_domain(&c, "CHAT.example.ORG", Service::C2s),
+            NameMatch::Wildcard
+        );
         // Never the bare parent, never two labels.
-        assert_eq!(match_domain(&c, "example.org", Service::C2s), NameMatch::None);
-        assert_eq!(match_domain(&c, "a.b.example.org", Service::C2s), NameMatch::None);
+        assert_eq!(
+            match_domain(&c, "example.org", Service::C2s),
+            NameMatch::None
+        );
+        assert_eq!(
+            match_domain(&c, "a.b.example.org", Service::C2s),
+            NameMatch::None
+        );
         // Partial-label and non-leftmost wildcards, and `*.tld`, are refused.
-        assert_eq!(match_domain(&dns(&["c*.example.org"]), "chat.example.org", Service::C2s), NameMatch::None);
-        assert_eq!(match_domain(&dns(&["chat.*.org"]), "chat.example.org", Service::C2s), NameMatch::None);
-        assert_eq!(match_domain(&dns(&["*.org"]), "example.org", Service::C2s), NameMatch::None);
+        assert_eq!(
+            match_domain(&dns(&["c*.example.org"]), "chat.example.org", Service::C2s),
+            NameMatch::None
+        );
+        assert_eq!(
+            match_domain(&dns(&["chat.*.org"]), "chat.example.org", Service::C2s),
+            NameMatch::None
+        );
+        assert_eq!(
+            match_domain(&dns(&["*.org"]), "example.org", Service::C2s),
+            NameMatch::None
+        );
         // An exact DNS-ID is preferred over a wildcard.
         let both = dns(&["*.example.org", "chat.example.org"]);
-        assert_eq!(match_domain(&both, "chat.example.org", Service::C2s), NameMatch::DnsId);
+        assert_eq!(
+            match_domain(&both, "chat.example.org", Service::C2s),
+            NameMatch::DnsId
+        );
     }
 
     #[test]
@@ -177,7 +215,10 @@ mod tests {
             },
             "",
         );
-        assert_eq!(match_domain(&c, "example.org", Service::S2s), NameMatch::XmppAddr);
+        assert_eq!(
+            match_domain(&c, "example.org", Service::S2s),
+            NameMatch::XmppAddr
+        );
         assert_eq!(match_domain(&c, "other.org", Service::S2s), NameMatch::None);
     }
 
@@ -190,8 +231,14 @@ mod tests {
             },
             "",
         );
-        assert_eq!(match_domain(&c, "example.org", Service::S2s), NameMatch::SrvId);
-        assert_eq!(match_domain(&c, "example.org", Service::C2s), NameMatch::None);
+        assert_eq!(
+            match_domain(&c, "example.org", Service::S2s),
+            NameMatch::SrvId
+        );
+        assert_eq!(
+            match_domain(&c, "example.org", Service::C2s),
+            NameMatch::None
+        );
         let c = info(
             Sans {
                 srv_id: vec!["_XMPPS-client.example.org".into()],
@@ -199,8 +246,14 @@ mod tests {
             },
             "",
         );
-        assert_eq!(match_domain(&c, "example.org", Service::C2s), NameMatch::SrvId);
-        assert_eq!(match_domain(&c, "example.org", Service::S2s), NameMatch::None);
+        assert_eq!(
+            match_domain(&c, "example.org", Service::C2s),
+            NameMatch::SrvId
+        );
+        assert_eq!(
+            match_domain(&c, "example.org", Service::S2s),
+            NameMatch::None
+        );
         assert_eq!(match_domain(&c, "other.org", Service::C2s), NameMatch::None);
     }
 
