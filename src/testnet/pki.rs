@@ -364,7 +364,7 @@ fn private_key(key: &KeyPair) -> PrivateKeyDer<'static> {
     PrivatePkcs8KeyDer::from(key.serialize_der()).into()
 }
 
-/// DER of a `GeneralNames` (RFC 5280 §4.2.1.6) holding dNSNames ([2]
+/// DER of a `GeneralNames` (RFC 5280 §4.2.1.6) holding dNSNames (`[2]`
 /// IA5String), id-on-xmppAddr otherNames (UTF8String) and id-on-dnsSRV
 /// otherNames (IA5String); `None` when there are no names.
 pub fn san_extension_der(
