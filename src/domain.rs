@@ -132,22 +132,52 @@ mod tests {
     fn normalises_case_dot_and_idna() {
         assert_eq!(normalize(" Example.ORG. ").unwrap(), "example.org");
         assert_eq!(normalize("jabber.de").unwrap(), "jabber.de");
-        assert_eq!(normalize("bücher.example").unwrap(), "xn--bcher-kva.example");
-        assert_eq!(normalize("XN--BCHER-KVA.example").unwrap(), "xn--bcher-kva.example");
+        assert_eq!(
+            normalize("bücher.example").unwrap(),
+            "xn--bcher-kva.example"
+        );
+        assert_eq!(
+            normalize("XN--BCHER-KVA.example").unwrap(),
+            "xn--bcher-kva.example"
+        );
     }
 
     #[test]
     fn rejects_what_is_not_a_domain() {
         assert_eq!(normalize(""), Err(DomainError::Empty));
         assert_eq!(normalize("  . "), Err(DomainError::Empty));
-        assert!(matches!(normalize("https://example.org"), Err(DomainError::NotADomain(_))));
-        assert!(matches!(normalize("user@example.org"), Err(DomainError::NotADomain(_))));
-        assert!(matches!(normalize("192.0.2.1"), Err(DomainError::NotADomain(_))));
-        assert!(matches!(normalize("[::1]"), Err(DomainError::NotADomain(_))));
-        assert!(matches!(normalize("a..b"), Err(DomainError::BadLabel(_)) | Err(DomainError::Idna(_))));
-        assert!(matches!(normalize("-a.example"), Err(DomainError::BadCharacter(_)) | Err(DomainError::Idna(_))));
-        assert!(matches!(normalize("a_b.example"), Err(DomainError::BadCharacter(_)) | Err(DomainError::Idna(_))));
-        assert!(matches!(normalize("exa mple.org"), Err(DomainError::BadCharacter(_)) | Err(DomainError::Idna(_))));
+        assert!(matches!(
+            normalize("https://example.org"),
+            Err(DomainError::NotADomain(_))
+        ));
+        assert!(matches!(
+            normalize("user@example.org"),
+            Err(DomainError::NotADomain(_))
+        ));
+        assert!(matches!(
+            normalize("192.0.2.1"),
+            Err(DomainError::NotADomain(_))
+        ));
+        assert!(matches!(
+            normalize("[::1]"),
+            Err(DomainError::NotADomain(_))
+        ));
+        assert!(matches!(
+            normalize("a..b"),
+            Err(DomainError::BadLabel(_)) | Err(DomainError::Idna(_))
+        ));
+        assert!(matches!(
+            normalize("-a.example"),
+            Err(DomainError::BadCharacter(_)) | Err(DomainError::Idna(_))
+        ));
+        assert!(matches!(
+            normalize("a_b.example"),
+            Err(DomainError::BadCharacter(_)) | Err(DomainError::Idna(_))
+        ));
+        assert!(matches!(
+            normalize("exa mple.org"),
+            Err(DomainError::BadCharacter(_)) | Err(DomainError::Idna(_))
+        ));
         assert_eq!(normalize("localhost"), Err(DomainError::SingleLabel));
         let long = format!("{}.example", "a".repeat(64));
         assert!(normalize(&long).is_err());
@@ -155,7 +185,8 @@ mod tests {
 
     #[test]
     fn list_reports_bad_lines_with_numbers_and_keeps_the_rest() {
-        let text = "# comment\nexample.org\n\nbad domain.org # typo\nExample.org.\nxmpp.test # ok\n";
+        let text =
+            "# comment\nexample.org\n\nbad domain.org # typo\nExample.org.\nxmpp.test # ok\n";
         let (good, bad) = parse_list(Path::new("list.txt"), text);
         assert_eq!(good, vec!["example.org", "xmpp.test"]);
         assert_eq!(bad.len(), 1);

@@ -167,9 +167,9 @@ impl EndpointField {
             Self::Verdict => json(tls.and_then(|t| t.verdict)),
             Self::NameMatch => json(tls.and_then(|t| t.name_match)),
             Self::EkuClass => json(leaf.map(|c| c.eku.class)),
-            Self::ChainEkuClasses => json(
-                tls.map(|t| t.chain.iter().map(|c| c.eku.class).collect::<Vec<_>>()),
-            ),
+            Self::ChainEkuClasses => {
+                json(tls.map(|t| t.chain.iter().map(|c| c.eku.class).collect::<Vec<_>>()))
+            }
             Self::LetsEncrypt => json(leaf.map(|c| c.lets_encrypt)),
             Self::RenewsServerOnly => json(leaf.and_then(|c| c.renews_server_only)),
             Self::KeyAlgorithm => json(leaf.map(|c| &c.key.algorithm)),

@@ -22,7 +22,11 @@ use xmpp_survey::probe::{Prober, render};
 use xmpp_survey::tls::client::TlsProbe;
 
 #[derive(Parser)]
-#[command(name = "xmpp-survey", version, about = "Measures XMPP servers' TLS readiness (2026): mandatory STARTTLS, server-only certificates, federation acceptance.")]
+#[command(
+    name = "xmpp-survey",
+    version,
+    about = "Measures XMPP servers' TLS readiness (2026): mandatory STARTTLS, server-only certificates, federation acceptance."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -143,13 +147,15 @@ fn main() {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     xmpp_survey::install_crypto_provider();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -293,7 +299,11 @@ fn testnet_check(a: &CheckArgs) -> Result<()> {
     let text = std::fs::read_to_string(&a.reports)
         .with_context(|| format!("cannot read reports {}", a.reports.display()))?;
     let mut by_domain = std::collections::HashMap::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let r: DomainReport = serde_json::from_str(line)
             .with_context(|| format!("{}:{}: not a probe report", a.reports.display(), i + 1))?;
         by_domain.insert(r.domain.clone(), r);
@@ -351,7 +361,10 @@ async fn testnet_up(a: TestnetArgs) -> Result<()> {
         list_path.display(),
         net.dns_addr(),
         ca_path.display(),
-        net.domains().first().map(String::as_str).unwrap_or("DOMAIN"),
+        net.domains()
+            .first()
+            .map(String::as_str)
+            .unwrap_or("DOMAIN"),
         net.dns_addr(),
         ca_path.display(),
         list_path.display(),

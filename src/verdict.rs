@@ -4,11 +4,11 @@
 //! Nothing here does I/O: a reader can re-derive every verdict from the raw
 //! evidence in the JSON report, and the unit tests do exactly that.
 
+use crate::dns::{DnsOutcome, DnsReport, SrvService};
 use crate::probe::report::{ConnectOutcome, EndpointOutcome, EndpointReport, Transport};
 use crate::tls::{ChainVerdict, EkuClass, NameMatch, TlsInfo};
 use crate::xmpp::Service;
 use crate::xmpp::features::StarttlsOffer;
-use crate::dns::{DnsOutcome, DnsReport, SrvService};
 use serde::{Deserialize, Serialize};
 use time::Date;
 
@@ -162,7 +162,10 @@ fn status(service: Service, dns: &DnsReport, eps: &[&EndpointReport]) -> Service
     if eps.iter().any(|e| e.outcome == EndpointOutcome::Complete) {
         return ServiceStatus::TlsOk;
     }
-    if eps.iter().all(|e| e.connect == ConnectOutcome::BlockedAddress) {
+    if eps
+        .iter()
+        .all(|e| e.connect == ConnectOutcome::BlockedAddress)
+    {
         return ServiceStatus::Blocked;
     }
     let connected: Vec<_> = eps
@@ -180,10 +183,12 @@ fn status(service: Service, dns: &DnsReport, eps: &[&EndpointReport]) -> Service
     }) {
         return ServiceStatus::TlsFailed;
     }
-    if connected
-        .iter()
-        .any(|e| matches!(e.outcome, EndpointOutcome::NoStarttls | EndpointOutcome::NoVersion))
-    {
+    if connected.iter().any(|e| {
+        matches!(
+            e.outcome,
+            EndpointOutcome::NoStarttls | EndpointOutcome::NoVersion
+        )
+    }) {
         return ServiceStatus::NoTls;
     }
     ServiceStatus::StreamFailed

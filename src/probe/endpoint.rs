@@ -4,17 +4,18 @@
 //! Each phase has its own timeout and byte budget; every way a server can
 //! fail (or attack) ends as a typed [`EndpointOutcome`] in the report.
 
+use crate::dns::TlsaRecord;
 use crate::limits::Limits;
 use crate::net::policy::{AddressPolicy, classify};
 use crate::probe::plan::EndpointPlan;
 use crate::probe::report::{ConnectOutcome, EndpointOutcome, EndpointReport, Phase, Transport};
-use crate::tls::client::{TlsProbe, classify_error, tls_info};
-use crate::tls::{TlsFailure, TlsInfo};
+use crate::tls::client::{TlsProbe, classify_error, server_name, tls_info};
+use crate::tls::dane;
+use crate::tls::{ChainVerdict, TlsFailure, TlsInfo};
 use crate::xmpp::features::{self, Features, StarttlsOffer};
 use crate::xmpp::reader::{ReadFault, ReaderLimits, StreamReader};
 use crate::xmpp::stream::{self, HeaderSpec};
 use crate::xmpp::{NS_STREAMS, NS_TLS, Service};
-use rustls::pki_types::ServerName;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -162,8 +163,8 @@ pub async fn probe_endpoint(
     r.connect_ms = Some(elapsed_ms(t0));
     let _ = tcp.set_nodelay(true);
     let result = match plan.transport {
-        Transport::Starttls => starttls(ctx, domain, tcp, &mut r).await,
-        Transport::DirectTls => tls_and_stream(ctx, domain, tcp, &mut r).await,
+        Transport::Starttls => starttls(ctx, domain, tcp, &mut r, &plan.tlsa).await,
+        Transport::DirectTls => tls_and_stream(ctx, domain, tcp, &mut r, &plan.tlsa).await,
     };
     match result {
         Ok(()) => r.outcome = EndpointOutcome::Complete,
@@ -237,13 +238,20 @@ async fn open_stream<S: AsyncRead + AsyncWrite + Unpin>(
         let err = stream::parse_error(&el);
         let detail = err.text.clone();
         r.stream_error = Some(err);
-        return Err(Stop::new(EndpointOutcome::StreamError, features_phase, detail));
+        return Err(Stop::new(
+            EndpointOutcome::StreamError,
+            features_phase,
+            detail,
+        ));
     }
     if !el.is(NS_STREAMS, "features") {
         return Err(Stop::new(
             EndpointOutcome::UnexpectedElement,
             features_phase,
-            Some(format!("expected <stream:features/>, got {{{}}}{}", el.ns, el.name)),
+            Some(format!(
+                "expected <stream:features/>, got {{{}}}{}",
+                el.ns, el.name
+            )),
         ));
     }
     Ok(features::parse(&el))
@@ -265,9 +273,17 @@ async fn starttls(
     domain: &str,
     tcp: TcpStream,
     r: &mut EndpointReport,
+    tlsa: &[TlsaRecord],
 ) -> Result<(), Stop> {
     let mut rd = StreamReader::new(tcp, reader_limits(&ctx.limits));
-    let opened = open_stream(ctx, domain, &mut rd, r, (Phase::StreamHeader, Phase::Features)).await;
+    let opened = open_stream(
+        ctx,
+        domain,
+        &mut rd,
+        r,
+        (Phase::StreamHeader, Phase::Features),
+    )
+    .await;
     let feats = match opened {
         Ok(x) => x,
         Err(stop) => {
@@ -279,7 +295,11 @@ async fn starttls(
     r.pre_tls = Some(feats);
     if offer == StarttlsOffer::Absent {
         close(rd).await;
-        return Err(Stop::new(EndpointOutcome::NoStarttls, Phase::Features, None));
+        return Err(Stop::new(
+            EndpointOutcome::NoStarttls,
+            Phase::Features,
+            None,
+        ));
     }
     rd.new_phase();
     rd.write_all(format!("<starttls xmlns='{NS_TLS}'/>").as_bytes())
@@ -290,10 +310,18 @@ async fn starttls(
         let err = stream::parse_error(&el);
         let detail = err.text.clone();
         r.stream_error = Some(err);
-        return Err(Stop::new(EndpointOutcome::StreamError, Phase::Starttls, detail));
+        return Err(Stop::new(
+            EndpointOutcome::StreamError,
+            Phase::Starttls,
+            detail,
+        ));
     }
     if el.is(NS_TLS, "failure") {
-        return Err(Stop::new(EndpointOutcome::StarttlsFailure, Phase::Starttls, None));
+        return Err(Stop::new(
+            EndpointOutcome::StarttlsFailure,
+            Phase::Starttls,
+            None,
+        ));
     }
     if !el.is(NS_TLS, "proceed") {
         return Err(Stop::new(
@@ -312,19 +340,7 @@ async fn starttls(
             )),
         ));
     }
-    tls_and_stream(ctx, domain, tcp, r).await
-}
-
-/// Maps the text of an I/O error seen on the first read after the
-/// handshake. With TLS 1.3 a server that rejects our client certificate
-/// (or anything else about the session) says so here, not in the
-/// handshake (rustls client-auth timing, see the crate notes G6).
-fn tls_read_failure(detail: &str) -> TlsFailure {
-    if detail.contains("alert") {
-        TlsFailure::Alert
-    } else {
-        TlsFailure::Closed
-    }
+    tls_and_stream(ctx, domain, tcp, r, tlsa).await
 }
 
 /// TLS handshake (direct TLS carries the XEP-0368 ALPN), then the stream
@@ -334,29 +350,57 @@ async fn tls_and_stream(
     domain: &str,
     tcp: TcpStream,
     r: &mut EndpointReport,
+    tlsa: &[TlsaRecord],
 ) -> Result<(), Stop> {
     let alpn = (r.transport == Transport::DirectTls).then(|| alpn(r.service));
-    let (connector, capture) = ctx.tls.connector(domain, r.service, alpn, None);
-    let name = ServerName::try_from(domain.to_string()).map_err(|e| {
+    let (connector, capture) = ctx
+        .tls
+        .connector(domain, r.service, alpn, None)
+        .map_err(|e| {
+            Stop::new(
+                EndpointOutcome::TlsFailed,
+                Phase::TlsHandshake,
+                e.to_string(),
+            )
+        })?;
+    let name = server_name(domain).ok_or_else(|| {
         Stop::new(
             EndpointOutcome::TlsFailed,
             Phase::TlsHandshake,
-            Some(format!("{domain} is not a valid TLS server name: {e}")),
+            Some(format!("{domain} is not a valid TLS server name")),
         )
     })?;
     let tls = match timeout(ctx.limits.phase_timeout, connector.connect(name, tcp)).await {
         Err(_) => {
             r.tls = Some(failed(tls_info(&capture, None), TlsFailure::Timeout, None));
-            return Err(Stop::new(EndpointOutcome::TlsFailed, Phase::TlsHandshake, None));
+            return Err(Stop::new(
+                EndpointOutcome::TlsFailed,
+                Phase::TlsHandshake,
+                None,
+            ));
         }
         Ok(Err(e)) => {
             let (failure, detail) = classify_error(&e);
-            r.tls = Some(failed(tls_info(&capture, None), failure, Some(detail.clone())));
-            return Err(Stop::new(EndpointOutcome::TlsFailed, Phase::TlsHandshake, Some(detail)));
+            r.tls = Some(failed(
+                tls_info(&capture, None),
+                failure,
+                Some(detail.clone()),
+            ));
+            return Err(Stop::new(
+                EndpointOutcome::TlsFailed,
+                Phase::TlsHandshake,
+                Some(detail),
+            ));
         }
         Ok(Ok(tls)) => tls,
     };
-    r.tls = Some(tls_info(&capture, Some(tls.get_ref().1)));
+    let mut info = tls_info(&capture, Some(tls.get_ref().1));
+    info.dane_match = dane::matches(
+        tlsa,
+        &capture.snapshot().chain,
+        info.verdict == Some(ChainVerdict::Trusted),
+    );
+    r.tls = Some(info);
     let mut rd = StreamReader::new(tls, reader_limits(&ctx.limits));
     let opened = open_stream(
         ctx,
@@ -375,20 +419,17 @@ async fn tls_and_stream(
         Err(stop) => {
             // The first read after the handshake is where TLS 1.3 reports
             // a rejected session: count it as a TLS failure, not a stream one.
-            if stop.phase == Phase::StreamHeaderAfterTls
+            let alert = stop.phase == Phase::StreamHeaderAfterTls
                 && stop.outcome == EndpointOutcome::Closed
-            {
-                if let (Some(tls), Some(detail)) = (r.tls.as_mut(), stop.detail.as_deref()) {
-                    if detail.contains("alert") {
-                        tls.failure = Some(tls_read_failure(detail));
-                        tls.failure_detail = Some(detail.to_string());
-                        return Err(Stop::new(
-                            EndpointOutcome::TlsFailed,
-                            Phase::StreamHeaderAfterTls,
-                            stop.detail,
-                        ));
-                    }
-                }
+                && stop.detail.as_deref().is_some_and(|d| d.contains("alert"));
+            if alert && let Some(tls) = r.tls.as_mut() {
+                tls.failure = Some(TlsFailure::Alert);
+                tls.failure_detail = stop.detail.clone();
+                return Err(Stop::new(
+                    EndpointOutcome::TlsFailed,
+                    Phase::StreamHeaderAfterTls,
+                    stop.detail,
+                ));
             }
             close(rd).await;
             Err(stop)

@@ -76,7 +76,10 @@ pub fn plan(domain: &str, dns: &DnsReport) -> Vec<EndpointPlan> {
     for service in [Service::C2s, Service::S2s] {
         let lookup = |t| dns.srv.iter().find(|l| l.service == srv_for(service, t));
         let (starttls, direct) = (lookup(Transport::Starttls), lookup(Transport::DirectTls));
-        for (transport, l) in [(Transport::Starttls, starttls), (Transport::DirectTls, direct)] {
+        for (transport, l) in [
+            (Transport::Starttls, starttls),
+            (Transport::DirectTls, direct),
+        ] {
             let Some(l) = l.filter(|l| usable(Some(l))) else {
                 continue;
             };
@@ -163,26 +166,79 @@ mod tests {
     fn rfc6120_3_2_1_srv_order_and_both_families() {
         let dns = report(
             vec![
-                srv(SrvService::XmppServer, DnsOutcome::Records, &[(5, 5269, "a.test"), (10, 5269, "b.test")]),
-                srv(SrvService::XmppsServer, DnsOutcome::Records, &[(5, 5270, "a.test")]),
-                srv(SrvService::XmppClient, DnsOutcome::Records, &[(0, ".".len() as u16, ".")]),
+                srv(
+                    SrvService::XmppServer,
+                    DnsOutcome::Records,
+                    &[(5, 5269, "a.test"), (10, 5269, "b.test")],
+                ),
+                srv(
+                    SrvService::XmppsServer,
+                    DnsOutcome::Records,
+                    &[(5, 5270, "a.test")],
+                ),
+                srv(
+                    SrvService::XmppClient,
+                    DnsOutcome::Records,
+                    &[(0, ".".len() as u16, ".")],
+                ),
                 srv(SrvService::XmppsClient, DnsOutcome::NxDomain, &[]),
             ],
-            vec![host("a.test", &["127.0.0.2", "127.0.0.3", "::1"]), host("b.test", &["127.0.0.4"])],
+            vec![
+                host("a.test", &["127.0.0.2", "127.0.0.3", "::1"]),
+                host("b.test", &["127.0.0.4"]),
+            ],
         );
         let p = plan("d.test", &dns);
         let got: Vec<_> = p
             .iter()
-            .map(|e| (e.service, e.transport, e.host.as_str(), e.ip.to_string(), e.port))
+            .map(|e| {
+                (
+                    e.service,
+                    e.transport,
+                    e.host.as_str(),
+                    e.ip.to_string(),
+                    e.port,
+                )
+            })
             .collect();
         assert_eq!(
             got,
             vec![
-                (Service::S2s, Transport::Starttls, "a.test", "127.0.0.2".into(), 5269),
-                (Service::S2s, Transport::Starttls, "a.test", "::1".into(), 5269),
-                (Service::S2s, Transport::Starttls, "b.test", "127.0.0.4".into(), 5269),
-                (Service::S2s, Transport::DirectTls, "a.test", "127.0.0.2".into(), 5270),
-                (Service::S2s, Transport::DirectTls, "a.test", "::1".into(), 5270),
+                (
+                    Service::S2s,
+                    Transport::Starttls,
+                    "a.test",
+                    "127.0.0.2".into(),
+                    5269
+                ),
+                (
+                    Service::S2s,
+                    Transport::Starttls,
+                    "a.test",
+                    "::1".into(),
+                    5269
+                ),
+                (
+                    Service::S2s,
+                    Transport::Starttls,
+                    "b.test",
+                    "127.0.0.4".into(),
+                    5269
+                ),
+                (
+                    Service::S2s,
+                    Transport::DirectTls,
+                    "a.test",
+                    "127.0.0.2".into(),
+                    5270
+                ),
+                (
+                    Service::S2s,
+                    Transport::DirectTls,
+                    "a.test",
+                    "::1".into(),
+                    5270
+                ),
             ],
             "c2s is decidedly unavailable: no c2s endpoint, no fallback"
         );
@@ -201,7 +257,10 @@ mod tests {
         );
         let p = plan("d.test", &dns);
         assert_eq!(p.len(), 2);
-        assert!(p.iter().all(|e| e.source == EndpointSource::Fallback && e.host == "d.test"));
+        assert!(
+            p.iter()
+                .all(|e| e.source == EndpointSource::Fallback && e.host == "d.test")
+        );
         assert_eq!((p[0].service, p[0].port), (Service::C2s, 5222));
         assert_eq!((p[1].service, p[1].port), (Service::S2s, 5269));
     }

@@ -33,10 +33,8 @@ fn service_line(label: &str, s: &ServiceSummary) -> String {
     if let Some(st) = s.starttls {
         let _ = write!(line, " STARTTLS {}", name(st));
     }
-    if let Some(m) = &s.sasl_before_tls {
-        if !m.is_empty() {
-            let _ = write!(line, " · SASL before TLS: {}", m.join(" "));
-        }
+    if let Some(m) = s.sasl_before_tls.as_ref().filter(|m| !m.is_empty()) {
+        let _ = write!(line, " · SASL before TLS: {}", m.join(" "));
     }
     if s.direct_tls {
         line.push_str(" · direct TLS");
@@ -83,10 +81,8 @@ fn endpoint_line(e: &EndpointReport) -> String {
         e.port
     );
     line.push_str(&name(e.outcome));
-    if e.outcome != EndpointOutcome::Complete {
-        if let Some(p) = e.phase {
-            let _ = write!(line, " in {}", name(p));
-        }
+    if let Some(p) = e.phase.filter(|_| e.outcome != EndpointOutcome::Complete) {
+        let _ = write!(line, " in {}", name(p));
     }
     if let Some(err) = &e.stream_error {
         let _ = write!(line, " <{}/>", err.condition);

@@ -2,9 +2,9 @@
 //! certificate per domain shaped by its profile ([`CertShape`]), issued
 //! lazily on first use so that 10,000 domains start in seconds.
 
+use crate::testnet::layout::ZONE;
 use crate::testnet::pki::{self, CaEku, EkuSpec, IssuedCert, LeafSpec, PkiError, TestCa};
 use crate::testnet::profile::CertShape;
-use crate::testnet::layout::ZONE;
 use time::{Duration, OffsetDateTime};
 
 /// Validity of ordinary testnet leaves: from a day before start, 90 days.
@@ -87,7 +87,10 @@ impl Pki {
             }
             SrvIdOnly => {
                 spec.dns.clear();
-                spec.srv_id = vec![format!("_xmpp-client.{domain}"), format!("_xmpp-server.{domain}")];
+                spec.srv_id = vec![
+                    format!("_xmpp-client.{domain}"),
+                    format!("_xmpp-server.{domain}"),
+                ];
             }
             Wildcard => spec.dns = vec![format!("*.{ZONE}")],
             WrongName => spec.dns = vec!["someone-else.example".into()],

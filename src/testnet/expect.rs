@@ -80,7 +80,13 @@ fn endpoints(p: &Placed, dead_ip: IpAddr) -> Vec<Ep> {
 /// (chain length, verdict, name match, EKU classes of the chain, Let's Encrypt).
 fn cert_facts(
     shape: CertShape,
-) -> (usize, &'static str, &'static str, &'static [&'static str], bool) {
+) -> (
+    usize,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    bool,
+) {
     use CertShape::*;
     match shape {
         ClientAndServer => (2, "trusted", "dns_id", &["client_and_server", "any"], false),
@@ -88,13 +94,43 @@ fn cert_facts(
         ClientOnly => (2, "invalid", "dns_id", &["client_only", "any"], false),
         NoEku => (2, "trusted", "dns_id", &["any", "any"], false),
         Expired => (2, "expired", "dns_id", &["client_and_server", "any"], false),
-        NotYetValid => (2, "not_yet_valid", "dns_id", &["client_and_server", "any"], false),
+        NotYetValid => (
+            2,
+            "not_yet_valid",
+            "dns_id",
+            &["client_and_server", "any"],
+            false,
+        ),
         SelfSigned => (1, "self_signed", "dns_id", &["client_and_server"], false),
-        UnknownIssuer => (2, "unknown_issuer", "dns_id", &["client_and_server", "any"], false),
-        XmppAddrOnly => (2, "trusted", "xmpp_addr", &["client_and_server", "any"], false),
+        UnknownIssuer => (
+            2,
+            "unknown_issuer",
+            "dns_id",
+            &["client_and_server", "any"],
+            false,
+        ),
+        XmppAddrOnly => (
+            2,
+            "trusted",
+            "xmpp_addr",
+            &["client_and_server", "any"],
+            false,
+        ),
         SrvIdOnly => (2, "trusted", "srv_id", &["client_and_server", "any"], false),
-        Wildcard => (2, "trusted", "wildcard", &["client_and_server", "any"], false),
-        WrongName => (2, "name_mismatch", "none", &["client_and_server", "any"], false),
+        Wildcard => (
+            2,
+            "trusted",
+            "wildcard",
+            &["client_and_server", "any"],
+            false,
+        ),
+        WrongName => (
+            2,
+            "name_mismatch",
+            "none",
+            &["client_and_server", "any"],
+            false,
+        ),
         MissingIntermediate => (1, "unknown_issuer", "dns_id", &["client_and_server"], false),
         IntermediateServerOnly => (
             2,
@@ -285,7 +321,11 @@ fn dns_facts(p: &Placed, out: &mut Facts) {
             }
             (DnsShape::C2sDeclined, SrvService::XmppClient) => vec!["0 5 0 .".into()],
             (DnsShape::FirstTargetDown, SrvService::XmppServer) => vec![
-                format!("0 5 {} {}", p.ports.s2s, p.dead_host.as_deref().unwrap_or_default()),
+                format!(
+                    "0 5 {} {}",
+                    p.ports.s2s,
+                    p.dead_host.as_deref().unwrap_or_default()
+                ),
                 format!("10 5 {} {h}", p.ports.s2s),
             ],
             (_, SrvService::XmppClient) => vec![format!("0 5 {} {h}", p.ports.c2s)],

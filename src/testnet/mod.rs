@@ -117,7 +117,11 @@ fn profile_list(names: &[String]) -> Result<Vec<&'static Profile>, TestnetError>
             profile::by_name(n.trim()).ok_or_else(|| {
                 TestnetError::UnknownProfile(
                     n.clone(),
-                    PROFILES.iter().map(|p| p.name).collect::<Vec<_>>().join(", "),
+                    PROFILES
+                        .iter()
+                        .map(|p| p.name)
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 )
             })
         })
@@ -173,7 +177,9 @@ impl Testnet {
             }
         });
         if let Some(e) = bind_err {
-            return Err(std::io::Error::new(e.kind(), format!("cannot listen on [::1]: {e}")).into());
+            return Err(
+                std::io::Error::new(e.kind(), format!("cannot listen on [::1]: {e}")).into(),
+            );
         }
         let placed: Vec<Arc<Placed>> = placed.into_iter().map(Arc::new).collect();
 
@@ -198,9 +204,7 @@ impl Testnet {
                         .add_cname(&name, &target)
                         .map_err(|e| TestnetError::Zone(format!("CNAME {name}: {e}")))?,
                     ZoneRecord::TlsaSpki { name } => {
-                        let leaf = shared
-                            .leaf(p)
-                            .map_err(TestnetError::Pki)?;
+                        let leaf = shared.leaf(p).map_err(TestnetError::Pki)?;
                         let hash = spki_sha256(leaf.as_ref())
                             .ok_or_else(|| TestnetError::Pki("cannot parse own leaf".into()))?;
                         zone.add_tlsa(&name, 3, 1, 1, hash);
@@ -220,7 +224,11 @@ impl Testnet {
             .map_err(|e| {
                 std::io::Error::new(
                     e.kind(),
-                    format!("cannot start testnet DNS on {}:{}: {e}", plan.dns(), cfg.dns_port),
+                    format!(
+                        "cannot start testnet DNS on {}:{}: {e}",
+                        plan.dns(),
+                        cfg.dns_port
+                    ),
                 )
             })?;
 
@@ -270,7 +278,9 @@ impl Testnet {
                 );
             }
         }
-        let v6_domains = placed.iter().filter(|p| p.profile.dns == DnsShape::AaaaOnly);
+        let v6_domains = placed
+            .iter()
+            .filter(|p| p.profile.dns == DnsShape::AaaaOnly);
         for (p, (a, b)) in v6_domains.zip(v6) {
             let tenants = Arc::new(vec![p.clone()]);
             for (service, l) in [(Service::C2s, a), (Service::S2s, b)] {
@@ -353,10 +363,14 @@ impl Testnet {
     pub fn write_manifest(&self, manifest: &Path, ca: &Path) -> std::io::Result<()> {
         let json = serde_json::to_vec_pretty(&self.manifest)?;
         std::fs::write(manifest, json).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("cannot write {}: {e}", manifest.display()))
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot write {}: {e}", manifest.display()),
+            )
         })?;
-        std::fs::write(ca, self.ca_pem())
-            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot write {}: {e}", ca.display())))
+        std::fs::write(ca, self.ca_pem()).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot write {}: {e}", ca.display()))
+        })
     }
 
     /// Stops DNS and every server.

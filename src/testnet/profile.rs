@@ -353,9 +353,21 @@ pub const PROFILES: &[Profile] = &[
     with_cert("cert_srvid_only", 2, CertShape::SrvIdOnly),
     with_cert("cert_wildcard", 2, CertShape::Wildcard),
     with_cert("cert_wrong_name", 2, CertShape::WrongName),
-    with_cert("cert_missing_intermediate", 2, CertShape::MissingIntermediate),
-    with_cert("cert_intermediate_server_only", 2, CertShape::IntermediateServerOnly),
-    with_cert("cert_le_client_and_server", 4, CertShape::LetsEncryptClientAndServer),
+    with_cert(
+        "cert_missing_intermediate",
+        2,
+        CertShape::MissingIntermediate,
+    ),
+    with_cert(
+        "cert_intermediate_server_only",
+        2,
+        CertShape::IntermediateServerOnly,
+    ),
+    with_cert(
+        "cert_le_client_and_server",
+        4,
+        CertShape::LetsEncryptClientAndServer,
+    ),
     with_cert("cert_le_server_only", 6, CertShape::LetsEncryptServerOnly),
 ];
 
@@ -375,7 +387,11 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), PROFILES.len());
         for n in names {
-            assert!(n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'), "{n}");
+            assert!(
+                n.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{n}"
+            );
         }
     }
 }

@@ -116,7 +116,9 @@ impl Shared {
             .pki
             .issue(&p.domain, p.profile.cert)
             .map_err(|e| e.to_string())?;
-        let build = |shape: &StreamShape, alpn: Option<&[u8]>| -> Result<Arc<ServerConfig>, String> {
+        let build = |shape: &StreamShape,
+                     alpn: Option<&[u8]>|
+         -> Result<Arc<ServerConfig>, String> {
             let versions: &[&rustls::SupportedProtocolVersion] = match shape.tls {
                 TlsVersions::Both => &[&rustls::version::TLS13, &rustls::version::TLS12],
                 TlsVersions::Tls12Only => &[&rustls::version::TLS12],
@@ -156,7 +158,12 @@ impl Shared {
         Ok(self.material(p)?.leaf.clone())
     }
 
-    fn config(&self, p: &Placed, service: Service, direct: bool) -> Result<Arc<ServerConfig>, String> {
+    fn config(
+        &self,
+        p: &Placed,
+        service: Service,
+        direct: bool,
+    ) -> Result<Arc<ServerConfig>, String> {
         let m = self.material(p)?;
         Ok(match (service, direct) {
             (Service::C2s, false) => m.starttls_c2s.clone(),
@@ -275,8 +282,8 @@ fn shape_of(p: &Placed, service: Service) -> Option<StreamShape> {
 /// Serves one connection; errors just end it (the probe records what it saw).
 async fn serve(sh: &Shared, mut tcp: TcpStream, what: &Listener) {
     // A dedicated address knows its domain before the client speaks.
-    let dedicated = (what.tenants.len() == 1 && !what.tenants[0].shared)
-        .then(|| what.tenants[0].clone());
+    let dedicated =
+        (what.tenants.len() == 1 && !what.tenants[0].shared).then(|| what.tenants[0].clone());
     if let Some(p) = &dedicated {
         let Some(shape) = shape_of(p, what.service) else {
             return;
@@ -310,6 +317,9 @@ async fn serve(sh: &Shared, mut tcp: TcpStream, what: &Listener) {
 }
 
 /// Closes with RST (SO_LINGER 0): "connection reset" for the peer.
+// tokio deprecates set_linger because a *non-zero* linger blocks the
+// thread on drop; a zero linger never blocks, it just sends RST.
+#[allow(deprecated)]
 fn reset(tcp: TcpStream) {
     let _ = tcp.set_linger(Some(Duration::ZERO));
     drop(tcp);
@@ -357,9 +367,9 @@ pub fn features_xml(shape: &StreamShape, service: Service, after_tls: bool) -> S
     let mut s = String::from("<stream:features>");
     if !after_tls {
         match shape.starttls {
-            StarttlsOffer::Required => {
-                s.push_str(&format!("<starttls xmlns='{NS_TLS}'><required/></starttls>"))
-            }
+            StarttlsOffer::Required => s.push_str(&format!(
+                "<starttls xmlns='{NS_TLS}'><required/></starttls>"
+            )),
             StarttlsOffer::Optional => s.push_str(&format!("<starttls xmlns='{NS_TLS}'/>")),
             StarttlsOffer::Absent => {}
         }
@@ -374,7 +384,9 @@ pub fn features_xml(shape: &StreamShape, service: Service, after_tls: bool) -> S
         }
     }
     if service == Service::S2s && shape.dialback {
-        s.push_str(&format!("<dialback xmlns='{NS_DIALBACK_FEATURE}'><errors/></dialback>"));
+        s.push_str(&format!(
+            "<dialback xmlns='{NS_DIALBACK_FEATURE}'><errors/></dialback>"
+        ));
     }
     if let Some(node) = shape.caps_node {
         s.push_str(&format!(
@@ -410,7 +422,10 @@ async fn starttls(sh: &Shared, tcp: TcpStream, what: &Listener) {
     let Some(p) = tenant(what, h.to.as_deref()).cloned() else {
         let any = what.tenants[0].clone();
         let mut out = header(&any, service, true);
-        out.push_str(&stream::error_xml("host-unknown", Some("no such domain here")));
+        out.push_str(&stream::error_xml(
+            "host-unknown",
+            Some("no such domain here"),
+        ));
         out.push_str(stream::CLOSE);
         let _ = rd.write_all(out.as_bytes()).await;
         return;
@@ -424,12 +439,17 @@ async fn starttls(sh: &Shared, tcp: TcpStream, what: &Listener) {
         PreTls::NoVersion => hdr,
         PreTls::HostUnknown => format!(
             "{hdr}{}{}",
-            stream::error_xml("host-unknown", Some("this server does not serve that domain")),
+            stream::error_xml(
+                "host-unknown",
+                Some("this server does not serve that domain")
+            ),
             stream::CLOSE
         ),
         PreTls::Huge => {
             let pad = "x".repeat(HUGE_FEATURES_BYTES);
-            format!("{hdr}<stream:features><padding xmlns='urn:xmpp-survey:test'>{pad}</padding></stream:features>")
+            format!(
+                "{hdr}<stream:features><padding xmlns='urn:xmpp-survey:test'>{pad}</padding></stream:features>"
+            )
         }
         PreTls::Deep => {
             let open = "<n xmlns='urn:xmpp-survey:test'>".repeat(DEEP_FEATURES_LEVELS);
@@ -466,7 +486,14 @@ async fn starttls(sh: &Shared, tcp: TcpStream, what: &Listener) {
     };
     if !el.is(NS_TLS, "starttls") || shape.starttls == StarttlsOffer::Absent {
         let _ = rd
-            .write_all(format!("{}{}", stream::error_xml("policy-violation", None), stream::CLOSE).as_bytes())
+            .write_all(
+                format!(
+                    "{}{}",
+                    stream::error_xml("policy-violation", None),
+                    stream::CLOSE
+                )
+                .as_bytes(),
+            )
             .await;
         return;
     }
@@ -479,14 +506,24 @@ async fn starttls(sh: &Shared, tcp: TcpStream, what: &Listener) {
         }
         PreTls::InjectAfterProceed => {
             let _ = rd
-                .write_all(format!("<proceed xmlns='{NS_TLS}'/>{}", features_xml(&shape, service, true)).as_bytes())
+                .write_all(
+                    format!(
+                        "<proceed xmlns='{NS_TLS}'/>{}",
+                        features_xml(&shape, service, true)
+                    )
+                    .as_bytes(),
+                )
                 .await;
             let _ = tokio::time::timeout(SERVER_STEP_TIMEOUT, drain(rd.get_mut())).await;
             return;
         }
         _ => {}
     }
-    if rd.write_all(format!("<proceed xmlns='{NS_TLS}'/>").as_bytes()).await.is_err() {
+    if rd
+        .write_all(format!("<proceed xmlns='{NS_TLS}'/>").as_bytes())
+        .await
+        .is_err()
+    {
         return;
     }
     let (tcp, _) = rd.into_inner();
@@ -519,7 +556,8 @@ async fn direct_tls(sh: &Shared, tcp: TcpStream, what: &Listener) {
     let Ok(cfg) = sh.config(&p, what.service, true) else {
         return;
     };
-    let Ok(Ok(tls)) = tokio::time::timeout(SERVER_STEP_TIMEOUT, start.into_stream(cfg)).await else {
+    let Ok(Ok(tls)) = tokio::time::timeout(SERVER_STEP_TIMEOUT, start.into_stream(cfg)).await
+    else {
         return;
     };
     after_tls(tls, &p, &shape, what.service).await;
@@ -537,7 +575,11 @@ async fn after_tls<S: AsyncRead + AsyncWrite + Unpin>(
     let Ok(Ok(_)) = tokio::time::timeout(SERVER_STEP_TIMEOUT, rd.read_header()).await else {
         return;
     };
-    let out = format!("{}{}", header(p, service, true), features_xml(shape, service, true));
+    let out = format!(
+        "{}{}",
+        header(p, service, true),
+        features_xml(shape, service, true)
+    );
     if rd.write_all(out.as_bytes()).await.is_err() {
         return;
     }

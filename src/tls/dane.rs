@@ -38,7 +38,11 @@ fn record_matches(r: &TlsaRecord, der: &[u8]) -> bool {
 /// the end-entity; 2 DANE-TA and 0 PKIX-TA match any other certificate of
 /// the chain. The PKIX usages additionally need `pkix_trusted` (the chain
 /// verdict). `None` when there are no records: DANE does not apply.
-pub fn matches(records: &[TlsaRecord], chain: &[CertificateDer<'_>], pkix_trusted: bool) -> Option<bool> {
+pub fn matches(
+    records: &[TlsaRecord],
+    chain: &[CertificateDer<'_>],
+    pkix_trusted: bool,
+) -> Option<bool> {
     if records.is_empty() {
         return None;
     }
@@ -73,7 +77,11 @@ mod tests {
         crate::install_crypto_provider();
         let ca = TestCa::new("dane test root").unwrap();
         let int = ca
-            .intermediate("dane test int", None, crate::testnet::pki::CaEku::Unrestricted)
+            .intermediate(
+                "dane test int",
+                None,
+                crate::testnet::pki::CaEku::Unrestricted,
+            )
             .unwrap();
         let c = int.issue(&LeafSpec::new("dane.test")).unwrap();
         let (ee, ic) = (c.chain[0].as_ref(), c.chain[1].as_ref());
@@ -83,20 +91,53 @@ mod tests {
         let int_full_256 = Sha256::digest(ic).to_vec();
 
         assert_eq!(matches(&[], &c.chain, true), None);
-        assert_eq!(matches(&[rec(3, 1, 1, &ee_spki_256)], &c.chain, false), Some(true));
-        assert_eq!(matches(&[rec(3, 0, 2, &ee_full_512)], &c.chain, false), Some(true));
+        assert_eq!(
+            matches(&[rec(3, 1, 1, &ee_spki_256)], &c.chain, false),
+            Some(true)
+        );
+        assert_eq!(
+            matches(&[rec(3, 0, 2, &ee_full_512)], &c.chain, false),
+            Some(true)
+        );
         assert_eq!(matches(&[rec(3, 0, 0, ee)], &c.chain, false), Some(true));
-        assert_eq!(matches(&[rec(2, 0, 1, &int_full_256)], &c.chain, false), Some(true));
+        assert_eq!(
+            matches(&[rec(2, 0, 1, &int_full_256)], &c.chain, false),
+            Some(true)
+        );
         // DANE-TA never matches the end-entity; DANE-EE never the issuer.
-        assert_eq!(matches(&[rec(2, 1, 1, &ee_spki_256)], &c.chain, false), Some(false));
-        assert_eq!(matches(&[rec(3, 0, 1, &int_full_256)], &c.chain, false), Some(false));
+        assert_eq!(
+            matches(&[rec(2, 1, 1, &ee_spki_256)], &c.chain, false),
+            Some(false)
+        );
+        assert_eq!(
+            matches(&[rec(3, 0, 1, &int_full_256)], &c.chain, false),
+            Some(false)
+        );
         // PKIX usages need a trusted chain too.
-        assert_eq!(matches(&[rec(1, 1, 1, &ee_spki_256)], &c.chain, false), Some(false));
-        assert_eq!(matches(&[rec(1, 1, 1, &ee_spki_256)], &c.chain, true), Some(true));
+        assert_eq!(
+            matches(&[rec(1, 1, 1, &ee_spki_256)], &c.chain, false),
+            Some(false)
+        );
+        assert_eq!(
+            matches(&[rec(1, 1, 1, &ee_spki_256)], &c.chain, true),
+            Some(true)
+        );
         // Wrong data, unknown selector/matching types.
-        assert_eq!(matches(&[rec(3, 1, 1, &[0u8; 32])], &c.chain, true), Some(false));
-        assert_eq!(matches(&[rec(3, 7, 1, &ee_spki_256)], &c.chain, true), Some(false));
-        assert_eq!(matches(&[rec(3, 1, 9, &ee_spki_256)], &c.chain, true), Some(false));
-        assert_eq!(matches(&[rec(3, 1, 1, &ee_spki_256)], &[], true), Some(false));
+        assert_eq!(
+            matches(&[rec(3, 1, 1, &[0u8; 32])], &c.chain, true),
+            Some(false)
+        );
+        assert_eq!(
+            matches(&[rec(3, 7, 1, &ee_spki_256)], &c.chain, true),
+            Some(false)
+        );
+        assert_eq!(
+            matches(&[rec(3, 1, 9, &ee_spki_256)], &c.chain, true),
+            Some(false)
+        );
+        assert_eq!(
+            matches(&[rec(3, 1, 1, &ee_spki_256)], &[], true),
+            Some(false)
+        );
     }
 }

@@ -7,12 +7,12 @@
 
 pub mod cert;
 pub mod client;
+pub mod dane;
 pub mod eku;
 pub mod identity;
 pub mod issuers;
 pub mod san;
 pub mod verify;
-pub mod dane;
 
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};

@@ -19,7 +19,12 @@ async fn strict_policy_makes_zero_connections_to_the_testnet() {
             endpoints += 1;
             assert_eq!(e.connect, ConnectOutcome::BlockedAddress, "{d} {}", e.ip);
             assert_eq!(e.outcome, EndpointOutcome::BlockedAddress, "{d} {}", e.ip);
-            assert!(e.detail.as_deref().unwrap_or("").contains("--allow-private"));
+            assert!(
+                e.detail
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("--allow-private")
+            );
         }
         assert_eq!(r.summary.c2s.status, ServiceStatus::Blocked, "{d}");
     }
@@ -34,7 +39,11 @@ async fn strict_policy_makes_zero_connections_to_the_testnet() {
     let open = prober(&net, AddressPolicy::ALLOW_PRIVATE);
     let d = &net.domains()[0];
     let r = open.probe(d).await;
-    assert!(r.endpoints.iter().any(|e| e.connect == ConnectOutcome::Connected));
+    assert!(
+        r.endpoints
+            .iter()
+            .any(|e| e.connect == ConnectOutcome::Connected)
+    );
     let ip = r.endpoints[0].ip;
     assert!(net.connections(ip) > 0);
     net.shutdown().await;

@@ -28,7 +28,10 @@ fn tmp(name: &str, content: &str) -> std::path::PathBuf {
 
 #[test]
 fn bad_line_in_domain_list_is_named_with_file_and_line() {
-    let list = tmp("list.txt", "# test list\nexample.test\nnot a domain\nuser@example.test\n");
+    let list = tmp(
+        "list.txt",
+        "# test list\nexample.test\nnot a domain\nuser@example.test\n",
+    );
     // The resolver is never asked: validation happens first.
     let (out, text) = run(bin()
         .args(["probe", "--resolver", "127.0.0.1:1", "--file"])
@@ -79,25 +82,39 @@ async fn json_output_is_one_versioned_object_per_domain() {
     let net = testnet(33, 3, &["srv_ok", "cert_server_only", "nxdomain"]).await;
     let ca = tmp("testnet-ca.pem", &net.ca_pem());
     let mut cmd = bin();
-    cmd.args(["probe", "--json", "--allow-private", "--phase-timeout", "2s"])
-        .arg("--resolver")
-        .arg(net.dns_addr().to_string())
-        .arg("--extra-ca")
-        .arg(&ca)
-        .args(net.domains());
+    cmd.args([
+        "probe",
+        "--json",
+        "--allow-private",
+        "--phase-timeout",
+        "2s",
+    ])
+    .arg("--resolver")
+    .arg(net.dns_addr().to_string())
+    .arg("--extra-ca")
+    .arg(&ca)
+    .args(net.domains());
     let out = tokio::task::spawn_blocking(move || cmd.output())
         .await
         .expect("join")
         .expect("runs");
     net.shutdown().await;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).expect("utf-8");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{stdout}");
     for l in lines {
         let v: serde_json::Value = serde_json::from_str(l).expect("each line is JSON");
         assert_eq!(v["schema_version"], 1);
-        assert!(v["domain"].as_str().is_some_and(|d| d.ends_with(".xs.test")));
+        assert!(
+            v["domain"]
+                .as_str()
+                .is_some_and(|d| d.ends_with(".xs.test"))
+        );
         assert!(v["summary"]["s2s"]["status"].is_string());
     }
 }

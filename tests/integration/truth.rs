@@ -44,7 +44,10 @@ async fn every_profile_matches_the_manifest_field_by_field() {
         PROFILES.len(),
         "every profile must be probed"
     );
-    assert!(compared > PROFILES.len() * 40, "only {compared} facts compared");
+    assert!(
+        compared > PROFILES.len() * 40,
+        "only {compared} facts compared"
+    );
     assert!(
         failures.is_empty(),
         "{} of {compared} facts differ from the manifest:\n{}",
