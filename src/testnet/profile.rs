@@ -340,6 +340,15 @@ pub const PROFILES: &[Profile] = &[
         s2s: None,
         ..with_dns("c2s_only", 2, DnsShape::NoSrv)
     },
+    Profile {
+        s2s: Some(StreamShape {
+            dialback: false,
+            bidi: true,
+            request_client_cert: false,
+            ..S2S_GOOD
+        }),
+        ..with_dns("s2s_bidi_no_dialback", 2, DnsShape::Srv)
+    },
     // Certificates.
     with_cert("cert_client_and_server", 8, CertShape::ClientAndServer),
     with_cert("cert_server_only", 10, CertShape::ServerOnly),
