@@ -6,9 +6,12 @@
 //! processing instructions, RFC 6120 §11.1). Everything else here is a pure
 //! function over those elements.
 
+pub mod dialback;
 pub mod element;
 pub mod features;
+pub mod iq;
 pub mod reader;
+pub mod sasl;
 pub mod stream;
 
 use serde::{Deserialize, Serialize};
