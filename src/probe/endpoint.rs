@@ -9,18 +9,20 @@ use crate::limits::Limits;
 use crate::net::policy::{AddressPolicy, classify};
 use crate::probe::plan::EndpointPlan;
 use crate::probe::report::{ConnectOutcome, EndpointOutcome, EndpointReport, Phase, Transport};
-use crate::tls::client::{TlsProbe, classify_error, server_name, tls_info};
+use crate::tls::client::{Capture, TlsProbe, classify_error, server_name, tls_info};
 use crate::tls::dane;
 use crate::tls::{ChainVerdict, TlsFailure, TlsInfo};
 use crate::xmpp::features::{self, Features, StarttlsOffer};
 use crate::xmpp::reader::{ReadFault, ReaderLimits, StreamReader};
 use crate::xmpp::stream::{self, HeaderSpec};
 use crate::xmpp::{NS_STREAMS, NS_TLS, Service};
+use rustls::sign::CertifiedKey;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 use tokio::time::timeout;
 
 /// How long the polite close (`</stream:stream>`, TLS close_notify) may take.
@@ -99,12 +101,57 @@ fn alpn(service: Service) -> &'static [u8] {
     }
 }
 
+/// The live stream over TLS, after the post-TLS features: what the
+/// acceptance probe (SASL EXTERNAL, dialback, ping) and the dialback
+/// listener's verification connections continue on.
+pub struct Session {
+    /// The reader/writer over the TLS connection.
+    pub stream: StreamReader<TlsStream<TcpStream>>,
+    /// The server's stream id after TLS (dialback keys are bound to it).
+    pub stream_id: Option<String>,
+    /// The post-TLS features.
+    pub features: Features,
+    /// What the handshake captured (chain, CertificateRequest).
+    pub capture: Arc<Capture>,
+}
+
+impl Session {
+    /// Closes the stream politely (`</stream:stream>`, close_notify).
+    pub async fn close(self) {
+        close(self.stream).await;
+    }
+}
+
+/// Options of one connection.
+#[derive(Clone, Default)]
+pub struct ConnectOptions {
+    /// Present this certificate when the server asks for one (the
+    /// acceptance probe's identity, MEASUREMENTS §3).
+    pub client_cert: Option<Arc<CertifiedKey>>,
+}
+
 /// Probes one endpoint. Never fails: every failure is in the report.
 pub async fn probe_endpoint(
     ctx: &ProbeContext,
     domain: &str,
     plan: &EndpointPlan,
 ) -> EndpointReport {
+    let (r, session) = open_session(ctx, domain, plan, &ConnectOptions::default()).await;
+    if let Some(s) = session {
+        s.close().await;
+    }
+    r
+}
+
+/// Connects, negotiates TLS (STARTTLS or direct) and opens the post-TLS
+/// stream, recording everything in the report; returns the live session
+/// when the report's outcome is `Complete`.
+pub async fn open_session(
+    ctx: &ProbeContext,
+    domain: &str,
+    plan: &EndpointPlan,
+    opts: &ConnectOptions,
+) -> (EndpointReport, Option<Session>) {
     let mut r = EndpointReport {
         service: plan.service,
         transport: plan.transport,
@@ -131,7 +178,7 @@ pub async fn probe_endpoint(
             plan.ip,
             class.as_str().unwrap_or("special")
         ));
-        return r;
+        return (r, None);
     }
     let t0 = Instant::now();
     let tcp = match timeout(
@@ -144,7 +191,7 @@ pub async fn probe_endpoint(
             r.connect = ConnectOutcome::Timeout;
             r.outcome = EndpointOutcome::ConnectFailed;
             r.phase = Some(Phase::Connect);
-            return r;
+            return (r, None);
         }
         Ok(Err(e)) => {
             r.connect = match e.kind() {
@@ -155,7 +202,7 @@ pub async fn probe_endpoint(
             r.outcome = EndpointOutcome::ConnectFailed;
             r.phase = Some(Phase::Connect);
             r.detail = Some(e.to_string());
-            return r;
+            return (r, None);
         }
         Ok(Ok(s)) => s,
     };
@@ -163,18 +210,21 @@ pub async fn probe_endpoint(
     r.connect_ms = Some(elapsed_ms(t0));
     let _ = tcp.set_nodelay(true);
     let result = match plan.transport {
-        Transport::Starttls => starttls(ctx, domain, tcp, &mut r, &plan.tlsa).await,
-        Transport::DirectTls => tls_and_stream(ctx, domain, tcp, &mut r, &plan.tlsa).await,
+        Transport::Starttls => starttls(ctx, domain, tcp, &mut r, &plan.tlsa, opts).await,
+        Transport::DirectTls => tls_and_stream(ctx, domain, tcp, &mut r, &plan.tlsa, opts).await,
     };
     match result {
-        Ok(()) => r.outcome = EndpointOutcome::Complete,
+        Ok(session) => {
+            r.outcome = EndpointOutcome::Complete;
+            (r, Some(session))
+        }
         Err(stop) => {
             r.outcome = stop.outcome;
             r.phase = Some(stop.phase);
             r.detail = stop.detail;
+            (r, None)
         }
     }
-    r
 }
 
 fn elapsed_ms(t0: Instant) -> u64 {
@@ -274,7 +324,8 @@ async fn starttls(
     tcp: TcpStream,
     r: &mut EndpointReport,
     tlsa: &[TlsaRecord],
-) -> Result<(), Stop> {
+    opts: &ConnectOptions,
+) -> Result<Session, Stop> {
     let mut rd = StreamReader::new(tcp, reader_limits(&ctx.limits));
     let opened = open_stream(
         ctx,
@@ -340,7 +391,7 @@ async fn starttls(
             )),
         ));
     }
-    tls_and_stream(ctx, domain, tcp, r, tlsa).await
+    tls_and_stream(ctx, domain, tcp, r, tlsa, opts).await
 }
 
 /// TLS handshake (direct TLS carries the XEP-0368 ALPN), then the stream
@@ -351,11 +402,12 @@ async fn tls_and_stream(
     tcp: TcpStream,
     r: &mut EndpointReport,
     tlsa: &[TlsaRecord],
-) -> Result<(), Stop> {
+    opts: &ConnectOptions,
+) -> Result<Session, Stop> {
     let alpn = (r.transport == Transport::DirectTls).then(|| alpn(r.service));
     let (connector, capture) = ctx
         .tls
-        .connector(domain, r.service, alpn, None)
+        .connector(domain, r.service, alpn, opts.client_cert.clone())
         .map_err(|e| {
             Stop::new(
                 EndpointOutcome::TlsFailed,
@@ -412,9 +464,13 @@ async fn tls_and_stream(
     .await;
     match opened {
         Ok(feats) => {
-            r.post_tls = Some(feats);
-            close(rd).await;
-            Ok(())
+            r.post_tls = Some(feats.clone());
+            Ok(Session {
+                stream_id: r.header_after_tls.as_ref().and_then(|h| h.id.clone()),
+                stream: rd,
+                features: feats,
+                capture,
+            })
         }
         Err(stop) => {
             // The first read after the handshake is where TLS 1.3 reports

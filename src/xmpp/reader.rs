@@ -1142,8 +1142,8 @@ pub fn parse_fragment(xml: &str) -> Result<Element, ReadFault> {
     let doc = format!(
         "<stream:stream xmlns='{}' xmlns:stream='{}' xmlns:db='{}'>{xml}",
         crate::xmpp::NS_SERVER,
-        crate::xmpp::NS_STREAMS,
-        crate::xmpp::NS_DIALBACK
+        super::NS_STREAMS,
+        NS_DIALBACK
     );
     let (mut tx, rx) = tokio::io::duplex(doc.len() + 1);
     futures::executor::block_on(async move {
