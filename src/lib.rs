@@ -15,9 +15,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod acceptance;
 pub mod dns;
 pub mod domain;
 pub mod facts;
+pub mod identity;
 pub mod limits;
 pub mod net;
 pub mod probe;

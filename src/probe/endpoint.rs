@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
 use tokio::time::timeout;
+use tokio_rustls::client::TlsStream;
 
 /// How long the polite close (`</stream:stream>`, TLS close_notify) may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);

@@ -123,6 +123,28 @@ pub enum TlsVersions {
     Tls12Only,
 }
 
+/// How an s2s server treats the certificate a peer presents as TLS client
+/// (TESTNET.md "Acceptance of the probe's certificate", MEASUREMENTS §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientCertPolicy {
+    /// Requests a certificate, validates it *as a server certificate*
+    /// against its roots (Prosody's behaviour); EXTERNAL succeeds when it is
+    /// trusted and names the peer.
+    Lenient,
+    /// Requests a certificate, accepts it at the TLS layer, but EXTERNAL
+    /// requires clientAuth: `not-authorized` + "unsupported certificate
+    /// purpose" (ejabberd before 25.08).
+    StrictEku,
+    /// Never sends a CertificateRequest; EXTERNAL is never offered.
+    NoRequest,
+    /// Requests a certificate and aborts the handshake with a fatal alert
+    /// when a presented one lacks clientAuth (a strict OpenSSL verify).
+    HandshakeReject,
+    /// Requests a certificate but trusts no probe CA: EXTERNAL always
+    /// fails `not-authorized` ("certificate not trusted").
+    Untrusting,
+}
+
 /// One service's behaviour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamShape {
@@ -148,6 +170,10 @@ pub struct StreamShape {
     pub tls: TlsVersions,
     /// Send a CertificateRequest (optional client auth).
     pub request_client_cert: bool,
+    /// What the server makes of a presented client certificate (s2s).
+    pub client_certs: ClientCertPolicy,
+    /// XEP-0092 name and version it reports once a peer is authenticated.
+    pub software: (&'static str, &'static str),
 }
 
 /// A server that requires STARTTLS and offers SCRAM after TLS.
@@ -163,6 +189,8 @@ pub const C2S_GOOD: StreamShape = StreamShape {
     bidi: false,
     tls: TlsVersions::Both,
     request_client_cert: false,
+    client_certs: ClientCertPolicy::NoRequest,
+    software: ("xmpp-survey testnet", "1.0"),
 };
 
 /// An s2s endpoint that requires STARTTLS and offers EXTERNAL and dialback.
@@ -178,7 +206,40 @@ pub const S2S_GOOD: StreamShape = StreamShape {
     bidi: false,
     tls: TlsVersions::Both,
     request_client_cert: true,
+    client_certs: ClientCertPolicy::Lenient,
+    software: ("xmpp-survey testnet", "1.0"),
 };
+
+/// An acceptance profile's s2s behaviour (TESTNET.md acceptance group).
+const fn accepting(
+    client_certs: ClientCertPolicy,
+    dialback: bool,
+    software: (&'static str, &'static str),
+) -> StreamShape {
+    let external: &'static [&'static str] = match client_certs {
+        ClientCertPolicy::NoRequest => &[],
+        _ => &["EXTERNAL"],
+    };
+    StreamShape {
+        sasl_after: external,
+        dialback,
+        request_client_cert: !matches!(client_certs, ClientCertPolicy::NoRequest),
+        client_certs,
+        software,
+        ..S2S_GOOD
+    }
+}
+
+const fn acceptance(name: &'static str, s2s: StreamShape) -> Profile {
+    Profile {
+        name,
+        weight: 3,
+        dns: DnsShape::Srv,
+        cert: CertShape::ClientAndServer,
+        c2s: C2S_GOOD,
+        s2s: Some(s2s),
+    }
+}
 
 /// One testnet profile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -378,7 +439,58 @@ pub const PROFILES: &[Profile] = &[
         CertShape::LetsEncryptClientAndServer,
     ),
     with_cert("cert_le_server_only", 6, CertShape::LetsEncryptServerOnly),
+    // Acceptance of the probe's certificate (issue "Active probe").
+    acceptance(
+        "lenient",
+        accepting(ClientCertPolicy::Lenient, true, ("Prosody-like", "0.12.3")),
+    ),
+    acceptance(
+        "strict_eku",
+        accepting(
+            ClientCertPolicy::StrictEku,
+            true,
+            ("ejabberd-like", "24.12"),
+        ),
+    ),
+    acceptance(
+        "strict_eku_no_dialback",
+        accepting(
+            ClientCertPolicy::StrictEku,
+            false,
+            ("ejabberd-like", "24.10"),
+        ),
+    ),
+    acceptance(
+        "no_client_cert",
+        accepting(ClientCertPolicy::NoRequest, true, ("dialback-only", "2.0")),
+    ),
+    acceptance(
+        "handshake_reject",
+        accepting(
+            ClientCertPolicy::HandshakeReject,
+            true,
+            ("openssl-strict", "3.1"),
+        ),
+    ),
+    acceptance(
+        "untrusting",
+        accepting(ClientCertPolicy::Untrusting, true, ("untrusting", "0.9")),
+    ),
 ];
+
+/// Whether a profile belongs to the acceptance group (its expected
+/// acceptance verdict is in the manifest).
+pub fn is_acceptance(p: &Profile) -> bool {
+    matches!(
+        p.name,
+        "lenient"
+            | "strict_eku"
+            | "strict_eku_no_dialback"
+            | "no_client_cert"
+            | "handshake_reject"
+            | "untrusting"
+    )
+}
 
 /// Looks a profile up by name.
 pub fn by_name(name: &str) -> Option<&'static Profile> {

@@ -1142,7 +1142,7 @@ pub fn parse_fragment(xml: &str) -> Result<Element, ReadFault> {
     let doc = format!(
         "<stream:stream xmlns='{}' xmlns:stream='{}' xmlns:db='{}'>{xml}",
         crate::xmpp::NS_SERVER,
-        super::NS_STREAMS,
+        NS_STREAMS,
         NS_DIALBACK
     );
     let (mut tx, rx) = tokio::io::duplex(doc.len() + 1);

@@ -1,0 +1,319 @@
+//! The probe identity (MEASUREMENTS §3): a domain the operator controls,
+//! with a server-only certificate (and optionally a client-and-server one)
+//! the acceptance probe presents, and the dialback secret and listener
+//! address that make the crawler that domain's authoritative server.
+//!
+//! Read from a TOML file (`--config`) and/or CLI flags; the same file
+//! later serves crawls.
+
+use crate::tls::client::certified_key;
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use thiserror::Error;
+
+/// Why an identity could not be loaded; each names the file or field.
+#[derive(Debug, Error)]
+pub enum IdentityError {
+    /// The config file could not be read.
+    #[error("cannot read config {path}: {reason}")]
+    ReadConfig {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        reason: String,
+    },
+    /// The config file is not valid TOML or has unknown/mistyped fields.
+    #[error("config {path}: {reason}")]
+    BadConfig {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (with line and column).
+        reason: String,
+    },
+    /// A certificate or key file could not be read or holds nothing usable.
+    #[error("{what} {path}: {reason}")]
+    Pem {
+        /// Which item (e.g. "server-only certificate chain").
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A required field is missing.
+    #[error("probe identity: {0}")]
+    Missing(String),
+    /// The domain is not a valid domain.
+    #[error("probe identity domain {0:?}: {1}")]
+    BadDomain(String, String),
+    /// The key does not match the certificate, or another TLS error.
+    #[error("probe identity {what}: {reason}")]
+    Tls {
+        /// Which pair.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The `[identity]` table of the config file (paths are relative to the file).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// The probe domain (sent as `from`).
+    pub domain: Option<String>,
+    /// PEM chain (end-entity first) whose EKU is serverAuth only.
+    pub server_only_cert: Option<PathBuf>,
+    /// Its private key (PEM, PKCS#8/PKCS#1/SEC1).
+    pub server_only_key: Option<PathBuf>,
+    /// Optional PEM chain with serverAuth + clientAuth (labs, testnet).
+    pub client_and_server_cert: Option<PathBuf>,
+    /// Its key.
+    pub client_and_server_key: Option<PathBuf>,
+    /// Where the dialback listener binds (default `0.0.0.0:5269`).
+    pub listen: Option<SocketAddr>,
+    /// Secret for XEP-0185 dialback keys (default: random per run).
+    pub dialback_secret: Option<String>,
+}
+
+/// The whole config file. Unknown top-level tables are refused so a typo
+/// does not silently disable the acceptance probe.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// The probe identity.
+    pub identity: Option<IdentityConfig>,
+}
+
+impl ConfigFile {
+    /// Reads and parses a config file; relative paths inside it are made
+    /// relative to the file's directory.
+    pub fn load(path: &Path) -> Result<Self, IdentityError> {
+        let text = std::fs::read_to_string(path).map_err(|e| IdentityError::ReadConfig {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let mut cfg: Self = toml::from_str(&text).map_err(|e| IdentityError::BadConfig {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        if let Some(id) = cfg.identity.as_mut() {
+            for p in [
+                &mut id.server_only_cert,
+                &mut id.server_only_key,
+                &mut id.client_and_server_cert,
+                &mut id.client_and_server_key,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if p.is_relative() {
+                    *p = base.join(&*p);
+                }
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+impl IdentityConfig {
+    /// Fields set in `other` override ours (CLI flags over the file).
+    pub fn merge(self, other: Self) -> Self {
+        Self {
+            domain: other.domain.or(self.domain),
+            server_only_cert: other.server_only_cert.or(self.server_only_cert),
+            server_only_key: other.server_only_key.or(self.server_only_key),
+            client_and_server_cert: other.client_and_server_cert.or(self.client_and_server_cert),
+            client_and_server_key: other.client_and_server_key.or(self.client_and_server_key),
+            listen: other.listen.or(self.listen),
+            dialback_secret: other.dialback_secret.or(self.dialback_secret),
+        }
+    }
+
+    /// Whether anything identity-related was given at all.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// A certificate chain with its key, ready to present.
+#[derive(Clone)]
+pub struct ProbeCert {
+    /// The chain, end-entity first.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The key, ready for rustls.
+    pub key: Arc<CertifiedKey>,
+    /// The private key DER (for the listener's server config).
+    pub key_der: Arc<PrivateKeyDer<'static>>,
+}
+
+impl std::fmt::Debug for ProbeCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProbeCert")
+            .field("chain_len", &self.chain.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProbeCert {
+    /// Builds from DER.
+    pub fn new(
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+        what: &'static str,
+    ) -> Result<Self, IdentityError> {
+        let certified =
+            certified_key(chain.clone(), key.clone_key()).map_err(|e| IdentityError::Tls {
+                what,
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            chain,
+            key: certified,
+            key_der: Arc::new(key),
+        })
+    }
+
+    /// Loads a PEM chain and key.
+    pub fn load(cert: &Path, key: &Path, what: &'static str) -> Result<Self, IdentityError> {
+        let pem_err = |path: &Path, reason: String| IdentityError::Pem {
+            what,
+            path: path.to_path_buf(),
+            reason,
+        };
+        let chain = CertificateDer::pem_file_iter(cert)
+            .map_err(|e| pem_err(cert, e.to_string()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| pem_err(cert, e.to_string()))?;
+        if chain.is_empty() {
+            return Err(pem_err(cert, "no CERTIFICATE block".into()));
+        }
+        let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| pem_err(key, e.to_string()))?;
+        Self::new(chain, key_der, what)
+    }
+}
+
+/// A complete probe identity.
+#[derive(Debug, Clone)]
+pub struct ProbeIdentity {
+    /// The probe domain.
+    pub domain: String,
+    /// The server-only certificate (always).
+    pub server_only: ProbeCert,
+    /// The client-and-server certificate (optional: sharper verdicts).
+    pub client_and_server: Option<ProbeCert>,
+    /// Where the dialback listener binds.
+    pub listen: SocketAddr,
+    /// XEP-0185 secret.
+    pub dialback_secret: Vec<u8>,
+}
+
+/// Default listener address: all interfaces, the s2s port (the target must
+/// reach it to verify dialback and to deliver replies).
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:5269";
+
+impl ProbeIdentity {
+    /// Resolves a config into an identity; `Ok(None)` when no identity was
+    /// configured at all (the acceptance probe is then not run).
+    pub fn from_config(cfg: &IdentityConfig) -> Result<Option<Self>, IdentityError> {
+        if cfg.is_empty() {
+            return Ok(None);
+        }
+        let domain = cfg.domain.as_deref().ok_or_else(|| {
+            IdentityError::Missing("`domain` (--probe-domain) is required".into())
+        })?;
+        let domain = crate::domain::normalize(domain)
+            .map_err(|e| IdentityError::BadDomain(domain.to_string(), e.to_string()))?;
+        let (Some(c), Some(k)) = (&cfg.server_only_cert, &cfg.server_only_key) else {
+            return Err(IdentityError::Missing(
+                "`server_only_cert` and `server_only_key` (--probe-cert/--probe-key) are required"
+                    .into(),
+            ));
+        };
+        let server_only = ProbeCert::load(c, k, "server-only certificate")?;
+        let client_and_server = match (&cfg.client_and_server_cert, &cfg.client_and_server_key) {
+            (Some(c), Some(k)) => Some(ProbeCert::load(c, k, "client-and-server certificate")?),
+            (None, None) => None,
+            _ => {
+                return Err(IdentityError::Missing(
+                    "`client_and_server_cert` and `client_and_server_key` go together".into(),
+                ));
+            }
+        };
+        let listen = match cfg.listen {
+            Some(l) => l,
+            None => DEFAULT_LISTEN
+                .parse()
+                .map_err(|_| IdentityError::Missing("listen".into()))?,
+        };
+        let dialback_secret = match &cfg.dialback_secret {
+            Some(s) => s.as_bytes().to_vec(),
+            None => rand::random::<[u8; 32]>().to_vec(),
+        };
+        Ok(Some(Self {
+            domain,
+            server_only,
+            client_and_server,
+            listen,
+            dialback_secret,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_errors_name_the_file_and_field() {
+        let dir = std::env::temp_dir().join(format!("xs-identity-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, "[identity]\ndomian = \"probe.example\"\n").unwrap();
+        let e = ConfigFile::load(&bad).unwrap_err().to_string();
+        assert!(e.contains("bad.toml") && e.contains("domian"), "{e}");
+
+        let cfg = IdentityConfig {
+            domain: Some("probe.example".into()),
+            ..Default::default()
+        };
+        let e = ProbeIdentity::from_config(&cfg).unwrap_err().to_string();
+        assert!(e.contains("server_only_cert"), "{e}");
+
+        let cfg = IdentityConfig {
+            domain: Some("probe.example".into()),
+            server_only_cert: Some(dir.join("missing.pem")),
+            server_only_key: Some(dir.join("missing.key")),
+            ..Default::default()
+        };
+        let e = ProbeIdentity::from_config(&cfg).unwrap_err().to_string();
+        assert!(e.contains("missing.pem"), "{e}");
+        assert!(
+            ProbeIdentity::from_config(&IdentityConfig::default())
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn relative_paths_follow_the_config_file() {
+        let dir = std::env::temp_dir().join(format!("xs-identity-rel-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.toml");
+        std::fs::write(&f, "[identity]\ndomain = \"p.example\"\nserver_only_cert = \"so.pem\"\nlisten = \"127.0.0.1:5269\"\n").unwrap();
+        let c = ConfigFile::load(&f).unwrap().identity.unwrap();
+        assert_eq!(c.server_only_cert, Some(dir.join("so.pem")));
+        let merged = c.merge(IdentityConfig {
+            domain: Some("q.example".into()),
+            ..Default::default()
+        });
+        assert_eq!(merged.domain.as_deref(), Some("q.example"));
+        assert_eq!(merged.listen, Some("127.0.0.1:5269".parse().unwrap()));
+    }
+}
