@@ -23,6 +23,7 @@ pub mod identity;
 pub mod limits;
 pub mod net;
 pub mod probe;
+pub mod s2s;
 pub mod testnet;
 pub mod tls;
 pub mod verdict;

@@ -344,6 +344,7 @@ async fn testnet_up(a: TestnetArgs) -> Result<()> {
         net: a.net,
         dns_port: a.dns_port,
         profiles: a.profiles.clone(),
+        external: Vec::new(),
     };
     let net = Testnet::start(cfg).await?;
     let ca_path = a.manifest.with_extension("ca.pem");

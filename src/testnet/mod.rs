@@ -46,7 +46,23 @@ pub struct TestnetConfig {
     pub dns_port: u16,
     /// Only these profiles (empty: all).
     pub profiles: Vec<String>,
+    /// Real servers outside the testnet that live in its zone (e.g. the
+    /// Prosody test): DNS points at them, they get certificates from the
+    /// testnet CA, nothing is simulated for them.
+    pub external: Vec<External>,
 }
+
+/// A domain in the test zone served by a real server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct External {
+    /// The domain (inside the test zone or not).
+    pub domain: String,
+    /// Its server's address.
+    pub ip: std::net::Ipv4Addr,
+}
+
+/// The probe domain's first label; the domain is `probe.<zone>`.
+pub const PROBE_LABEL: &str = "probe";
 
 /// Why the testnet could not start.
 #[derive(Debug, Error)]
@@ -105,6 +121,9 @@ pub struct Testnet {
     dns: dns::DnsServer,
     manifest: Manifest,
     placed: Vec<Arc<Placed>>,
+    probe_domain: String,
+    probe_listen: SocketAddr,
+    probe_certs: (pki::IssuedCert, pki::IssuedCert),
 }
 
 fn profile_list(names: &[String]) -> Result<Vec<&'static Profile>, TestnetError> {
@@ -219,6 +238,19 @@ impl Testnet {
                 }
             }
         }
+        let probe_domain = format!("{PROBE_LABEL}.{}", layout::ZONE);
+        let probe_srv = format!("_xmpp-server._tcp.{probe_domain}");
+        zone.add_srv(&probe_srv, 0, 5, 5269, &probe_domain)
+            .map_err(|e| TestnetError::Zone(format!("SRV {probe_srv}: {e}")))?;
+        zone.add_a(&probe_domain, plan.probe());
+        for x in &cfg.external {
+            for (svc, port) in [("_xmpp-client._tcp", 5222), ("_xmpp-server._tcp", 5269)] {
+                let name = format!("{svc}.{}", x.domain);
+                zone.add_srv(&name, 0, 5, port, &x.domain)
+                    .map_err(|e| TestnetError::Zone(format!("SRV {name}: {e}")))?;
+            }
+            zone.add_a(&x.domain, x.ip);
+        }
         let dns = dns::serve(zone, SocketAddr::new(IpAddr::V4(plan.dns()), cfg.dns_port))
             .await
             .map_err(|e| {
@@ -316,12 +348,51 @@ impl Testnet {
             probe_address: IpAddr::V4(plan.probe()),
             domains,
         };
+        let issue = |shape| {
+            shared
+                .pki()
+                .issue(&probe_domain, shape)
+                .map_err(|e| TestnetError::Pki(e.to_string()))
+        };
+        let probe_certs = (
+            issue(profile::CertShape::ServerOnly)?,
+            issue(profile::CertShape::ClientAndServer)?,
+        );
         Ok(Self {
             shared,
             dns,
             manifest,
             placed,
+            probe_domain,
+            probe_listen: SocketAddr::new(IpAddr::V4(plan.probe()), 5269),
+            probe_certs,
         })
+    }
+
+    /// The testnet's probe identity: `probe.<zone>` at 127.B.0.2:5269, a
+    /// server-only and a client-and-server certificate from the testnet CA.
+    pub fn probe_identity(&self) -> Result<crate::identity::ProbeIdentity, crate::identity::IdentityError> {
+        use crate::identity::{ProbeCert, ProbeIdentity};
+        let (so, cs) = &self.probe_certs;
+        Ok(ProbeIdentity {
+            domain: self.probe_domain.clone(),
+            server_only: ProbeCert::new(so.chain.clone(), so.key.clone_key(), "server-only certificate")?,
+            client_and_server: Some(ProbeCert::new(
+                cs.chain.clone(),
+                cs.key.clone_key(),
+                "client-and-server certificate",
+            )?),
+            listen: self.probe_listen,
+            dialback_secret: rand::random::<[u8; 32]>().to_vec(),
+        })
+    }
+
+    /// Issues a certificate from the testnet CA (for external real servers).
+    pub fn issue(&self, domain: &str, shape: profile::CertShape) -> Result<pki::IssuedCert, TestnetError> {
+        self.shared
+            .pki()
+            .issue(domain, shape)
+            .map_err(|e| TestnetError::Pki(e.to_string()))
     }
 
     /// The manifest (ground truth).

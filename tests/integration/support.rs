@@ -30,6 +30,7 @@ pub async fn testnet(net: u8, domains: usize, profiles: &[&str]) -> Testnet {
         net,
         dns_port: 0,
         profiles: profiles.iter().map(|s| s.to_string()).collect(),
+        external: Vec::new(),
     })
     .await
     .expect("testnet starts")
