@@ -290,6 +290,7 @@ pub fn facts(report: &DomainReport) -> Facts {
         }
     }
     f.extend(summary_facts(&report.summary));
+    f.extend(acceptance_facts(report));
     f
 }
 
@@ -318,4 +319,84 @@ pub fn compare(expected: &Facts, measured: &Facts) -> Vec<Mismatch> {
             })
         })
         .collect()
+}
+
+/// Prefix of every acceptance fact; a passive probe measures only
+/// `acceptance.verdict` (`not_run`).
+pub const ACCEPTANCE_PREFIX: &str = "acceptance.";
+
+/// Names of the acceptance facts of one attempt (`acceptance.server_only.*`).
+pub const ATTEMPT_FIELDS: [&str; 5] = [
+    "client_cert_requested",
+    "client_cert_sent",
+    "tls_failure",
+    "external_offered",
+    "external",
+];
+
+/// Key of an acceptance fact.
+pub fn acceptance_key(name: &str) -> String {
+    format!("{ACCEPTANCE_PREFIX}{name}")
+}
+
+/// The acceptance facts (MEASUREMENTS §3) of a report.
+pub fn acceptance_facts(report: &DomainReport) -> Facts {
+    use crate::acceptance::ProbeCertKind;
+    let mut f = Facts::new();
+    f.insert(acceptance_key("verdict"), json(report.summary.acceptance));
+    let Some(a) = &report.acceptance else {
+        return f;
+    };
+    for kind in [ProbeCertKind::ServerOnly, ProbeCertKind::ClientAndServer] {
+        let k = json(kind);
+        let k = k.as_str().unwrap_or_default();
+        let at = a.attempts.iter().find(|x| x.cert == kind);
+        let tls = at.and_then(|x| x.connection.tls.as_ref());
+        let values = [
+            json(tls.map(|t| t.client_cert_requested)),
+            json(at.map(|x| x.client_cert_sent)),
+            json(tls.and_then(|t| t.failure)),
+            json(at.and_then(|x| x.external_offered)),
+            json(at.and_then(|x| x.external.as_ref())),
+        ];
+        for (name, v) in ATTEMPT_FIELDS.iter().zip(values) {
+            f.insert(acceptance_key(&format!("{k}.{name}")), v);
+        }
+    }
+    f.insert(
+        acceptance_key("dialback_offered"),
+        json(a.attempts.iter().any(|x| x.dialback_offered == Some(true))),
+    );
+    f.insert(
+        acceptance_key("dialback"),
+        json(a.dialback.as_ref().map(|d| &d.outcome)),
+    );
+    f.insert(
+        acceptance_key("dialback_verify_received"),
+        json(a.dialback.as_ref().map(|d| d.verify_received)),
+    );
+    let ping = a
+        .attempts
+        .iter()
+        .find_map(|x| x.ping.as_ref())
+        .or_else(|| a.dialback.as_ref().and_then(|d| d.ping.as_ref()));
+    f.insert(acceptance_key("ping"), json(ping));
+    f.insert(
+        acceptance_key("software"),
+        json(a.software.as_ref().and_then(|s| s.name.as_ref())),
+    );
+    f.insert(
+        acceptance_key("software_version"),
+        json(a.software.as_ref().and_then(|s| s.version.as_ref())),
+    );
+    let mut ekus: Vec<String> = a
+        .inbound
+        .iter()
+        .filter_map(|i| i.client_eku)
+        .map(|c| json(c).as_str().unwrap_or_default().to_string())
+        .collect();
+    ekus.sort();
+    ekus.dedup();
+    f.insert(acceptance_key("inbound_client_eku"), json(ekus));
+    f
 }

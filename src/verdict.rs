@@ -78,20 +78,30 @@ pub struct ServiceSummary {
     pub dane_match: Option<bool>,
 }
 
-/// Both services of one domain.
+/// Both services of one domain, and the acceptance verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DomainSummary {
     /// Client-to-server.
     pub c2s: ServiceSummary,
     /// Server-to-server.
     pub s2s: ServiceSummary,
+    /// Acceptance of server-only certificates (MEASUREMENTS §3);
+    /// `not_run` without a probe identity.
+    pub acceptance: crate::acceptance::AcceptanceVerdict,
+    /// Server software and version (XEP-0092), when the active probe
+    /// authenticated and asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software: Option<crate::xmpp::iq::SoftwareVersion>,
 }
 
-/// Derives the summary of a domain from its DNS answers and endpoints.
+/// Derives the summary of a domain from its DNS answers and endpoints
+/// (the acceptance verdict starts as `not_run`).
 pub fn summarize(dns: &DnsReport, endpoints: &[EndpointReport]) -> DomainSummary {
     DomainSummary {
         c2s: summarize_service(Service::C2s, dns, endpoints),
         s2s: summarize_service(Service::S2s, dns, endpoints),
+        acceptance: crate::acceptance::AcceptanceVerdict::NotRun,
+        software: None,
     }
 }
 
@@ -192,4 +202,168 @@ fn status(service: Service, dns: &DnsReport, eps: &[&EndpointReport]) -> Service
         return ServiceStatus::NoTls;
     }
     ServiceStatus::StreamFailed
+}
+
+/// The acceptance verdict of MEASUREMENTS §3, derived from the evidence
+/// alone. `passive` is the s2s summary of the passive probe (reachability
+/// and TLS without a client certificate).
+///
+/// The rules, in order:
+/// 1. no reachable s2s endpoint → `unreachable`; no TLS → `tls_failed`;
+/// 2. EXTERNAL succeeded with the server-only certificate → `accepts_server_only`;
+/// 3. no CertificateRequest and no EXTERNAL with either certificate → `no_cert_auth`;
+/// 4. the server-only attempt did not reach EXTERNAL for a reason other
+///    than our certificate (timeout, stream error) → `inconclusive`;
+/// 5. the client-and-server control was refused too → `inconclusive`
+///    (a trust problem, not an EKU one);
+/// 6. otherwise the server-only certificate was refused (TLS alert after
+///    presenting it, EXTERNAL failure or EXTERNAL not offered) → with
+///    dialback working (or offered and not testable) `rejects_server_only_dialback`,
+///    else `rejects_server_only_no_fallback`.
+pub fn acceptance(
+    passive: &ServiceSummary,
+    attempts: &[crate::acceptance::AttemptReport],
+    dialback: Option<&crate::acceptance::DialbackReport>,
+) -> (crate::acceptance::AcceptanceVerdict, Option<String>) {
+    use crate::acceptance::{AcceptanceVerdict as V, DialbackOutcome, ProbeCertKind};
+    use crate::xmpp::sasl::SaslOutcome;
+    match passive.status {
+        ServiceStatus::TlsOk => {}
+        ServiceStatus::NoTls | ServiceStatus::TlsFailed | ServiceStatus::StreamFailed => {
+            return (
+                V::TlsFailed,
+                Some("no TLS session with any s2s endpoint".into()),
+            );
+        }
+        other => {
+            let why = json_name(&other);
+            return (V::Unreachable, Some(format!("s2s {why}")));
+        }
+    }
+    let find = |k| attempts.iter().find(|a| a.cert == k);
+    let Some(so) = find(ProbeCertKind::ServerOnly) else {
+        return (
+            V::Inconclusive,
+            Some("no server-only attempt was made".into()),
+        );
+    };
+    let cs = find(ProbeCertKind::ClientAndServer);
+    let success = |a: &crate::acceptance::AttemptReport| a.external == Some(SaslOutcome::Success);
+    if success(so) {
+        return (V::AcceptsServerOnly, None);
+    }
+    let asks = |a: &crate::acceptance::AttemptReport| {
+        a.connection
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.client_cert_requested)
+            || a.external_offered == Some(true)
+    };
+    if !asks(so) && !cs.is_some_and(asks) {
+        let db = dialback.map_or("no dialback attempt".to_string(), |d| {
+            format!("dialback {}", json_name(&d.outcome))
+        });
+        return (
+            V::NoCertAuth,
+            Some(format!(
+                "no CertificateRequest and no EXTERNAL with either certificate; {db}"
+            )),
+        );
+    }
+    // Did the server-only attempt end because of our certificate?
+    let tls_rejected = so.client_cert_sent
+        && so
+            .connection
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.failure == Some(crate::tls::TlsFailure::Alert));
+    let refused = tls_rejected
+        || matches!(so.external, Some(SaslOutcome::Failure { .. }))
+        || (so.external.is_none() && so.external_offered == Some(false));
+    if !refused {
+        let why = so
+            .detail
+            .clone()
+            .or_else(|| so.connection.detail.clone())
+            .unwrap_or_else(|| json_name(&so.connection.outcome));
+        return (
+            V::Inconclusive,
+            Some(format!("the server-only attempt did not complete: {why}")),
+        );
+    }
+    let how = if tls_rejected {
+        let alert = so
+            .connection
+            .tls
+            .as_ref()
+            .and_then(|t| t.failure_detail.clone())
+            .unwrap_or_default();
+        format!("TLS rejected the server-only certificate ({alert})")
+    } else {
+        match &so.external {
+            Some(SaslOutcome::Failure { condition, text }) => format!(
+                "EXTERNAL refused the server-only certificate: {condition}{}",
+                text.as_deref()
+                    .map(|t| format!(" ({t})"))
+                    .unwrap_or_default()
+            ),
+            _ => "EXTERNAL not offered to the server-only certificate".into(),
+        }
+    };
+    let control = match cs {
+        Some(cs) if success(cs) => {
+            "accepted with client-and-server: the EKU is the reason".to_string()
+        }
+        Some(cs) => {
+            let o = cs
+                .external
+                .as_ref()
+                .map_or_else(|| json_name(&cs.connection.outcome), json_name);
+            return (
+                V::Inconclusive,
+                Some(format!(
+                    "{how}, and the client-and-server certificate was refused too ({o}): a trust problem, not an EKU one"
+                )),
+            );
+        }
+        None => "no client-and-server control: a trust problem is not ruled out".into(),
+    };
+    let offered = attempts.iter().any(|a| a.dialback_offered == Some(true))
+        || passive.dialback_offered == Some(true);
+    let fallback = match dialback.map(|d| &d.outcome) {
+        Some(DialbackOutcome::Valid) => Some("dialback succeeded"),
+        Some(DialbackOutcome::NotOffered) | None if offered => {
+            Some("dialback offered (not verified)")
+        }
+        _ => None,
+    };
+    match fallback {
+        Some(db) => (
+            V::RejectsServerOnlyDialback,
+            Some(format!("{how}; {control}; {db}")),
+        ),
+        None => {
+            let db = dialback.map_or("dialback not offered".to_string(), |d| {
+                format!("dialback {}", json_name(&d.outcome))
+            });
+            (
+                V::RejectsServerOnlyNoFallback,
+                Some(format!("{how}; {control}; {db}")),
+            )
+        }
+    }
+}
+
+/// The snake_case JSON name of a value (`"timeout"`, …) or its JSON text.
+fn json_name<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(serde_json::Value::Object(m)) => m
+            .values()
+            .next()
+            .and_then(|x| x.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
 }

@@ -1,1 +1,305 @@
-//! (in progress)
+//! The acceptance probe's I/O (MEASUREMENTS §3): on a target's s2s
+//! endpoint, as `from=PROBE`, one attempt per probe certificate
+//! (STARTTLS presenting it, SASL EXTERNAL, then ping and version), and a
+//! separate dialback attempt (XEP-0220) for which the probe's listener
+//! acts as our authoritative server.
+
+use crate::acceptance::{
+    AcceptanceReport, AttemptReport, DialbackOutcome, DialbackReport, InboundReport, IqOutcome,
+    ProbeCertKind,
+};
+use crate::identity::{ProbeCert, ProbeIdentity};
+use crate::probe::endpoint::{ConnectOptions, ProbeContext, Session, open_session};
+use crate::probe::plan::EndpointPlan;
+use crate::probe::report::{EndpointOutcome, EndpointReport};
+use crate::s2s::steps::{self, StepError};
+use crate::verdict::DomainSummary;
+use crate::xmpp::Service;
+use crate::xmpp::element::Element;
+use crate::xmpp::iq::{self, IqKind, SoftwareVersion};
+use crate::xmpp::sasl::SaslOutcome;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// What the acceptance probe needs from the probe domain's authoritative
+/// server (implemented by [`crate::listener::ProbeListener`]): dialback
+/// keys it will confirm, and the replies targets deliver to it.
+pub trait Authority: Send + Sync {
+    /// The XEP-0185 key for our `db:result` to `receiving` on a stream
+    /// whose id `receiving` gave us.
+    fn dialback_key(&self, receiving: &str, stream_id: &str) -> String;
+    /// Registers interest in the IQ answer `peer` delivers with `id`.
+    fn expect_iq(&self, peer: &str, id: &str) -> oneshot::Receiver<Element>;
+    /// `db:verify` requests from `peer` answered `valid` so far.
+    fn verifies_from(&self, peer: &str) -> usize;
+    /// Streams `peer` opened to us so far.
+    fn inbound(&self, peer: &str) -> Vec<InboundReport>;
+}
+
+/// Runs the acceptance probe for one domain.
+#[derive(Clone)]
+pub struct AcceptanceProbe {
+    identity: Arc<ProbeIdentity>,
+    authority: Arc<dyn Authority>,
+}
+
+fn random_id(prefix: &str) -> String {
+    format!("{prefix}-{:016x}", rand::random::<u64>())
+}
+
+/// Waits for an IQ answer with `id`, on our own stream (a bidi or
+/// same-stream answer) or delivered to the authority (the usual case:
+/// the target's own connection to our listener).
+async fn wait_reply(
+    session: &mut Session,
+    rx: oneshot::Receiver<Element>,
+    id: &str,
+    limit: Duration,
+) -> Option<Element> {
+    let mut rx = rx;
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        tokio::select! {
+            r = &mut rx => return r.ok(),
+            el = tokio::time::timeout_at(deadline, session.stream.read_element()) => match el {
+                Err(_) => return None,
+                Ok(Ok(el)) if iq::parse(&el).is_some_and(|q| q.id == id) => return Some(el),
+                Ok(Ok(_)) => continue,
+                // Our stream died: the answer can still come to the listener.
+                Ok(Err(_)) => {
+                    return tokio::time::timeout_at(deadline, rx).await.ok().and_then(Result::ok);
+                }
+            },
+        }
+    }
+}
+
+fn iq_outcome(el: Option<&Element>) -> IqOutcome {
+    match el.and_then(iq::parse).map(|q| q.kind) {
+        Some(IqKind::Result) => IqOutcome::Result,
+        Some(IqKind::Error { condition }) => IqOutcome::Error { condition },
+        Some(other) => IqOutcome::Error {
+            condition: format!("unexpected iq type {other:?}"),
+        },
+        None => IqOutcome::Timeout,
+    }
+}
+
+impl AcceptanceProbe {
+    /// A probe speaking as `identity`, with `authority` answering for it.
+    pub fn new(identity: Arc<ProbeIdentity>, authority: Arc<dyn Authority>) -> Self {
+        Self {
+            identity,
+            authority,
+        }
+    }
+
+    /// Our domain.
+    pub fn domain(&self) -> &str {
+        &self.identity.domain
+    }
+
+    /// Ping and version once authenticated (XEP-0199, XEP-0092).
+    async fn ping_and_version(
+        &self,
+        ctx: &ProbeContext,
+        target: &str,
+        session: &mut Session,
+    ) -> (IqOutcome, Option<SoftwareVersion>) {
+        let me = &self.identity.domain;
+        let limit = ctx.limits.phase_timeout;
+        let (pid, vid) = (random_id("ping"), random_id("version"));
+        let (prx, vrx) = (
+            self.authority.expect_iq(target, &pid),
+            self.authority.expect_iq(target, &vid),
+        );
+        let sent = async {
+            steps::send(&mut session.stream, &iq::ping(me, target, &pid)).await?;
+            steps::send(&mut session.stream, &iq::version_query(me, target, &vid)).await
+        }
+        .await;
+        if sent.is_err() {
+            return (IqOutcome::Timeout, None);
+        }
+        let ping = wait_reply(session, prx, &pid, limit).await;
+        let version = wait_reply(session, vrx, &vid, limit).await;
+        let version = version.as_ref().and_then(|el| {
+            let q = iq::parse(el)?;
+            (q.kind == IqKind::Result)
+                .then_some(q.payload)
+                .flatten()
+                .and_then(iq::parse_version)
+        });
+        (iq_outcome(ping.as_ref()), version)
+    }
+
+    /// One attempt presenting `cert` (MEASUREMENTS §3 items 1–3 and 5).
+    async fn attempt(
+        &self,
+        ctx: &ProbeContext,
+        target: &str,
+        plan: &EndpointPlan,
+        kind: ProbeCertKind,
+        cert: &ProbeCert,
+    ) -> AttemptReport {
+        let opts = ConnectOptions {
+            client_cert: Some(cert.key.clone()),
+        };
+        let (connection, session) = open_session(ctx, target, plan, &opts).await;
+        let mut a = AttemptReport {
+            cert: kind,
+            client_cert_sent: false,
+            external_offered: None,
+            external: None,
+            dialback_offered: connection
+                .header_after_tls
+                .as_ref()
+                .map(|h| h.declares_dialback),
+            ping: None,
+            version: None,
+            detail: None,
+            connection,
+        };
+        let Some(mut s) = session else {
+            return a;
+        };
+        a.client_cert_sent = s.capture.snapshot().client_cert_sent;
+        a.external_offered = Some(s.features.sasl_mechanisms.iter().any(|m| m == "EXTERNAL"));
+        a.dialback_offered = Some(s.features.dialback || a.dialback_offered == Some(true));
+        if a.external_offered == Some(true) {
+            let me = self.identity.domain.clone();
+            match steps::auth_external(&mut s.stream, &me, target, ctx.limits.phase_timeout).await {
+                Ok((outcome, _)) => a.external = Some(outcome),
+                Err(e) => a.detail = Some(format!("EXTERNAL: {e}")),
+            }
+        }
+        if a.external == Some(SaslOutcome::Success) {
+            let (ping, version) = self.ping_and_version(ctx, target, &mut s).await;
+            a.ping = Some(ping);
+            a.version = version;
+        }
+        s.close().await;
+        a
+    }
+
+    /// The dialback attempt (MEASUREMENTS §3 item 4), presenting the
+    /// server-only certificate as a real peer with such a certificate would.
+    async fn dialback(
+        &self,
+        ctx: &ProbeContext,
+        target: &str,
+        plan: &EndpointPlan,
+    ) -> DialbackReport {
+        let opts = ConnectOptions {
+            client_cert: Some(self.identity.server_only.key.clone()),
+        };
+        let before = self.authority.verifies_from(target);
+        let (connection, session) = open_session(ctx, target, plan, &opts).await;
+        let mut report = DialbackReport {
+            outcome: DialbackOutcome::ConnectionFailed,
+            verify_received: false,
+            ping: None,
+            version: None,
+            connection,
+        };
+        let Some(mut s) = session else {
+            return report;
+        };
+        let offered = s.features.dialback
+            || report
+                .connection
+                .header_after_tls
+                .as_ref()
+                .is_some_and(|h| h.declares_dialback);
+        if !offered {
+            report.outcome = DialbackOutcome::NotOffered;
+            s.close().await;
+            return report;
+        }
+        let Some(sid) = s.stream_id.clone() else {
+            report.outcome = DialbackOutcome::Error {
+                condition: "no stream id on the target's header".into(),
+            };
+            s.close().await;
+            return report;
+        };
+        let key = self.authority.dialback_key(target, &sid);
+        let me = self.identity.domain.clone();
+        // The target verifies with our listener before answering: allow
+        // one connect-and-negotiate round on top of the phase timeout.
+        let limit = ctx.limits.phase_timeout * 2;
+        report.outcome = match steps::dialback(&mut s.stream, &me, target, &key, limit).await {
+            Ok(answer) => answer.into(),
+            Err(StepError::Timeout) => DialbackOutcome::Timeout,
+            Err(e) => DialbackOutcome::Error {
+                condition: e.to_string(),
+            },
+        };
+        report.verify_received = self.authority.verifies_from(target) > before;
+        if report.outcome == DialbackOutcome::Valid {
+            let (ping, version) = self.ping_and_version(ctx, target, &mut s).await;
+            report.ping = Some(ping);
+            report.version = version;
+        }
+        s.close().await;
+        report
+    }
+
+    /// Runs every attempt against the first s2s endpoint that completed
+    /// TLS in the passive probe, and derives the verdict.
+    pub async fn run(
+        &self,
+        ctx: &ProbeContext,
+        target: &str,
+        plans: &[EndpointPlan],
+        passive: &[EndpointReport],
+        summary: &DomainSummary,
+    ) -> AcceptanceReport {
+        let primary = passive
+            .iter()
+            .zip(plans)
+            .find(|(e, _)| e.service == Service::S2s && e.outcome == EndpointOutcome::Complete)
+            .map(|(_, p)| p);
+        let mut attempts = Vec::new();
+        let mut dialback = None;
+        if let Some(plan) = primary {
+            attempts.push(
+                self.attempt(
+                    ctx,
+                    target,
+                    plan,
+                    ProbeCertKind::ServerOnly,
+                    &self.identity.server_only,
+                )
+                .await,
+            );
+            if let Some(cs) = &self.identity.client_and_server {
+                attempts.push(
+                    self.attempt(ctx, target, plan, ProbeCertKind::ClientAndServer, cs)
+                        .await,
+                );
+            }
+            let offered = attempts.iter().any(|a| a.dialback_offered == Some(true))
+                || summary.s2s.dialback_offered == Some(true);
+            if offered {
+                dialback = Some(self.dialback(ctx, target, plan).await);
+            }
+        }
+        let (verdict, reason) =
+            crate::verdict::acceptance(&summary.s2s, &attempts, dialback.as_ref());
+        let software = attempts
+            .iter()
+            .find_map(|a| a.version.clone())
+            .or_else(|| dialback.as_ref().and_then(|d| d.version.clone()));
+        AcceptanceReport {
+            probe_domain: self.identity.domain.clone(),
+            inbound: self.authority.inbound(target),
+            attempts,
+            dialback,
+            software,
+            verdict,
+            reason,
+        }
+    }
+}

@@ -10,6 +10,7 @@ pub mod plan;
 pub mod render;
 pub mod report;
 
+use crate::acceptance::probe::AcceptanceProbe;
 use crate::dns::resolve::Resolver;
 use crate::probe::endpoint::{ProbeContext, probe_endpoint};
 use crate::probe::report::{DomainReport, SCHEMA_VERSION};
@@ -24,6 +25,7 @@ use tracing::{Instrument, info_span};
 pub struct Prober {
     resolver: Arc<Resolver>,
     ctx: Arc<ProbeContext>,
+    acceptance: Option<AcceptanceProbe>,
 }
 
 impl Prober {
@@ -32,7 +34,18 @@ impl Prober {
         Self {
             resolver,
             ctx: Arc::new(ctx),
+            acceptance: None,
         }
+    }
+
+    /// Also runs the active acceptance probe (MEASUREMENTS §3) on every
+    /// domain; s2s streams then carry the probe domain as `from`.
+    pub fn with_acceptance(mut self, acceptance: AcceptanceProbe) -> Self {
+        let mut ctx = (*self.ctx).clone();
+        ctx.probe_domain = Some(acceptance.domain().to_string());
+        self.ctx = Arc::new(ctx);
+        self.acceptance = Some(acceptance);
+        self
     }
 
     /// Measures one (already normalised) domain. Never fails: DNS and
@@ -46,7 +59,15 @@ impl Prober {
             let plans = plan::plan(domain, &dns);
             let endpoints =
                 join_all(plans.iter().map(|p| probe_endpoint(&self.ctx, domain, p))).await;
-            let summary = crate::verdict::summarize(&dns, &endpoints);
+            let mut summary = crate::verdict::summarize(&dns, &endpoints);
+            let acceptance = match &self.acceptance {
+                Some(a) => Some(a.run(&self.ctx, domain, &plans, &endpoints, &summary).await),
+                None => None,
+            };
+            if let Some(a) = &acceptance {
+                summary.acceptance = a.verdict;
+                summary.software = a.software.clone();
+            }
             DomainReport {
                 schema_version: SCHEMA_VERSION,
                 domain: domain.to_string(),
@@ -55,6 +76,7 @@ impl Prober {
                 dns,
                 endpoints,
                 summary,
+                acceptance,
             }
         }
         .instrument(span)

@@ -177,4 +177,8 @@ pub struct DomainReport {
     pub endpoints: Vec<EndpointReport>,
     /// Per-domain verdicts derived from the above (see `crate::verdict`).
     pub summary: crate::verdict::DomainSummary,
+    /// The active probe's evidence (MEASUREMENTS §3); absent when no probe
+    /// identity was configured (`summary.acceptance` is then `not_run`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acceptance: Option<crate::acceptance::AcceptanceReport>,
 }
