@@ -367,3 +367,173 @@ fn json_name<T: Serialize>(v: &T) -> String {
         Err(_) => String::new(),
     }
 }
+
+#[cfg(test)]
+mod acceptance_tests {
+    use super::*;
+    use crate::acceptance::{
+        AcceptanceVerdict as V, AttemptReport, DialbackOutcome, DialbackReport, ProbeCertKind,
+    };
+    use crate::probe::report::{ConnectOutcome, EndpointSource, Phase, Transport};
+    use crate::tls::{TlsFailure, TlsInfo};
+    use crate::xmpp::sasl::SaslOutcome;
+
+    fn conn(outcome: EndpointOutcome, requested: bool, alert: bool) -> EndpointReport {
+        EndpointReport {
+            service: Service::S2s,
+            transport: Transport::Starttls,
+            host: "xmpp.t.test".into(),
+            ip: "127.0.0.9".parse().unwrap(),
+            port: 5269,
+            source: EndpointSource::Srv,
+            connect: ConnectOutcome::Connected,
+            connect_ms: Some(1),
+            outcome,
+            phase: alert.then_some(Phase::StreamHeaderAfterTls),
+            detail: None,
+            header: None,
+            pre_tls: None,
+            tls: Some(TlsInfo {
+                failure: alert.then_some(TlsFailure::Alert),
+                failure_detail: alert.then(|| "received fatal alert: CertificateRequired".into()),
+                version: Some("TLSv1.3".into()),
+                cipher_suite: None,
+                alpn: None,
+                client_cert_requested: requested,
+                chain: vec![],
+                verdict: None,
+                verdict_detail: None,
+                name_match: None,
+                dane_match: None,
+            }),
+            header_after_tls: None,
+            post_tls: None,
+            stream_error: None,
+        }
+    }
+
+    fn attempt(cert: ProbeCertKind, external: Option<SaslOutcome>, offered: bool) -> AttemptReport {
+        AttemptReport {
+            cert,
+            connection: conn(EndpointOutcome::Complete, offered, false),
+            client_cert_sent: offered,
+            external_offered: Some(offered),
+            external,
+            dialback_offered: Some(true),
+            ping: None,
+            version: None,
+            detail: None,
+        }
+    }
+
+    fn refused() -> Option<SaslOutcome> {
+        Some(SaslOutcome::Failure {
+            condition: "not-authorized".into(),
+            text: Some("unsupported certificate purpose".into()),
+        })
+    }
+
+    fn db(outcome: DialbackOutcome) -> DialbackReport {
+        DialbackReport {
+            connection: conn(EndpointOutcome::Complete, true, false),
+            outcome,
+            verify_received: true,
+            ping: None,
+            version: None,
+        }
+    }
+
+    fn passive(status: ServiceStatus) -> ServiceSummary {
+        let dns = DnsReport {
+            srv: vec![],
+            hosts: vec![],
+            tlsa: vec![],
+            dnssec: crate::dns::Dnssec::Unknown,
+        };
+        ServiceSummary {
+            status,
+            dialback_offered: Some(true),
+            ..summarize_service(Service::S2s, &dns, &[])
+        }
+    }
+
+    use ProbeCertKind::{ClientAndServer as Cs, ServerOnly as So};
+
+    #[test]
+    fn accepts_server_only_when_external_succeeds() {
+        let a = [attempt(So, Some(SaslOutcome::Success), true)];
+        assert_eq!(acceptance(&passive(ServiceStatus::TlsOk), &a, None).0, V::AcceptsServerOnly);
+    }
+
+    #[test]
+    fn eku_rejection_with_dialback_and_without() {
+        let a = [attempt(So, refused(), true), attempt(Cs, Some(SaslOutcome::Success), true)];
+        let (v, why) = acceptance(&passive(ServiceStatus::TlsOk), &a, Some(&db(DialbackOutcome::Valid)));
+        assert_eq!(v, V::RejectsServerOnlyDialback);
+        let why = why.unwrap();
+        assert!(why.contains("unsupported certificate purpose") && why.contains("EKU"), "{why}");
+        let mut no_db = a.clone();
+        for x in &mut no_db {
+            x.dialback_offered = Some(false);
+        }
+        let mut p = passive(ServiceStatus::TlsOk);
+        p.dialback_offered = Some(false);
+        assert_eq!(
+            acceptance(&p, &no_db, Some(&db(DialbackOutcome::NotOffered))).0,
+            V::RejectsServerOnlyNoFallback
+        );
+        // Offered but failed: no fallback either.
+        assert_eq!(
+            acceptance(&passive(ServiceStatus::TlsOk), &a, Some(&db(DialbackOutcome::Invalid))).0,
+            V::RejectsServerOnlyNoFallback
+        );
+    }
+
+    #[test]
+    fn handshake_alert_after_presenting_server_only_is_a_rejection() {
+        let mut so = attempt(So, None, true);
+        so.connection = conn(EndpointOutcome::TlsFailed, true, true);
+        so.external_offered = None;
+        let a = [so, attempt(Cs, Some(SaslOutcome::Success), true)];
+        let d = db(DialbackOutcome::ConnectionFailed);
+        let (v, why) = acceptance(&passive(ServiceStatus::TlsOk), &a, Some(&d));
+        assert_eq!(v, V::RejectsServerOnlyNoFallback, "{why:?}");
+        assert!(why.unwrap().contains("CertificateRequired"));
+    }
+
+    #[test]
+    fn no_cert_auth_when_never_asked_nor_offered() {
+        let a = [attempt(So, None, false), attempt(Cs, None, false)];
+        let (v, _) = acceptance(&passive(ServiceStatus::TlsOk), &a, Some(&db(DialbackOutcome::Valid)));
+        assert_eq!(v, V::NoCertAuth);
+    }
+
+    #[test]
+    fn both_certificates_refused_is_inconclusive_trust() {
+        let a = [attempt(So, refused(), true), attempt(Cs, refused(), true)];
+        let (v, why) = acceptance(&passive(ServiceStatus::TlsOk), &a, Some(&db(DialbackOutcome::Valid)));
+        assert_eq!(v, V::Inconclusive);
+        assert!(why.unwrap().contains("trust"));
+    }
+
+    #[test]
+    fn without_control_certificate_a_refusal_still_counts_but_says_so() {
+        let a = [attempt(So, refused(), true)];
+        let (v, why) = acceptance(&passive(ServiceStatus::TlsOk), &a, Some(&db(DialbackOutcome::Valid)));
+        assert_eq!(v, V::RejectsServerOnlyDialback);
+        assert!(why.unwrap().contains("not ruled out"));
+    }
+
+    #[test]
+    fn broken_attempt_is_inconclusive_and_reachability_comes_first() {
+        let mut so = attempt(So, None, true);
+        so.external = None;
+        so.detail = Some("EXTERNAL: timed out".into());
+        let (v, why) = acceptance(&passive(ServiceStatus::TlsOk), &[so], None);
+        assert_eq!(v, V::Inconclusive);
+        assert!(why.unwrap().contains("timed out"));
+        assert_eq!(acceptance(&passive(ServiceStatus::Unreachable), &[], None).0, V::Unreachable);
+        assert_eq!(acceptance(&passive(ServiceStatus::NoAddress), &[], None).0, V::Unreachable);
+        assert_eq!(acceptance(&passive(ServiceStatus::TlsFailed), &[], None).0, V::TlsFailed);
+    }
+}
