@@ -462,16 +462,29 @@ mod acceptance_tests {
     #[test]
     fn accepts_server_only_when_external_succeeds() {
         let a = [attempt(So, Some(SaslOutcome::Success), true)];
-        assert_eq!(acceptance(&passive(ServiceStatus::TlsOk), &a, None).0, V::AcceptsServerOnly);
+        assert_eq!(
+            acceptance(&passive(ServiceStatus::TlsOk), &a, None).0,
+            V::AcceptsServerOnly
+        );
     }
 
     #[test]
     fn eku_rejection_with_dialback_and_without() {
-        let a = [attempt(So, refused(), true), attempt(Cs, Some(SaslOutcome::Success), true)];
-        let (v, why) = acceptance(&passive(ServiceStatus::TlsOk), &a, Some(&db(DialbackOutcome::Valid)));
+        let a = [
+            attempt(So, refused(), true),
+            attempt(Cs, Some(SaslOutcome::Success), true),
+        ];
+        let (v, why) = acceptance(
+            &passive(ServiceStatus::TlsOk),
+            &a,
+            Some(&db(DialbackOutcome::Valid)),
+        );
         assert_eq!(v, V::RejectsServerOnlyDialback);
         let why = why.unwrap();
-        assert!(why.contains("unsupported certificate purpose") && why.contains("EKU"), "{why}");
+        assert!(
+            why.contains("unsupported certificate purpose") && why.contains("EKU"),
+            "{why}"
+        );
         let mut no_db = a.clone();
         for x in &mut no_db {
             x.dialback_offered = Some(false);
@@ -484,7 +497,12 @@ mod acceptance_tests {
         );
         // Offered but failed: no fallback either.
         assert_eq!(
-            acceptance(&passive(ServiceStatus::TlsOk), &a, Some(&db(DialbackOutcome::Invalid))).0,
+            acceptance(
+                &passive(ServiceStatus::TlsOk),
+                &a,
+                Some(&db(DialbackOutcome::Invalid))
+            )
+            .0,
             V::RejectsServerOnlyNoFallback
         );
     }
@@ -504,14 +522,22 @@ mod acceptance_tests {
     #[test]
     fn no_cert_auth_when_never_asked_nor_offered() {
         let a = [attempt(So, None, false), attempt(Cs, None, false)];
-        let (v, _) = acceptance(&passive(ServiceStatus::TlsOk), &a, Some(&db(DialbackOutcome::Valid)));
+        let (v, _) = acceptance(
+            &passive(ServiceStatus::TlsOk),
+            &a,
+            Some(&db(DialbackOutcome::Valid)),
+        );
         assert_eq!(v, V::NoCertAuth);
     }
 
     #[test]
     fn both_certificates_refused_is_inconclusive_trust() {
         let a = [attempt(So, refused(), true), attempt(Cs, refused(), true)];
-        let (v, why) = acceptance(&passive(ServiceStatus::TlsOk), &a, Some(&db(DialbackOutcome::Valid)));
+        let (v, why) = acceptance(
+            &passive(ServiceStatus::TlsOk),
+            &a,
+            Some(&db(DialbackOutcome::Valid)),
+        );
         assert_eq!(v, V::Inconclusive);
         assert!(why.unwrap().contains("trust"));
     }
@@ -519,7 +545,11 @@ mod acceptance_tests {
     #[test]
     fn without_control_certificate_a_refusal_still_counts_but_says_so() {
         let a = [attempt(So, refused(), true)];
-        let (v, why) = acceptance(&passive(ServiceStatus::TlsOk), &a, Some(&db(DialbackOutcome::Valid)));
+        let (v, why) = acceptance(
+            &passive(ServiceStatus::TlsOk),
+            &a,
+            Some(&db(DialbackOutcome::Valid)),
+        );
         assert_eq!(v, V::RejectsServerOnlyDialback);
         assert!(why.unwrap().contains("not ruled out"));
     }
@@ -532,8 +562,17 @@ mod acceptance_tests {
         let (v, why) = acceptance(&passive(ServiceStatus::TlsOk), &[so], None);
         assert_eq!(v, V::Inconclusive);
         assert!(why.unwrap().contains("timed out"));
-        assert_eq!(acceptance(&passive(ServiceStatus::Unreachable), &[], None).0, V::Unreachable);
-        assert_eq!(acceptance(&passive(ServiceStatus::NoAddress), &[], None).0, V::Unreachable);
-        assert_eq!(acceptance(&passive(ServiceStatus::TlsFailed), &[], None).0, V::TlsFailed);
+        assert_eq!(
+            acceptance(&passive(ServiceStatus::Unreachable), &[], None).0,
+            V::Unreachable
+        );
+        assert_eq!(
+            acceptance(&passive(ServiceStatus::NoAddress), &[], None).0,
+            V::Unreachable
+        );
+        assert_eq!(
+            acceptance(&passive(ServiceStatus::TlsFailed), &[], None).0,
+            V::TlsFailed
+        );
     }
 }

@@ -2,19 +2,11 @@
 //! domain with its evidence, and a one-line-per-domain results table.
 
 use crate::dns::DnsOutcome;
-use crate::facts::json;
 use crate::probe::report::{DomainReport, EndpointOutcome, EndpointReport};
 use crate::verdict::ServiceSummary;
 use std::fmt::Write;
 
-/// The snake_case name of any of our enums (as in the JSON).
-fn name<T: serde::Serialize>(v: T) -> String {
-    match json(v) {
-        serde_json::Value::String(s) => s,
-        serde_json::Value::Null => "-".into(),
-        other => other.to_string(),
-    }
-}
+use crate::facts::label as name;
 
 fn opt<T: serde::Serialize>(v: Option<T>) -> String {
     v.map_or_else(|| "-".into(), name)
@@ -152,6 +144,82 @@ pub fn domain(r: &DomainReport) -> String {
     for e in &r.endpoints {
         let _ = writeln!(out, "{}", endpoint_line(e));
     }
+    out.push_str(&acceptance(r));
+    out
+}
+
+/// The active probe's verdict and evidence (MEASUREMENTS §3).
+fn acceptance(r: &DomainReport) -> String {
+    let Some(a) = &r.acceptance else {
+        return "  acceptance  not run (no probe identity: see --config, --probe-domain)\n".into();
+    };
+    let mut out = format!("  acceptance  {}", name(a.verdict));
+    if let Some(why) = &a.reason {
+        let _ = write!(out, " — {why}");
+    }
+    out.push('\n');
+    for at in &a.attempts {
+        let tls = at.connection.tls.as_ref();
+        let _ = write!(
+            out,
+            "    as {} ({}): cert requested {}, sent {}",
+            a.probe_domain,
+            name(at.cert),
+            yes_no(tls.map(|t| t.client_cert_requested)),
+            yes_no(Some(at.client_cert_sent)),
+        );
+        if let Some(f) = tls.and_then(|t| t.failure) {
+            let detail = tls.and_then(|t| t.failure_detail.as_deref()).unwrap_or("");
+            let _ = write!(out, ", TLS {} {detail}", name(f));
+        }
+        match &at.external {
+            Some(crate::xmpp::sasl::SaslOutcome::Failure { condition, text }) => {
+                let _ = write!(
+                    out,
+                    ", EXTERNAL failure <{condition}/>{}",
+                    text.as_deref()
+                        .map(|t| format!(" \"{t}\""))
+                        .unwrap_or_default()
+                );
+            }
+            Some(o) => {
+                let _ = write!(out, ", EXTERNAL {}", name(o));
+            }
+            None => {
+                let _ = write!(out, ", EXTERNAL offered {}", yes_no(at.external_offered));
+            }
+        }
+        if let Some(p) = &at.ping {
+            let _ = write!(out, ", ping {}", name(p));
+        }
+        out.push('\n');
+    }
+    if let Some(d) = &a.dialback {
+        let _ = writeln!(
+            out,
+            "    dialback: {} (our listener got db:verify: {})",
+            name(&d.outcome),
+            yes_no(Some(d.verify_received))
+        );
+    }
+    for i in &a.inbound {
+        let _ = writeln!(
+            out,
+            "    inbound from {}: TLS {}, client cert EKU {}, auth {}",
+            i.peer,
+            yes_no(Some(i.tls)),
+            opt(i.client_eku),
+            name(&i.auth)
+        );
+    }
+    if let Some(sw) = &a.software {
+        let _ = writeln!(
+            out,
+            "    software: {} {}",
+            sw.name.as_deref().unwrap_or("?"),
+            sw.version.as_deref().unwrap_or("?")
+        );
+    }
     out
 }
 
@@ -164,15 +232,25 @@ pub fn table(reports: &[DomainReport]) -> String {
         .unwrap_or(6)
         .max(6);
     let mut out = format!(
-        "{:<w$}  {:<13} {:<9} {:<13} {:<9} {:<8} {:<14} {:<17} {:<3} {}\n",
-        "domain", "c2s", "starttls", "s2s", "starttls", "tls", "cert", "eku", "le", "dialback"
+        "{:<w$}  {:<13} {:<9} {:<13} {:<9} {:<8} {:<14} {:<17} {:<3} {:<8} {}\n",
+        "domain",
+        "c2s",
+        "starttls",
+        "s2s",
+        "starttls",
+        "tls",
+        "cert",
+        "eku",
+        "le",
+        "dialback",
+        "acceptance"
     );
     for r in reports {
         let (c, s) = (&r.summary.c2s, &r.summary.s2s);
         let primary = if s.tls_version.is_some() { s } else { c };
         let _ = writeln!(
             out,
-            "{:<w$}  {:<13} {:<9} {:<13} {:<9} {:<8} {:<14} {:<17} {:<3} {}",
+            "{:<w$}  {:<13} {:<9} {:<13} {:<9} {:<8} {:<14} {:<17} {:<3} {:<8} {}",
             r.domain,
             name(c.status),
             opt(c.starttls),
@@ -183,6 +261,7 @@ pub fn table(reports: &[DomainReport]) -> String {
             opt(primary.eku_class),
             yes_no(primary.lets_encrypt),
             yes_no(s.dialback_offered),
+            name(r.summary.acceptance),
         );
     }
     out

@@ -405,6 +405,9 @@ fn summary_facts(p: &Placed, eps: &[Ep], out: &mut Facts) {
             }
         };
         out.insert(format!("summary.{name}.status"), j!(status));
+        if service == Service::S2s {
+            acceptance_facts(p, status, out);
+        }
         out.insert(format!("summary.{name}.endpoints"), j!(mine.len()));
         if status == "tls_ok" {
             let (_, verdict, _, classes, le) = cert_facts(p.profile.cert);
@@ -435,4 +438,98 @@ pub fn expected(p: &Placed, dead_ip: IpAddr, dates: CertDates) -> Facts {
     }
     summary_facts(p, &eps, &mut out);
     out
+}
+
+/// Expected acceptance facts (MEASUREMENTS §3) when the testnet's own probe
+/// identity (both certificates) probes the domain. Acceptance profiles
+/// state every fact; the others state the verdict that follows from their
+/// reachability (and `accepts_server_only` for the default lenient s2s).
+fn acceptance_facts(p: &Placed, s2s_status: &str, out: &mut Facts) {
+    use crate::facts::acceptance_key as k;
+    use crate::testnet::profile::{ClientCertPolicy as P, S2S_GOOD, is_acceptance};
+    let verdict = match s2s_status {
+        "tls_ok" => None,
+        "stream_failed" | "no_tls" | "tls_failed" => Some("tls_failed"),
+        _ => Some("unreachable"),
+    };
+    if let Some(v) = verdict {
+        out.insert(k("verdict"), j!(v));
+        return;
+    }
+    let Some(s2s) = p.profile.s2s else {
+        return;
+    };
+    if !is_acceptance(p.profile) {
+        if s2s == S2S_GOOD {
+            out.insert(k("verdict"), j!("accepts_server_only"));
+        }
+        return;
+    }
+    let success = j!({"result": "success"});
+    let refused =
+        |text: &str| j!({"result": "failure", "condition": "not-authorized", "text": text});
+    let requested = s2s.request_client_cert;
+    let attempt =
+        |out: &mut Facts, cert: &str, tls_failure: Value, offered: Value, external: Value| {
+            for (name, v) in [
+                ("client_cert_requested", j!(requested)),
+                ("client_cert_sent", j!(requested)),
+                ("tls_failure", tls_failure),
+                ("external_offered", offered),
+                ("external", external),
+            ] {
+                out.insert(k(&format!("{cert}.{name}")), v);
+            }
+        };
+    let (so_ext, cs_ext, verdict) = match s2s.client_certs {
+        P::Lenient => (success.clone(), success.clone(), "accepts_server_only"),
+        P::StrictEku => (
+            refused("unsupported certificate purpose"),
+            success.clone(),
+            if s2s.dialback {
+                "rejects_server_only_dialback"
+            } else {
+                "rejects_server_only_no_fallback"
+            },
+        ),
+        P::NoRequest => (Value::Null, Value::Null, "no_cert_auth"),
+        P::HandshakeReject => (
+            Value::Null,
+            success.clone(),
+            "rejects_server_only_no_fallback",
+        ),
+        P::Untrusting => (
+            refused("certificate not trusted"),
+            refused("certificate not trusted"),
+            "inconclusive",
+        ),
+    };
+    let offered = j!(s2s.sasl_after.contains(&"EXTERNAL"));
+    if s2s.client_certs == P::HandshakeReject {
+        attempt(out, "server_only", j!("alert"), Value::Null, so_ext);
+    } else {
+        attempt(out, "server_only", Value::Null, offered.clone(), so_ext);
+    }
+    attempt(out, "client_and_server", Value::Null, offered, cs_ext);
+    out.insert(k("verdict"), j!(verdict));
+    out.insert(k("dialback_offered"), j!(s2s.dialback));
+    let dialback = match (s2s.dialback, s2s.client_certs) {
+        (false, _) => Value::Null,
+        // The dialback attempt presents the server-only certificate too.
+        (true, P::HandshakeReject) => j!({"result": "connection_failed"}),
+        (true, _) => j!({"result": "valid"}),
+    };
+    let verified = dialback == j!({"result": "valid"});
+    out.insert(k("dialback"), dialback);
+    out.insert(
+        k("dialback_verify_received"),
+        if s2s.dialback {
+            j!(verified)
+        } else {
+            Value::Null
+        },
+    );
+    out.insert(k("ping"), j!({"result": "result"}));
+    out.insert(k("software"), j!(s2s.software.0));
+    out.insert(k("software_version"), j!(s2s.software.1));
 }
