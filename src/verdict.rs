@@ -236,7 +236,7 @@ pub fn acceptance(
             );
         }
         other => {
-            let why = json_name(&other);
+            let why = crate::facts::label(other);
             return (V::Unreachable, Some(format!("s2s {why}")));
         }
     }
@@ -261,7 +261,7 @@ pub fn acceptance(
     };
     if !asks(so) && !cs.is_some_and(asks) {
         let db = dialback.map_or("no dialback attempt".to_string(), |d| {
-            format!("dialback {}", json_name(&d.outcome))
+            format!("dialback {}", crate::facts::label(d.outcome))
         });
         return (
             V::NoCertAuth,
@@ -285,7 +285,7 @@ pub fn acceptance(
             .detail
             .clone()
             .or_else(|| so.connection.detail.clone())
-            .unwrap_or_else(|| json_name(&so.connection.outcome));
+            .unwrap_or_else(|| crate::facts::label(so.connection.outcome));
         return (
             V::Inconclusive,
             Some(format!("the server-only attempt did not complete: {why}")),
@@ -315,10 +315,10 @@ pub fn acceptance(
             "accepted with client-and-server: the EKU is the reason".to_string()
         }
         Some(cs) => {
-            let o = cs
-                .external
-                .as_ref()
-                .map_or_else(|| json_name(&cs.connection.outcome), json_name);
+            let o = cs.external.as_ref().map_or_else(
+                || crate::facts::label(cs.connection.outcome),
+                crate::facts::label,
+            );
             return (
                 V::Inconclusive,
                 Some(format!(
@@ -344,27 +344,13 @@ pub fn acceptance(
         ),
         None => {
             let db = dialback.map_or("dialback not offered".to_string(), |d| {
-                format!("dialback {}", json_name(&d.outcome))
+                format!("dialback {}", crate::facts::label(d.outcome))
             });
             (
                 V::RejectsServerOnlyNoFallback,
                 Some(format!("{how}; {control}; {db}")),
             )
         }
-    }
-}
-
-/// The snake_case JSON name of a value (`"timeout"`, …) or its JSON text.
-fn json_name<T: Serialize>(v: &T) -> String {
-    match serde_json::to_value(v) {
-        Ok(serde_json::Value::String(s)) => s,
-        Ok(serde_json::Value::Object(m)) => m
-            .values()
-            .next()
-            .and_then(|x| x.as_str().map(str::to_string))
-            .unwrap_or_default(),
-        Ok(other) => other.to_string(),
-        Err(_) => String::new(),
     }
 }
 
