@@ -261,7 +261,7 @@ pub fn acceptance(
     };
     if !asks(so) && !cs.is_some_and(asks) {
         let db = dialback.map_or("no dialback attempt".to_string(), |d| {
-            format!("dialback {}", crate::facts::label(d.outcome))
+            format!("dialback {}", crate::facts::label(&d.outcome))
         });
         return (
             V::NoCertAuth,
@@ -344,7 +344,7 @@ pub fn acceptance(
         ),
         None => {
             let db = dialback.map_or("dialback not offered".to_string(), |d| {
-                format!("dialback {}", crate::facts::label(d.outcome))
+                format!("dialback {}", crate::facts::label(&d.outcome))
             });
             (
                 V::RejectsServerOnlyNoFallback,
