@@ -76,8 +76,8 @@ pub enum TestnetError {
     /// A zone record could not be built.
     #[error("testnet zone: {0}")]
     Zone(String),
-    /// A socket could not be bound.
-    #[error("{0}")]
+    /// A socket could not be bound (the message names the address).
+    #[error(transparent)]
     Bind(#[from] std::io::Error),
     /// `--domains 0`.
     #[error("--domains must be at least 1")]
@@ -119,7 +119,9 @@ pub struct Manifest {
 pub struct Testnet {
     shared: Arc<Shared>,
     dns: dns::DnsServer,
-    manifest: Manifest,
+    seed: u64,
+    dead: IpAddr,
+    dates: CertDates,
     placed: Vec<Arc<Placed>>,
     probe_domain: String,
     probe_listen: SocketAddr,
@@ -330,24 +332,6 @@ impl Testnet {
             }
         }
 
-        let dead = IpAddr::V4(plan.dead());
-        let domains = placed
-            .iter()
-            .map(|p| ManifestDomain {
-                domain: p.domain.clone(),
-                profile: p.profile.name.to_string(),
-                ip: p.ip,
-                shared: p.shared,
-                expect: expect::expected(p, dead, dates),
-            })
-            .collect();
-        let manifest = Manifest {
-            manifest_version: MANIFEST_VERSION,
-            seed: cfg.seed,
-            resolver: dns.addr,
-            probe_address: IpAddr::V4(plan.probe()),
-            domains,
-        };
         let issue = |shape| {
             shared
                 .pki()
@@ -361,7 +345,9 @@ impl Testnet {
         Ok(Self {
             shared,
             dns,
-            manifest,
+            seed: cfg.seed,
+            dead: IpAddr::V4(plan.dead()),
+            dates,
             placed,
             probe_domain,
             probe_listen: SocketAddr::new(IpAddr::V4(plan.probe()), 5269),
@@ -405,9 +391,31 @@ impl Testnet {
             .map_err(|e| TestnetError::Pki(e.to_string()))
     }
 
-    /// The manifest (ground truth).
-    pub fn manifest(&self) -> &Manifest {
-        &self.manifest
+    /// One domain's ground truth.
+    fn manifest_domain(&self, p: &Placed) -> ManifestDomain {
+        ManifestDomain {
+            domain: p.domain.clone(),
+            profile: p.profile.name.to_string(),
+            ip: p.ip,
+            shared: p.shared,
+            expect: expect::expected(p, self.dead, self.dates),
+        }
+    }
+
+    /// The manifest (ground truth), computed from the profiles on demand:
+    /// at 10,000 domains it is tens of megabytes the servers never need.
+    pub fn manifest(&self) -> Manifest {
+        Manifest {
+            manifest_version: MANIFEST_VERSION,
+            seed: self.seed,
+            resolver: self.dns.addr,
+            probe_address: self.probe_listen.ip(),
+            domains: self
+                .placed
+                .iter()
+                .map(|p| self.manifest_domain(p))
+                .collect(),
+        }
     }
 
     /// The DNS server's address (`--resolver`).
@@ -440,18 +448,69 @@ impl Testnet {
         self.shared.counters.total()
     }
 
-    /// Writes the manifest and the root CA (PEM) to files.
+    /// Writes the manifest (streamed, one domain per line), the root CA
+    /// (PEM) and the probe identity beside the manifest: both certificates
+    /// and keys, and a `.probe.toml` for `probe --config`.
     pub fn write_manifest(&self, manifest: &Path, ca: &Path) -> std::io::Result<()> {
-        let json = serde_json::to_vec_pretty(&self.manifest)?;
-        std::fs::write(manifest, json).map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("cannot write {}: {e}", manifest.display()),
-            )
-        })?;
-        std::fs::write(ca, self.ca_pem()).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("cannot write {}: {e}", ca.display()))
-        })
+        use std::io::Write;
+        let named = |path: &Path, e: std::io::Error| {
+            std::io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display()))
+        };
+        let write =
+            |path: &Path, data: &[u8]| std::fs::write(path, data).map_err(|e| named(path, e));
+        let file = std::fs::File::create(manifest).map_err(|e| named(manifest, e))?;
+        let mut w = std::io::BufWriter::new(file);
+        let head = serde_json::json!({
+            "manifest_version": MANIFEST_VERSION,
+            "seed": self.seed,
+            "resolver": self.dns.addr,
+            "probe_address": self.probe_listen.ip(),
+        });
+        let head = serde_json::to_string(&head)?;
+        let head = head.strip_suffix('}').unwrap_or(&head);
+        write!(w, "{head},\"domains\":[\n").map_err(|e| named(manifest, e))?;
+        for (i, p) in self.placed.iter().enumerate() {
+            if i > 0 {
+                w.write_all(b",\n").map_err(|e| named(manifest, e))?;
+            }
+            serde_json::to_writer(&mut w, &self.manifest_domain(p))?;
+        }
+        w.write_all(b"\n]}\n").map_err(|e| named(manifest, e))?;
+        w.flush().map_err(|e| named(manifest, e))?;
+        write(ca, self.ca_pem().as_bytes())?;
+
+        let (so, cs) = &self.probe_certs;
+        let sibling = |suffix: &str| {
+            let mut p = manifest.with_extension("").into_os_string();
+            p.push(suffix);
+            std::path::PathBuf::from(p)
+        };
+        let files = [
+            (sibling(".probe-server-only.pem"), so.chain_pem()),
+            (sibling(".probe-server-only.key"), so.key_pem()),
+            (sibling(".probe-client-and-server.pem"), cs.chain_pem()),
+            (sibling(".probe-client-and-server.key"), cs.key_pem()),
+        ];
+        for (path, data) in &files {
+            write(path, data.as_bytes())?;
+        }
+        let base = |p: &Path| {
+            p.file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        let toml = format!(
+            "# Probe identity of this testnet: xmpp-survey probe --config THIS_FILE\n\
+             [identity]\ndomain = \"{}\"\nserver_only_cert = \"{}\"\nserver_only_key = \"{}\"\n\
+             client_and_server_cert = \"{}\"\nclient_and_server_key = \"{}\"\nlisten = \"{}\"\n",
+            self.probe_domain,
+            base(&files[0].0),
+            base(&files[1].0),
+            base(&files[2].0),
+            base(&files[3].0),
+            self.probe_listen,
+        );
+        write(&sibling(".probe.toml"), toml.as_bytes())
     }
 
     /// Stops DNS and every server.

@@ -14,7 +14,7 @@ async fn every_profile_matches_the_manifest_field_by_field() {
     // carry several tenants.
     let net = testnet(31, PROFILES.len() * 2, &[]).await;
     let prober = prober(&net, AddressPolicy::ALLOW_PRIVATE);
-    let manifest = net.manifest().clone();
+    let manifest = net.manifest();
     let reports: Vec<_> = futures::stream::iter(manifest.domains.iter())
         .map(|d| {
             let prober = prober.clone();
