@@ -468,7 +468,7 @@ impl Testnet {
         });
         let head = serde_json::to_string(&head)?;
         let head = head.strip_suffix('}').unwrap_or(&head);
-        write!(w, "{head},\"domains\":[\n").map_err(|e| named(manifest, e))?;
+        writeln!(w, "{head},\"domains\":[").map_err(|e| named(manifest, e))?;
         for (i, p) in self.placed.iter().enumerate() {
             if i > 0 {
                 w.write_all(b",\n").map_err(|e| named(manifest, e))?;

@@ -496,6 +496,29 @@ pub(crate) fn is_xml_char(c: char) -> bool {
     matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
+/// Parses one element given as text, in the `jabber:server` default
+/// namespace with the `db:` prefix bound (XEP-0220 §2.1), through the very
+/// same reader and limits as the wire. Used by tests and fixtures.
+pub fn parse_fragment(xml: &str) -> Result<Element, ReadFault> {
+    use tokio::io::AsyncWriteExt;
+    let doc = format!(
+        "<stream:stream xmlns='{}' xmlns:stream='{}' xmlns:db='{}'>{xml}",
+        crate::xmpp::NS_SERVER,
+        NS_STREAMS,
+        NS_DIALBACK
+    );
+    let (mut tx, rx) = tokio::io::duplex(doc.len() + 1);
+    futures::executor::block_on(async move {
+        tx.write_all(doc.as_bytes())
+            .await
+            .map_err(|e| ReadFault::Io(e.to_string()))?;
+        drop(tx);
+        let mut rd = StreamReader::new(rx, ReaderLimits::default());
+        rd.read_header().await?;
+        rd.read_element().await
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1132,27 +1155,4 @@ mod tests {
         r.write_all(b"<presence/>").await.expect("write");
         assert_eq!(r.get_mut().written, b"<presence/>");
     }
-}
-
-/// Parses one element given as text, in the `jabber:server` default
-/// namespace with the `db:` prefix bound (XEP-0220 §2.1), through the very
-/// same reader and limits as the wire. Used by tests and fixtures.
-pub fn parse_fragment(xml: &str) -> Result<Element, ReadFault> {
-    use tokio::io::AsyncWriteExt;
-    let doc = format!(
-        "<stream:stream xmlns='{}' xmlns:stream='{}' xmlns:db='{}'>{xml}",
-        crate::xmpp::NS_SERVER,
-        NS_STREAMS,
-        NS_DIALBACK
-    );
-    let (mut tx, rx) = tokio::io::duplex(doc.len() + 1);
-    futures::executor::block_on(async move {
-        tx.write_all(doc.as_bytes())
-            .await
-            .map_err(|e| ReadFault::Io(e.to_string()))?;
-        drop(tx);
-        let mut rd = StreamReader::new(rx, ReaderLimits::default());
-        rd.read_header().await?;
-        rd.read_element().await
-    })
 }
