@@ -38,6 +38,11 @@ impl Prober {
         }
     }
 
+    /// The shared endpoint context (limits, address policy, TLS roots).
+    pub fn context(&self) -> &ProbeContext {
+        &self.ctx
+    }
+
     /// Also runs the active acceptance probe (MEASUREMENTS §3) on every
     /// domain; s2s streams then carry the probe domain as `from`.
     pub fn with_acceptance(mut self, acceptance: AcceptanceProbe) -> Self {
