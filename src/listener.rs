@@ -359,3 +359,512 @@ impl InboundPolicy for ProbeListener {
         st.inbound.push_back(report.clone());
     }
 }
+
+/// Helpers shared by the listener's tests and the testnet's acceptance
+/// tests: a probe context trusting the testnet CA, a listener for a
+/// testnet's probe identity, and the IQ round trip through the listener.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+    use crate::dns::resolve::DnsConfig;
+    use crate::limits::Limits;
+    use crate::net::policy::AddressPolicy;
+    use crate::probe::endpoint::{ConnectOptions, Session, open_session};
+    use crate::probe::plan::EndpointPlan;
+    use crate::probe::report::EndpointReport;
+    use crate::testnet::{Testnet, TestnetConfig};
+    use crate::tls::client::TlsProbe;
+    use rustls_pki_types::pem::PemObject;
+    use std::time::Duration;
+
+    /// Short limits: every failure in these tests costs seconds at most.
+    pub fn limits() -> Limits {
+        Limits {
+            connect_timeout: Duration::from_secs(2),
+            phase_timeout: Duration::from_secs(5),
+            dns_timeout: Duration::from_secs(2),
+            ..Limits::default()
+        }
+    }
+
+    /// A testnet of `profiles` on 127.`net`.0.0/16 (one domain each).
+    pub async fn testnet(
+        net: u8,
+        profiles: &[&str],
+        external: Vec<crate::testnet::External>,
+    ) -> Testnet {
+        crate::install_crypto_provider();
+        Testnet::start(TestnetConfig {
+            domains: profiles.len(),
+            seed: 7,
+            net,
+            dns_port: 0,
+            profiles: profiles.iter().map(|s| s.to_string()).collect(),
+            external,
+        })
+        .await
+        .expect("testnet starts")
+    }
+
+    /// A context trusting the testnet CA, allowed to reach loopback, with
+    /// `from` as our s2s domain.
+    pub fn ctx(net: &Testnet, from: &str) -> ProbeContext {
+        let ca = CertificateDer::pem_slice_iter(net.ca_pem().as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .expect("CA PEM");
+        ProbeContext {
+            limits: limits(),
+            policy: AddressPolicy::ALLOW_PRIVATE,
+            tls: Arc::new(TlsProbe::new(ca).expect("tls")),
+            probe_domain: Some(from.to_owned()),
+        }
+    }
+
+    /// A resolver asking the testnet DNS.
+    pub fn resolver(net: &Testnet) -> Arc<Resolver> {
+        Arc::new(
+            Resolver::new(&DnsConfig {
+                server: Some(net.dns_addr()),
+                timeout: limits().dns_timeout,
+            })
+            .expect("resolver"),
+        )
+    }
+
+    /// The listener for the testnet's probe identity (127.B.0.2:5269).
+    pub async fn listener(net: &Testnet) -> Arc<ProbeListener> {
+        let identity = Arc::new(net.probe_identity().expect("identity"));
+        ProbeListener::start(ListenerConfig {
+            ctx: ctx(net, &identity.domain),
+            identity,
+            resolver: resolver(net),
+        })
+        .await
+        .expect("listener starts")
+    }
+
+    /// Connects as `from` to `to` at `plan`, presenting `cert`.
+    pub async fn session(
+        ctx: &ProbeContext,
+        to: &str,
+        plan: &EndpointPlan,
+        cert: Option<Arc<rustls::sign::CertifiedKey>>,
+    ) -> (EndpointReport, Option<Session>) {
+        open_session(ctx, to, plan, &ConnectOptions { client_cert: cert }).await
+    }
+
+    /// Sends ping and version from `from` to `to` on `s` and waits for both
+    /// answers *at the listener* (delivered over `to`'s own stream).
+    pub async fn ping_and_version(
+        s: &mut Session,
+        l: &ProbeListener,
+        from: &str,
+        to: &str,
+    ) -> (Element, Element) {
+        let ping = l.expect_iq(to, "ping-1");
+        let version = l.expect_iq(to, "version-1");
+        crate::s2s::steps::send(&mut s.stream, &iq::ping(from, to, "ping-1"))
+            .await
+            .expect("send ping");
+        crate::s2s::steps::send(&mut s.stream, &iq::version_query(from, to, "version-1"))
+            .await
+            .expect("send version");
+        let wait = Duration::from_secs(15);
+        let ping = tokio::time::timeout(wait, ping)
+            .await
+            .expect("pong delivered in time")
+            .expect("pong");
+        let version = tokio::time::timeout(wait, version)
+            .await
+            .expect("version delivered in time")
+            .expect("version");
+        (ping, version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::*;
+    use super::*;
+    use crate::acceptance::InboundAuth;
+    use crate::probe::report::EndpointOutcome;
+    use crate::s2s::inbound::{InboundLimits, OutboundAuth, direct_plan};
+    use crate::s2s::steps;
+    use crate::testnet::External;
+    use crate::testnet::profile::CertShape;
+    use crate::tls::EkuClass;
+    use crate::tls::client::certified_key;
+    use crate::xmpp::dialback::Answer;
+    use crate::xmpp::reader::StreamReader;
+    use std::net::{IpAddr, Ipv4Addr};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const PEER: &str = "peer.xs.test";
+
+    fn key_of(
+        net: &crate::testnet::Testnet,
+        domain: &str,
+        shape: CertShape,
+    ) -> Arc<rustls::sign::CertifiedKey> {
+        let c = net.issue(domain, shape).expect("issue");
+        certified_key(c.chain, c.key).expect("key")
+    }
+
+    /// Polls `f` until it holds (the listener updates reports as the stream
+    /// goes on, concurrently with the test).
+    async fn eventually(mut f: impl FnMut() -> bool) -> bool {
+        for _ in 0..100 {
+            if f() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        false
+    }
+
+    /// XEP-0178 at the listener: a trusted *server-only* client certificate
+    /// authenticates (lenient, validated as a server certificate), and the
+    /// IQ result the peer then delivers reaches `expect_iq`; the inbound
+    /// report has the chain's EKU, the auth and the reply count.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn xep0178_trusted_server_only_cert_authenticates_and_delivers() {
+        let net = testnet(40, &["lenient"], vec![]).await;
+        let l = listener(&net).await;
+        let probe = net.probe_identity().expect("id").domain;
+        let plan = direct_plan(&probe, l.local_addr());
+        let out = inbound::connect(
+            &ctx(&net, PEER),
+            PEER,
+            &probe,
+            &[plan],
+            Some(key_of(&net, PEER, CertShape::ServerOnly)),
+            b"unused",
+        )
+        .await
+        .expect("authenticated");
+        assert_eq!(out.auth, OutboundAuth::External);
+        let mut s = out.session;
+        let rx = l.expect_iq(PEER, "r1");
+        steps::send(&mut s.stream, &iq::empty_result(PEER, &probe, "r1"))
+            .await
+            .expect("send");
+        let got = tokio::time::timeout(Duration::from_secs(5), rx)
+            .await
+            .expect("in time")
+            .expect("delivered");
+        assert_eq!(got.attr("id"), Some("r1"));
+        assert!(
+            eventually(|| l.inbound(PEER).first().is_some_and(|r| r.replies == 1)).await,
+            "{:?}",
+            l.inbound(PEER)
+        );
+        let r = &l.inbound(PEER)[0];
+        assert!(r.tls);
+        assert_eq!(r.client_eku, Some(EkuClass::ServerOnly));
+        assert_eq!(
+            r.auth,
+            InboundAuth::External {
+                outcome: SaslOutcome::Success
+            }
+        );
+        // An IQ result from a domain this stream did not authenticate is
+        // not handed over: the stream is closed with invalid-from.
+        let mut rx = l.expect_iq("other.xs.test", "r2");
+        steps::send(
+            &mut s.stream,
+            &iq::empty_result("other.xs.test", &probe, "r2"),
+        )
+        .await
+        .expect("send");
+        let answer = tokio::time::timeout(Duration::from_secs(5), s.stream.read_element())
+            .await
+            .expect("in time")
+            .expect("stream error");
+        assert_eq!(
+            crate::xmpp::stream::parse_error(&answer).condition,
+            "invalid-from"
+        );
+        assert!(rx.try_recv().is_err(), "not handed over");
+        l.shutdown().await;
+        net.shutdown().await;
+    }
+
+    /// XEP-0178 §3 step 8 refusal: a certificate from an unknown issuer gets
+    /// `not-authorized` with a reason; nothing is authenticated.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn xep0178_untrusted_cert_is_not_authorized() {
+        let net = testnet(41, &["lenient"], vec![]).await;
+        let l = listener(&net).await;
+        let probe = net.probe_identity().expect("id").domain;
+        let plan = direct_plan(&probe, l.local_addr());
+        let cx = ctx(&net, PEER);
+        let cert = key_of(&net, PEER, CertShape::UnknownIssuer);
+        let (r, s) = session(&cx, &probe, &plan, Some(cert)).await;
+        let mut s = s.unwrap_or_else(|| panic!("session: {r:?}"));
+        assert!(s.features.sasl_mechanisms.iter().any(|m| m == "EXTERNAL"));
+        let (outcome, _) =
+            steps::auth_external(&mut s.stream, PEER, &probe, Duration::from_secs(5))
+                .await
+                .expect("answer");
+        match outcome {
+            SaslOutcome::Failure { condition, text } => {
+                assert_eq!(condition, "not-authorized");
+                assert!(text.is_some_and(|t| t.contains("unknown_issuer")));
+            }
+            other => panic!("expected failure, got {other:?}"),
+        }
+        // Without a certificate EXTERNAL is not even offered.
+        let (_, s2) = session(&cx, &probe, &plan, None).await;
+        assert!(s2.expect("session").features.sasl_mechanisms.is_empty());
+        l.shutdown().await;
+        net.shutdown().await;
+    }
+
+    /// XEP-0220 §2.1.2 as authoritative server: our key is confirmed, a
+    /// wrong one refused, over TLS and before TLS; only valid ones count.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn xep0220_db_verify_answers_with_our_secret() {
+        let net = testnet(42, &["lenient"], vec![]).await;
+        let l = listener(&net).await;
+        let probe = net.probe_identity().expect("id").domain;
+        let plan = direct_plan(&probe, l.local_addr());
+        let (r, s) = session(&ctx(&net, PEER), &probe, &plan, None).await;
+        let mut s = s.unwrap_or_else(|| panic!("session: {r:?}"));
+        let t = Duration::from_secs(5);
+        let good = l.dialback_key(PEER, "sid-1");
+        let a = steps::verify(&mut s.stream, PEER, &probe, "sid-1", &good, t).await;
+        assert_eq!(a, Ok(Answer::Valid));
+        let a = steps::verify(&mut s.stream, PEER, &probe, "sid-2", &good, t).await;
+        assert_eq!(a, Ok(Answer::Invalid), "a key is bound to its stream id");
+        let a = steps::verify(&mut s.stream, "else.xs.test", &probe, "sid-1", &good, t).await;
+        assert_eq!(
+            a,
+            Ok(Answer::Invalid),
+            "a key is bound to the receiving domain"
+        );
+        assert_eq!(l.verifies_from(PEER), 1);
+        // Before TLS (XEP-0220 predates mandatory TLS).
+        let tcp = tokio::net::TcpStream::connect(l.local_addr())
+            .await
+            .expect("tcp");
+        let mut rd = StreamReader::new(tcp, Default::default());
+        rd.write_all(
+            crate::xmpp::stream::open_header(&crate::xmpp::stream::HeaderSpec {
+                service: Service::S2s,
+                from: Some(PEER),
+                to: Some(&probe),
+                id: None,
+                version: Some("1.0"),
+                dialback: true,
+            })
+            .as_bytes(),
+        )
+        .await
+        .expect("header");
+        rd.read_header().await.expect("header back");
+        rd.read_element().await.expect("features");
+        let a = steps::verify(
+            &mut rd,
+            PEER,
+            &probe,
+            "sid-3",
+            &l.dialback_key(PEER, "sid-3"),
+            t,
+        )
+        .await;
+        assert_eq!(a, Ok(Answer::Valid));
+        assert_eq!(l.verifies_from(PEER), 2);
+        assert!(
+            l.inbound(PEER)
+                .iter()
+                .any(|r| !r.tls && r.auth == InboundAuth::VerifyOnly)
+        );
+        l.shutdown().await;
+        net.shutdown().await;
+    }
+
+    /// RFC 6120 §4.9.3.6: the listener serves the probe domain only.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rfc6120_4_9_3_6_other_domain_is_host_unknown() {
+        let net = testnet(43, &["lenient"], vec![]).await;
+        let l = listener(&net).await;
+        let plan = direct_plan("other.xs.test", l.local_addr());
+        let (r, s) = session(&ctx(&net, PEER), "other.xs.test", &plan, None).await;
+        assert!(s.is_none());
+        assert_eq!(r.outcome, EndpointOutcome::StreamError);
+        assert_eq!(
+            r.stream_error.map(|e| e.condition).as_deref(),
+            Some("host-unknown")
+        );
+        l.shutdown().await;
+        net.shutdown().await;
+    }
+
+    /// A flood (one huge element) is cut off by the byte cap with a
+    /// `policy-violation`, and the listener goes on serving others.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn flood_is_cut_off_and_listener_keeps_serving() {
+        let net = testnet(44, &["lenient"], vec![]).await;
+        let l = listener(&net).await;
+        let probe = net.probe_identity().expect("id").domain;
+        let mut tcp = tokio::net::TcpStream::connect(l.local_addr())
+            .await
+            .expect("tcp");
+        let header = format!(
+            "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
+             xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' \
+             from='{PEER}' to='{probe}' version='1.0'>"
+        );
+        tcp.write_all(header.as_bytes()).await.expect("header");
+        let (mut rh, mut wh) = tcp.into_split();
+        let writer = tokio::spawn(async move {
+            let _ = wh.write_all(b"<db:verify from='a' to='b' id='c'>").await;
+            let chunk = vec![b'x'; 16 * 1024];
+            for _ in 0..64 {
+                if wh.write_all(&chunk).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), rh.read_to_end(&mut got)).await;
+        assert!(read.is_ok(), "the listener must close the flooding stream");
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.contains("policy-violation"), "{text}");
+        writer.abort();
+        // Still serving.
+        let plan = direct_plan(&probe, l.local_addr());
+        let (r, s) = session(&ctx(&net, PEER), &probe, &plan, None).await;
+        assert!(s.is_some(), "{r:?}");
+        l.shutdown().await;
+        net.shutdown().await;
+    }
+
+    /// A tiny authoritative server for `auth.xs.test`: answers `db:verify`
+    /// with its own secret, through the same inbound engine.
+    struct Authoritative {
+        domain: String,
+        secret: Vec<u8>,
+        tls: Arc<ServerConfig>,
+    }
+
+    impl InboundPolicy for Authoritative {
+        type Local = ();
+        fn local(&self, to: Option<&str>) -> Option<()> {
+            (to == Some(self.domain.as_str())).then_some(())
+        }
+        fn domain<'a>(&'a self, _: &'a ()) -> &'a str {
+            &self.domain
+        }
+        fn features(&self, _: &(), stage: Stage) -> String {
+            inbound::features(stage, false, true)
+        }
+        fn tls_config(&self, _: &()) -> Option<Arc<ServerConfig>> {
+            Some(self.tls.clone())
+        }
+        fn external(&self, _: &(), _: &str, _: &[CertificateDer<'static>]) -> SaslOutcome {
+            SaslOutcome::Failure {
+                condition: "not-authorized".into(),
+                text: None,
+            }
+        }
+        fn dialback(&self, _: &()) -> bool {
+            false
+        }
+        async fn verify_dialback(&self, _: &(), _: &str, _: &str, _: &str) -> bool {
+            false
+        }
+        fn secret<'a>(&'a self, _: &'a ()) -> &'a [u8] {
+            &self.secret
+        }
+        async fn iq(&self, _: &(), _: &str, _: &Element) -> Option<String> {
+            None
+        }
+    }
+
+    /// XEP-0220 §2.1.1–§2.1.3 as receiving server: a peer without a
+    /// certificate sends `db:result`; the listener finds the peer's
+    /// authoritative server through DNS, asks it with `db:verify`, and
+    /// answers valid (then accepts the peer's IQ result) or invalid.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn xep0220_db_result_verified_with_peers_authoritative_server() {
+        const AUTH: &str = "auth.xs.test";
+        let auth_ip = Ipv4Addr::new(127, 45, 0, 9);
+        let net = testnet(
+            45,
+            &["lenient"],
+            vec![External {
+                domain: AUTH.into(),
+                ip: auth_ip,
+            }],
+        )
+        .await;
+        let l = listener(&net).await;
+        let probe = net.probe_identity().expect("id").domain;
+        let cert = net.issue(AUTH, CertShape::ServerOnly).expect("issue");
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = server_config(
+            &provider,
+            cert.chain,
+            cert.key,
+            &ClientAuth::None,
+            TLS12_AND_13,
+            None,
+        )
+        .expect("tls");
+        let secret = b"authoritative secret".to_vec();
+        let auth = Arc::new(Authoritative {
+            domain: AUTH.into(),
+            secret: secret.clone(),
+            tls,
+        });
+        let sock = TcpListener::bind((IpAddr::V4(auth_ip), 5269))
+            .await
+            .expect("bind");
+        let a2 = auth.clone();
+        let server = tokio::spawn(async move {
+            let limits = InboundLimits {
+                reader: ReaderLimits::default(),
+                step: Duration::from_secs(5),
+                idle: Duration::from_secs(5),
+                verify: Duration::from_secs(5),
+                lifetime: Duration::from_secs(30),
+            };
+            while let Ok((tcp, _)) = sock.accept().await {
+                let a3 = a2.clone();
+                tokio::spawn(async move { inbound::serve(&*a3, tcp, &limits).await });
+            }
+        });
+        let plan = direct_plan(&probe, l.local_addr());
+        let cx = ctx(&net, AUTH);
+        let out = inbound::connect(&cx, AUTH, &probe, &[plan.clone()], None, &secret)
+            .await
+            .expect("dialback accepted");
+        assert_eq!(out.auth, OutboundAuth::Dialback);
+        let mut s = out.session;
+        let rx = l.expect_iq(AUTH, "v1");
+        steps::send(&mut s.stream, &iq::empty_result(AUTH, &probe, "v1"))
+            .await
+            .expect("send");
+        assert!(
+            tokio::time::timeout(Duration::from_secs(5), rx)
+                .await
+                .expect("in time")
+                .is_ok()
+        );
+        assert!(
+            l.inbound(AUTH)
+                .iter()
+                .any(|r| r.auth == InboundAuth::Dialback { valid: true })
+        );
+        // A key the authoritative server did not issue.
+        let err = inbound::connect(&cx, AUTH, &probe, &[plan], None, b"wrong secret")
+            .await
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("Invalid"), "{err}");
+        server.abort();
+        l.shutdown().await;
+        net.shutdown().await;
+    }
+}
