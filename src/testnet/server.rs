@@ -843,3 +843,254 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, std::io::Error> {
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }
+
+/// The acceptance profiles (TESTNET.md), driven by hand against a real
+/// [`crate::listener::ProbeListener`]: each test names the behaviour it
+/// proves and fails if the simulated server stops showing it.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::ProbeIdentity;
+    use crate::listener::ProbeListener;
+    use crate::listener::test_support::{
+        ctx, listener, ping_and_version, resolver, session, testnet,
+    };
+    use crate::probe::endpoint::ProbeContext;
+    use crate::probe::plan::EndpointPlan;
+    use crate::probe::report::{EndpointOutcome, EndpointReport};
+    use crate::testnet::Testnet;
+    use crate::tls::{EkuClass, TlsFailure};
+    use crate::xmpp::dialback::Answer;
+
+    struct Run {
+        net: Testnet,
+        l: Arc<ProbeListener>,
+        id: ProbeIdentity,
+        target: String,
+        cx: ProbeContext,
+        plan: EndpointPlan,
+    }
+
+    impl Run {
+        async fn start(octet: u8, profile: &str) -> Self {
+            let net = testnet(octet, &[profile], vec![]).await;
+            let l = listener(&net).await;
+            let id = net.probe_identity().expect("identity");
+            let target = net.domains().remove(0);
+            let plan = inbound::resolve_plans(&resolver(&net), &target)
+                .await
+                .into_iter()
+                .next()
+                .expect("s2s endpoint");
+            Self {
+                cx: ctx(&net, &id.domain),
+                net,
+                l,
+                id,
+                target,
+                plan,
+            }
+        }
+
+        fn cert(&self, client_and_server: bool) -> Arc<CertifiedKey> {
+            if client_and_server {
+                self.id
+                    .client_and_server
+                    .as_ref()
+                    .expect("second cert")
+                    .key
+                    .clone()
+            } else {
+                self.id.server_only.key.clone()
+            }
+        }
+
+        async fn connect(&self, client_and_server: bool) -> (EndpointReport, Option<Session>) {
+            session(
+                &self.cx,
+                &self.target,
+                &self.plan,
+                Some(self.cert(client_and_server)),
+            )
+            .await
+        }
+
+        /// STARTTLS with the chosen certificate, then EXTERNAL.
+        async fn external(
+            &self,
+            client_and_server: bool,
+        ) -> (EndpointReport, SaslOutcome, Session) {
+            let (r, s) = self.connect(client_and_server).await;
+            let mut s = s.unwrap_or_else(|| panic!("session: {r:?}"));
+            assert!(
+                s.features.sasl_mechanisms.iter().any(|m| m == "EXTERNAL"),
+                "EXTERNAL offered"
+            );
+            let (outcome, _) = steps::auth_external(
+                &mut s.stream,
+                &self.id.domain,
+                &self.target,
+                Duration::from_secs(5),
+            )
+            .await
+            .expect("EXTERNAL answered");
+            (r, outcome, s)
+        }
+
+        /// Dialback with the server-only certificate presented, our listener
+        /// as authoritative server.
+        async fn dialback(&self) -> (Answer, Session) {
+            let (r, s) = self.connect(false).await;
+            let mut s = s.unwrap_or_else(|| panic!("session: {r:?}"));
+            assert!(s.features.dialback, "dialback offered after TLS");
+            let sid = s.stream_id.clone().expect("stream id");
+            let key = self.l.dialback_key(&self.target, &sid);
+            let a = steps::dialback(
+                &mut s.stream,
+                &self.id.domain,
+                &self.target,
+                &key,
+                Duration::from_secs(15),
+            )
+            .await
+            .expect("dialback answered");
+            (a, s)
+        }
+
+        /// Ping and version answered through the listener; returns the
+        /// reported software.
+        async fn software(&self, s: &mut Session) -> SoftwareVersion {
+            let (ping, version) = ping_and_version(s, &self.l, &self.id.domain, &self.target).await;
+            assert_eq!(ping.attr("type"), Some("result"));
+            let q = iq::parse(&version).expect("iq");
+            assert_eq!(q.kind, IqKind::Result);
+            iq::parse_version(q.payload.expect("query")).expect("version payload")
+        }
+
+        async fn stop(self) {
+            self.l.shutdown().await;
+            self.net.shutdown().await;
+        }
+    }
+
+    fn failure(condition: &str, text: &str) -> SaslOutcome {
+        SaslOutcome::Failure {
+            condition: condition.into(),
+            text: Some(text.into()),
+        }
+    }
+
+    /// `lenient` (Prosody): a server-only client certificate passes
+    /// EXTERNAL; ping and version come back over the target's own stream to
+    /// the listener (which authenticated the target by EXTERNAL in turn).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lenient_accepts_server_only_and_answers_via_listener() {
+        let run = Run::start(50, "lenient").await;
+        let (r, outcome, mut s) = run.external(false).await;
+        assert!(r.tls.as_ref().is_some_and(|t| t.client_cert_requested));
+        assert_eq!(outcome, SaslOutcome::Success);
+        let v = run.software(&mut s).await;
+        assert_eq!(v.name.as_deref(), Some("Prosody-like"));
+        assert_eq!(v.version.as_deref(), Some("0.12.3"));
+        let inbound = run.l.inbound(&run.target);
+        assert_eq!(inbound.len(), 1, "one reused outbound stream: {inbound:?}");
+        assert_eq!(inbound[0].client_eku, Some(EkuClass::ClientAndServer));
+        assert_eq!(
+            inbound[0].auth,
+            crate::acceptance::InboundAuth::External {
+                outcome: SaslOutcome::Success
+            }
+        );
+        run.stop().await;
+    }
+
+    /// `strict_eku` (ejabberd < 25.08): server-only refused with
+    /// `unsupported certificate purpose`, client-and-server accepted,
+    /// dialback valid (verified with the listener) and then answering.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn strict_eku_refuses_server_only_accepts_client_auth_and_dialback() {
+        let run = Run::start(51, "strict_eku").await;
+        let (_, outcome, _) = run.external(false).await;
+        assert_eq!(outcome, failure("not-authorized", UNSUPPORTED_PURPOSE));
+        let (_, outcome, _) = run.external(true).await;
+        assert_eq!(outcome, SaslOutcome::Success);
+        let (answer, mut s) = run.dialback().await;
+        assert_eq!(answer, Answer::Valid);
+        assert!(
+            run.l.verifies_from(&run.target) >= 1,
+            "target asked our listener"
+        );
+        let v = run.software(&mut s).await;
+        assert_eq!(v.name.as_deref(), Some("ejabberd-like"));
+        run.stop().await;
+    }
+
+    /// `strict_eku_no_dialback`: the same refusal, and no dialback offered
+    /// before or after TLS: no fallback for a server-only peer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn strict_eku_no_dialback_offers_no_fallback() {
+        let run = Run::start(52, "strict_eku_no_dialback").await;
+        let (r, outcome, s) = run.external(false).await;
+        assert_eq!(outcome, failure("not-authorized", UNSUPPORTED_PURPOSE));
+        assert!(!s.features.dialback);
+        assert_eq!(r.pre_tls.map(|f| f.dialback), Some(false));
+        run.stop().await;
+    }
+
+    /// `no_client_cert`: no CertificateRequest, no EXTERNAL, dialback only.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_client_cert_relies_on_dialback() {
+        let run = Run::start(53, "no_client_cert").await;
+        for cs in [false, true] {
+            let (r, s) = run.connect(cs).await;
+            let s = s.unwrap_or_else(|| panic!("session: {r:?}"));
+            assert_eq!(r.tls.map(|t| t.client_cert_requested), Some(false));
+            assert!(
+                s.features.sasl_mechanisms.is_empty(),
+                "EXTERNAL not offered"
+            );
+        }
+        let (answer, mut s) = run.dialback().await;
+        assert_eq!(answer, Answer::Valid);
+        let v = run.software(&mut s).await;
+        assert_eq!(v.name.as_deref(), Some("dialback-only"));
+        run.stop().await;
+    }
+
+    /// `handshake_reject`: a server-only client certificate ends the TLS
+    /// handshake with a fatal alert (seen on the first read with TLS 1.3);
+    /// client-and-server passes TLS and EXTERNAL.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn handshake_reject_alerts_on_server_only() {
+        let run = Run::start(54, "handshake_reject").await;
+        let (r, s) = run.connect(false).await;
+        assert!(s.is_none());
+        assert_eq!(r.outcome, EndpointOutcome::TlsFailed);
+        let tls = r.tls.expect("tls facts");
+        assert_eq!(
+            tls.failure,
+            Some(TlsFailure::Alert),
+            "{:?}",
+            tls.failure_detail
+        );
+        assert!(tls.client_cert_requested);
+        let (_, outcome, _) = run.external(true).await;
+        assert_eq!(outcome, SaslOutcome::Success);
+        run.stop().await;
+    }
+
+    /// `untrusting`: EXTERNAL refused whatever the certificate (trust, not
+    /// EKU); dialback still works.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn untrusting_refuses_both_certs_dialback_valid() {
+        let run = Run::start(55, "untrusting").await;
+        for cs in [false, true] {
+            let (r, outcome, _) = run.external(cs).await;
+            assert!(r.tls.as_ref().is_some_and(|t| t.client_cert_requested));
+            assert_eq!(outcome, failure("not-authorized", NOT_TRUSTED));
+        }
+        let (answer, _) = run.dialback().await;
+        assert_eq!(answer, Answer::Valid);
+        run.stop().await;
+    }
+}
