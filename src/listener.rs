@@ -837,9 +837,16 @@ mod tests {
         });
         let plan = direct_plan(&probe, l.local_addr());
         let cx = ctx(&net, AUTH);
-        let out = inbound::connect(&cx, AUTH, &probe, &[plan.clone()], None, &secret)
-            .await
-            .expect("dialback accepted");
+        let out = inbound::connect(
+            &cx,
+            AUTH,
+            &probe,
+            std::slice::from_ref(&plan),
+            None,
+            &secret,
+        )
+        .await
+        .expect("dialback accepted");
         assert_eq!(out.auth, OutboundAuth::Dialback);
         let mut s = out.session;
         let rx = l.expect_iq(AUTH, "v1");

@@ -381,18 +381,12 @@ impl Testnet {
 
     /// The testnet's probe identity: `probe.<zone>` at 127.B.0.2:5269, a
     /// server-only and a client-and-server certificate from the testnet CA.
-    pub fn probe_identity(
-        &self,
-    ) -> Result<crate::identity::ProbeIdentity, crate::identity::IdentityError> {
+    pub fn probe_identity(&self) -> Result<crate::identity::ProbeIdentity, crate::identity::IdentityError> {
         use crate::identity::{ProbeCert, ProbeIdentity};
         let (so, cs) = &self.probe_certs;
         Ok(ProbeIdentity {
             domain: self.probe_domain.clone(),
-            server_only: ProbeCert::new(
-                so.chain.clone(),
-                so.key.clone_key(),
-                "server-only certificate",
-            )?,
+            server_only: ProbeCert::new(so.chain.clone(), so.key.clone_key(), "server-only certificate")?,
             client_and_server: Some(ProbeCert::new(
                 cs.chain.clone(),
                 cs.key.clone_key(),
@@ -404,11 +398,7 @@ impl Testnet {
     }
 
     /// Issues a certificate from the testnet CA (for external real servers).
-    pub fn issue(
-        &self,
-        domain: &str,
-        shape: profile::CertShape,
-    ) -> Result<pki::IssuedCert, TestnetError> {
+    pub fn issue(&self, domain: &str, shape: profile::CertShape) -> Result<pki::IssuedCert, TestnetError> {
         self.shared
             .pki()
             .issue(domain, shape)
