@@ -319,6 +319,11 @@ impl InboundPolicy for ProbeListener {
     }
 
     async fn verify_dialback(&self, _: &(), peer: &str, stream_id: &str, key: &str) -> bool {
+        // The name comes from a stranger: only a valid domain goes to DNS.
+        let Ok(peer) = crate::domain::normalize(peer) else {
+            return false;
+        };
+        let peer = peer.as_str();
         let plans = inbound::resolve_plans(&self.resolver, peer).await;
         inbound::verify_key(&self.ctx, &self.domain, peer, &plans, stream_id, key)
             .await
