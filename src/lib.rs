@@ -7,6 +7,8 @@
 //! - [`xmpp`]: stream header, features and errors, parsed from bytes with hostile-input limits.
 //! - [`tls`]: certificate analysis (EKU class, SANs, identity) and chain verdicts; rustls config.
 //! - [`net`]: the address policy (never probe private space unless told) and connect helper.
+//! - [`s2s`]: server-to-server steps (EXTERNAL, dialback, IQ) and the receiving side of a stream.
+//! - [`listener`]: the probe domain's dialback listener (authoritative server, receives replies).
 //! - [`probe`]: the I/O that drives one domain's measurement; its [`probe::report`] is the output.
 //! - [`verdict`]: **the verdict logic**: per-domain summary derived from a report (pure).
 //! - [`facts`]: flattened, comparable facts shared by the testnet manifest and the truth test.
@@ -21,6 +23,7 @@ pub mod domain;
 pub mod facts;
 pub mod identity;
 pub mod limits;
+pub mod listener;
 pub mod net;
 pub mod probe;
 pub mod s2s;

@@ -168,3 +168,30 @@ pub async fn send<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<(), StepError> {
     write(s, xml).await
 }
+
+/// XEP-0220 §2.1.2, the receiving server's side: asks the authoritative
+/// server (on a stream to it) whether `key` is genuine for the stream `id`
+/// the originating server was given, and waits for the matching
+/// `<db:verify type=…/>`. Unrelated elements in between are skipped.
+pub async fn verify<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut StreamReader<S>,
+    from: &str,
+    to: &str,
+    id: &str,
+    key: &str,
+    limit: Duration,
+) -> Result<Answer, StepError> {
+    write(s, &dialback::verify_request(from, to, id, key)).await?;
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let el = read(s, left).await?;
+        if let Some(Dialback::VerifyAnswer {
+            id: got, answer, ..
+        }) = dialback::parse(&el)
+            && got == id
+        {
+            return Ok(answer);
+        }
+    }
+}

@@ -169,7 +169,17 @@ impl Testnet {
         let dates = CertDates {
             not_after: pki.leaf_not_after().date(),
         };
-        let shared = Arc::new(Shared::new(pki));
+        let shared = Arc::new(
+            Shared::new(
+                pki,
+                server::Federation {
+                    probe_domain: format!("{PROBE_LABEL}.{}", layout::ZONE),
+                    probe_addr: SocketAddr::new(IpAddr::V4(plan.probe()), 5269),
+                    secret: rand::random::<[u8; 32]>().to_vec(),
+                },
+            )
+            .map_err(TestnetError::Pki)?,
+        );
 
         // IPv6-only domains live on ::1, each on ports of its own.
         let mut v6: Vec<(std::net::TcpListener, std::net::TcpListener)> = Vec::new();

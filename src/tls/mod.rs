@@ -12,6 +12,7 @@ pub mod eku;
 pub mod identity;
 pub mod issuers;
 pub mod san;
+pub mod server;
 pub mod verify;
 
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,882 @@
+//! The probe domain's s2s listener: the crawler acting as its own
+//! authoritative server (MEASUREMENTS §3.4, XEP-0220 §2.1.2) and receiving
+//! the targets' replies.
+//!
+//! Without XEP-0288 bidi, a target answers our IQs over *its own* stream to
+//! our domain (RFC 6120 §8.1.1, XEP-0220 §1), and a target checking our
+//! dialback key connects to our domain's s2s endpoint with `db:verify`.
+//! Both land here. The listener is built to be exposed to the internet:
+//!
+//! - it serves only the probe domain (`host-unknown` for anything else);
+//! - it answers `db:verify` for keys we issued and verifies `db:result`
+//!   by calling the peer's authoritative server back (dialback proper);
+//! - it authenticates peers with EXTERNAL leniently, like Prosody: the
+//!   client certificate is validated *as a server certificate* for the
+//!   peer's domain (RFC 6120 §13.7.2.2, XEP-0178 §3), so server-only peers
+//!   can deliver too;
+//! - it hands over IQ results/errors only to a probe that asked for them
+//!   ([`ProbeListener::expect_iq`]); it never routes, answers or stores
+//!   stanzas from strangers;
+//! - bytes per element, time per step, stream lifetime and concurrent
+//!   streams ([`MAX_STREAMS`]) are capped.
+//!
+//! The protocol itself is [`crate::s2s::inbound`]; this module is the
+//! policy.
+
+use crate::acceptance::InboundReport;
+use crate::dns::resolve::Resolver;
+use crate::identity::ProbeIdentity;
+use crate::probe::endpoint::ProbeContext;
+use crate::s2s::inbound::{self, InboundLimits, InboundPolicy, Stage};
+use crate::tls::ChainVerdict;
+use crate::tls::server::{ClientAuth, TLS12_AND_13, server_config};
+use crate::tls::verify::TlsSetupError;
+use crate::xmpp::Service;
+use crate::xmpp::dialback;
+use crate::xmpp::element::Element;
+use crate::xmpp::iq::{self, IqKind};
+use crate::xmpp::reader::ReaderLimits;
+use crate::xmpp::sasl::SaslOutcome;
+use rustls::ServerConfig;
+use rustls_pki_types::{CertificateDer, UnixTime};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Streams served at once. Each costs a task, a TLS session and at most
+/// one outbound verification connection; 256 covers a crawl's burst of
+/// callbacks (one or two per target in flight) while bounding what a
+/// flood of connections can take. Further connections wait in the
+/// kernel's accept queue.
+pub const MAX_STREAMS: usize = 256;
+/// Bytes a peer may send per element (and per negotiation step): replies
+/// and dialback elements are well under 4 KiB; this cuts off floods.
+pub const MAX_ELEMENT_BYTES: u64 = 64 * 1024;
+/// Silence allowed on an authenticated stream before we close it: long
+/// enough for a target to deliver both replies of one acceptance run.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest any one stream may live.
+pub const STREAM_LIFETIME: Duration = Duration::from_secs(300);
+/// Inbound reports kept (oldest dropped first), so strangers cannot grow
+/// memory without bound.
+pub const MAX_REPORTS: usize = 4096;
+/// Outstanding [`ProbeListener::expect_iq`] waiters kept; beyond this,
+/// abandoned ones are swept.
+const WAITER_SWEEP: usize = 1024;
+
+/// What the listener needs.
+#[derive(Clone)]
+pub struct ListenerConfig {
+    /// The probe identity: domain, certificates, listen address, secret.
+    pub identity: Arc<ProbeIdentity>,
+    /// Limits, address policy and trust anchors (Mozilla + extra CAs) for
+    /// judging peers' certificates and for outbound verification
+    /// connections (`probe_domain` is overridden with the identity's).
+    pub ctx: ProbeContext,
+    /// DNS for finding a dialback peer's authoritative server.
+    pub resolver: Arc<Resolver>,
+}
+
+/// Why the listener could not start.
+#[derive(Debug, Error)]
+pub enum ListenerError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        reason: String,
+    },
+    /// The server-only certificate or key was refused by rustls.
+    #[error("listener TLS: {0}")]
+    Tls(#[from] TlsSetupError),
+}
+
+#[derive(Default)]
+struct State {
+    waiters: HashMap<(String, String), oneshot::Sender<Element>>,
+    verifies: HashMap<String, usize>,
+    inbound: VecDeque<Arc<Mutex<InboundReport>>>,
+}
+
+/// The probe domain's listener; see the module docs. Stop it with
+/// [`Self::shutdown`] (its accept task holds a reference until then).
+pub struct ProbeListener {
+    identity: Arc<ProbeIdentity>,
+    ctx: ProbeContext,
+    resolver: Arc<Resolver>,
+    domain: String,
+    addr: SocketAddr,
+    tls: Arc<ServerConfig>,
+    limits: InboundLimits,
+    state: Mutex<State>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+}
+
+fn norm(d: &str) -> String {
+    d.trim().trim_end_matches('.').to_ascii_lowercase()
+}
+
+impl ProbeListener {
+    /// Binds `identity.listen` and starts accepting. The TLS certificate is
+    /// the identity's server-only one; client certificates are requested
+    /// and accepted at the TLS layer, judged at EXTERNAL time.
+    pub async fn start(cfg: ListenerConfig) -> Result<Arc<Self>, ListenerError> {
+        let id = cfg.identity.clone();
+        let provider = cfg.ctx.tls.verifier().provider().clone();
+        let tls = server_config(
+            &provider,
+            id.server_only.chain.clone(),
+            id.server_only.key_der.clone_key(),
+            &ClientAuth::AcceptAny,
+            TLS12_AND_13,
+            None,
+        )?;
+        let socket = TcpListener::bind(id.listen)
+            .await
+            .map_err(|e| ListenerError::Bind {
+                addr: id.listen,
+                reason: e.to_string(),
+            })?;
+        let addr = socket.local_addr().map_err(|e| ListenerError::Bind {
+            addr: id.listen,
+            reason: e.to_string(),
+        })?;
+        let mut ctx = cfg.ctx;
+        ctx.probe_domain = Some(id.domain.clone());
+        let limits = InboundLimits {
+            reader: ReaderLimits {
+                max_phase_bytes: MAX_ELEMENT_BYTES.min(ctx.limits.max_phase_bytes),
+                max_depth: ctx.limits.max_xml_depth,
+            },
+            step: ctx.limits.phase_timeout,
+            idle: IDLE_TIMEOUT,
+            // connect + two stream openings + TLS + the answer.
+            verify: ctx.limits.connect_timeout + ctx.limits.phase_timeout * 4,
+            lifetime: STREAM_LIFETIME,
+        };
+        let me = Arc::new(Self {
+            domain: norm(&id.domain),
+            identity: id,
+            ctx,
+            resolver: cfg.resolver,
+            addr,
+            tls,
+            limits,
+            state: Mutex::new(State::default()),
+            cancel: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        });
+        let l = me.clone();
+        me.tracker.spawn(async move { l.accept_loop(socket).await });
+        Ok(me)
+    }
+
+    async fn accept_loop(self: Arc<Self>, socket: TcpListener) {
+        let slots = Arc::new(Semaphore::new(MAX_STREAMS));
+        loop {
+            let permit = tokio::select! {
+                _ = self.cancel.cancelled() => break,
+                p = slots.clone().acquire_owned() => p,
+            };
+            let Ok(permit) = permit else { break };
+            let accepted = tokio::select! {
+                _ = self.cancel.cancelled() => break,
+                a = socket.accept() => a,
+            };
+            let Ok((tcp, _)) = accepted else {
+                // EMFILE and friends: back off rather than spin.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            let l = self.clone();
+            self.tracker.spawn(async move {
+                tokio::select! {
+                    _ = l.cancel.cancelled() => {}
+                    _ = inbound::serve(&*l, tcp, &l.limits) => {}
+                }
+                drop(permit);
+            });
+        }
+    }
+
+    /// The bound address (useful when `listen` had port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The XEP-0185 key for *our* `<db:result/>` to `receiving` on a
+    /// stream whose id it gave us (XEP-0220 §2.1.1); it is what this
+    /// listener confirms when `receiving` asks with `db:verify`.
+    pub fn dialback_key(&self, receiving: &str, stream_id: &str) -> String {
+        dialback::key(
+            &self.identity.dialback_secret,
+            &norm(receiving),
+            &self.domain,
+            stream_id,
+        )
+    }
+
+    /// Waits for the IQ reply (result or error) with `id` that `peer`
+    /// delivers over an authenticated stream to us (RFC 6120 §8.1.1,
+    /// §8.2.3). The receiver errors if the listener shuts down first; drop
+    /// it to stop waiting.
+    pub fn expect_iq(&self, peer: &str, id: &str) -> oneshot::Receiver<Element> {
+        let (tx, rx) = oneshot::channel();
+        let mut st = self.lock();
+        if st.waiters.len() >= WAITER_SWEEP {
+            st.waiters.retain(|_, w| !w.is_closed());
+        }
+        st.waiters.insert((norm(peer), id.to_owned()), tx);
+        rx
+    }
+
+    /// `db:verify` requests from `peer` we answered `valid` (XEP-0220
+    /// §2.1.2): proof that `peer` checked our dialback key with us.
+    pub fn verifies_from(&self, peer: &str) -> usize {
+        self.lock().verifies.get(&norm(peer)).copied().unwrap_or(0)
+    }
+
+    /// Streams `peer` opened to us so far (live streams included, as they
+    /// stand now), oldest first.
+    pub fn inbound(&self, peer: &str) -> Vec<InboundReport> {
+        let peer = norm(peer);
+        self.lock()
+            .inbound
+            .iter()
+            .map(|r| r.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .filter(|r| r.peer == peer)
+            .collect()
+    }
+
+    /// Stops accepting, ends every stream and waits for their tasks.
+    pub async fn shutdown(&self) {
+        self.cancel.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl InboundPolicy for ProbeListener {
+    type Local = ();
+
+    fn local(&self, to: Option<&str>) -> Option<()> {
+        to.is_some_and(|t| norm(t) == self.domain).then_some(())
+    }
+
+    fn domain<'a>(&'a self, _: &'a ()) -> &'a str {
+        &self.domain
+    }
+
+    fn features(&self, _: &(), stage: Stage) -> String {
+        inbound::features(stage, true, true)
+    }
+
+    fn tls_config(&self, _: &()) -> Option<Arc<ServerConfig>> {
+        Some(self.tls.clone())
+    }
+
+    /// Lenient, like Prosody: the client certificate must be trusted (Mozilla
+    /// roots + extra CAs) and name `peer` *as a server certificate*.
+    fn external(&self, _: &(), peer: &str, chain: &[CertificateDer<'static>]) -> SaslOutcome {
+        let (verdict, detail, _) =
+            self.ctx
+                .tls
+                .verifier()
+                .verdict_chain(peer, Service::S2s, chain, UnixTime::now());
+        if verdict == ChainVerdict::Trusted {
+            return SaslOutcome::Success;
+        }
+        let v = crate::facts::json(verdict);
+        let mut text = format!(
+            "certificate not trusted for {peer}: {}",
+            v.as_str().unwrap_or("invalid")
+        );
+        if let Some(d) = detail {
+            text.push_str(&format!(" ({d})"));
+        }
+        SaslOutcome::Failure {
+            condition: "not-authorized".into(),
+            text: Some(text),
+        }
+    }
+
+    fn dialback(&self, _: &()) -> bool {
+        true
+    }
+
+    async fn verify_dialback(&self, _: &(), peer: &str, stream_id: &str, key: &str) -> bool {
+        // The name comes from a stranger: only a valid domain goes to DNS.
+        let Ok(peer) = crate::domain::normalize(peer) else {
+            return false;
+        };
+        let peer = peer.as_str();
+        let plans = inbound::resolve_plans(&self.resolver, peer).await;
+        inbound::verify_key(&self.ctx, &self.domain, peer, &plans, stream_id, key)
+            .await
+            .unwrap_or(false)
+    }
+
+    fn secret<'a>(&'a self, _: &'a ()) -> &'a [u8] {
+        &self.identity.dialback_secret
+    }
+
+    fn verify_answered(&self, _: &(), peer: &str, valid: bool) {
+        if valid {
+            *self.lock().verifies.entry(peer.to_owned()).or_default() += 1;
+        }
+    }
+
+    async fn iq(&self, _: &(), peer: &str, el: &Element) -> Option<String> {
+        let q = iq::parse(el)?;
+        if matches!(q.kind, IqKind::Result | IqKind::Error { .. }) {
+            let waiter = self
+                .lock()
+                .waiters
+                .remove(&(peer.to_owned(), q.id.to_owned()));
+            if let Some(w) = waiter {
+                let _ = w.send(el.clone());
+            }
+        }
+        // Requests from targets are not answered: we are a probe, not a
+        // server, and answering would mean connecting out to strangers.
+        None
+    }
+
+    fn opened(&self, report: &Arc<Mutex<InboundReport>>) {
+        let mut st = self.lock();
+        if st.inbound.len() >= MAX_REPORTS {
+            st.inbound.pop_front();
+        }
+        st.inbound.push_back(report.clone());
+    }
+}
+
+/// Helpers shared by the listener's tests and the testnet's acceptance
+/// tests: a probe context trusting the testnet CA, a listener for a
+/// testnet's probe identity, and the IQ round trip through the listener.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+    use crate::dns::resolve::DnsConfig;
+    use crate::limits::Limits;
+    use crate::net::policy::AddressPolicy;
+    use crate::probe::endpoint::{ConnectOptions, Session, open_session};
+    use crate::probe::plan::EndpointPlan;
+    use crate::probe::report::EndpointReport;
+    use crate::testnet::{Testnet, TestnetConfig};
+    use crate::tls::client::TlsProbe;
+    use rustls_pki_types::pem::PemObject;
+    use std::time::Duration;
+
+    /// Short limits: every failure in these tests costs seconds at most.
+    pub fn limits() -> Limits {
+        Limits {
+            connect_timeout: Duration::from_secs(2),
+            phase_timeout: Duration::from_secs(5),
+            dns_timeout: Duration::from_secs(2),
+            ..Limits::default()
+        }
+    }
+
+    /// A testnet of `profiles` on 127.`net`.0.0/16 (one domain each).
+    pub async fn testnet(
+        net: u8,
+        profiles: &[&str],
+        external: Vec<crate::testnet::External>,
+    ) -> Testnet {
+        crate::install_crypto_provider();
+        Testnet::start(TestnetConfig {
+            domains: profiles.len(),
+            seed: 7,
+            net,
+            dns_port: 0,
+            profiles: profiles.iter().map(|s| s.to_string()).collect(),
+            external,
+        })
+        .await
+        .expect("testnet starts")
+    }
+
+    /// A context trusting the testnet CA, allowed to reach loopback, with
+    /// `from` as our s2s domain.
+    pub fn ctx(net: &Testnet, from: &str) -> ProbeContext {
+        let ca = CertificateDer::pem_slice_iter(net.ca_pem().as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .expect("CA PEM");
+        ProbeContext {
+            limits: limits(),
+            policy: AddressPolicy::ALLOW_PRIVATE,
+            tls: Arc::new(TlsProbe::new(ca).expect("tls")),
+            probe_domain: Some(from.to_owned()),
+        }
+    }
+
+    /// A resolver asking the testnet DNS.
+    pub fn resolver(net: &Testnet) -> Arc<Resolver> {
+        Arc::new(
+            Resolver::new(&DnsConfig {
+                server: Some(net.dns_addr()),
+                timeout: limits().dns_timeout,
+            })
+            .expect("resolver"),
+        )
+    }
+
+    /// The listener for the testnet's probe identity (127.B.0.2:5269).
+    pub async fn listener(net: &Testnet) -> Arc<ProbeListener> {
+        let identity = Arc::new(net.probe_identity().expect("identity"));
+        ProbeListener::start(ListenerConfig {
+            ctx: ctx(net, &identity.domain),
+            identity,
+            resolver: resolver(net),
+        })
+        .await
+        .expect("listener starts")
+    }
+
+    /// Connects as `from` to `to` at `plan`, presenting `cert`.
+    pub async fn session(
+        ctx: &ProbeContext,
+        to: &str,
+        plan: &EndpointPlan,
+        cert: Option<Arc<rustls::sign::CertifiedKey>>,
+    ) -> (EndpointReport, Option<Session>) {
+        open_session(ctx, to, plan, &ConnectOptions { client_cert: cert }).await
+    }
+
+    /// Sends ping and version from `from` to `to` on `s` and waits for both
+    /// answers *at the listener* (delivered over `to`'s own stream).
+    pub async fn ping_and_version(
+        s: &mut Session,
+        l: &ProbeListener,
+        from: &str,
+        to: &str,
+    ) -> (Element, Element) {
+        let ping = l.expect_iq(to, "ping-1");
+        let version = l.expect_iq(to, "version-1");
+        crate::s2s::steps::send(&mut s.stream, &iq::ping(from, to, "ping-1"))
+            .await
+            .expect("send ping");
+        crate::s2s::steps::send(&mut s.stream, &iq::version_query(from, to, "version-1"))
+            .await
+            .expect("send version");
+        let wait = Duration::from_secs(15);
+        let ping = tokio::time::timeout(wait, ping)
+            .await
+            .expect("pong delivered in time")
+            .expect("pong");
+        let version = tokio::time::timeout(wait, version)
+            .await
+            .expect("version delivered in time")
+            .expect("version");
+        (ping, version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::*;
+    use super::*;
+    use crate::acceptance::InboundAuth;
+    use crate::probe::report::EndpointOutcome;
+    use crate::s2s::inbound::{InboundLimits, OutboundAuth, direct_plan};
+    use crate::s2s::steps;
+    use crate::testnet::External;
+    use crate::testnet::profile::CertShape;
+    use crate::tls::EkuClass;
+    use crate::tls::client::certified_key;
+    use crate::xmpp::dialback::Answer;
+    use crate::xmpp::reader::StreamReader;
+    use std::net::{IpAddr, Ipv4Addr};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const PEER: &str = "peer.xs.test";
+
+    fn key_of(
+        net: &crate::testnet::Testnet,
+        domain: &str,
+        shape: CertShape,
+    ) -> Arc<rustls::sign::CertifiedKey> {
+        let c = net.issue(domain, shape).expect("issue");
+        certified_key(c.chain, c.key).expect("key")
+    }
+
+    /// Polls `f` until it holds (the listener updates reports as the stream
+    /// goes on, concurrently with the test).
+    async fn eventually(mut f: impl FnMut() -> bool) -> bool {
+        for _ in 0..100 {
+            if f() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        false
+    }
+
+    /// XEP-0178 at the listener: a trusted *server-only* client certificate
+    /// authenticates (lenient, validated as a server certificate), and the
+    /// IQ result the peer then delivers reaches `expect_iq`; the inbound
+    /// report has the chain's EKU, the auth and the reply count.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn xep0178_trusted_server_only_cert_authenticates_and_delivers() {
+        let net = testnet(40, &["lenient"], vec![]).await;
+        let l = listener(&net).await;
+        let probe = net.probe_identity().expect("id").domain;
+        let plan = direct_plan(&probe, l.local_addr());
+        let out = inbound::connect(
+            &ctx(&net, PEER),
+            PEER,
+            &probe,
+            &[plan],
+            Some(key_of(&net, PEER, CertShape::ServerOnly)),
+            b"unused",
+        )
+        .await
+        .expect("authenticated");
+        assert_eq!(out.auth, OutboundAuth::External);
+        let mut s = out.session;
+        let rx = l.expect_iq(PEER, "r1");
+        steps::send(&mut s.stream, &iq::empty_result(PEER, &probe, "r1"))
+            .await
+            .expect("send");
+        let got = tokio::time::timeout(Duration::from_secs(5), rx)
+            .await
+            .expect("in time")
+            .expect("delivered");
+        assert_eq!(got.attr("id"), Some("r1"));
+        assert!(
+            eventually(|| l.inbound(PEER).first().is_some_and(|r| r.replies == 1)).await,
+            "{:?}",
+            l.inbound(PEER)
+        );
+        let r = &l.inbound(PEER)[0];
+        assert!(r.tls);
+        assert_eq!(r.client_eku, Some(EkuClass::ServerOnly));
+        assert_eq!(
+            r.auth,
+            InboundAuth::External {
+                outcome: SaslOutcome::Success
+            }
+        );
+        // An IQ result from a domain this stream did not authenticate is
+        // not handed over: the stream is closed with invalid-from.
+        let mut rx = l.expect_iq("other.xs.test", "r2");
+        steps::send(
+            &mut s.stream,
+            &iq::empty_result("other.xs.test", &probe, "r2"),
+        )
+        .await
+        .expect("send");
+        let answer = tokio::time::timeout(Duration::from_secs(5), s.stream.read_element())
+            .await
+            .expect("in time")
+            .expect("stream error");
+        assert_eq!(
+            crate::xmpp::stream::parse_error(&answer).condition,
+            "invalid-from"
+        );
+        assert!(rx.try_recv().is_err(), "not handed over");
+        l.shutdown().await;
+        net.shutdown().await;
+    }
+
+    /// XEP-0178 §3 step 8 refusal: a certificate from an unknown issuer gets
+    /// `not-authorized` with a reason; nothing is authenticated.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn xep0178_untrusted_cert_is_not_authorized() {
+        let net = testnet(41, &["lenient"], vec![]).await;
+        let l = listener(&net).await;
+        let probe = net.probe_identity().expect("id").domain;
+        let plan = direct_plan(&probe, l.local_addr());
+        let cx = ctx(&net, PEER);
+        let cert = key_of(&net, PEER, CertShape::UnknownIssuer);
+        let (r, s) = session(&cx, &probe, &plan, Some(cert)).await;
+        let mut s = s.unwrap_or_else(|| panic!("session: {r:?}"));
+        assert!(s.features.sasl_mechanisms.iter().any(|m| m == "EXTERNAL"));
+        let (outcome, _) =
+            steps::auth_external(&mut s.stream, PEER, &probe, Duration::from_secs(5))
+                .await
+                .expect("answer");
+        match outcome {
+            SaslOutcome::Failure { condition, text } => {
+                assert_eq!(condition, "not-authorized");
+                assert!(text.is_some_and(|t| t.contains("unknown_issuer")));
+            }
+            other => panic!("expected failure, got {other:?}"),
+        }
+        // Without a certificate EXTERNAL is not even offered.
+        let (_, s2) = session(&cx, &probe, &plan, None).await;
+        assert!(s2.expect("session").features.sasl_mechanisms.is_empty());
+        l.shutdown().await;
+        net.shutdown().await;
+    }
+
+    /// XEP-0220 §2.1.2 as authoritative server: our key is confirmed, a
+    /// wrong one refused, over TLS and before TLS; only valid ones count.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn xep0220_db_verify_answers_with_our_secret() {
+        let net = testnet(42, &["lenient"], vec![]).await;
+        let l = listener(&net).await;
+        let probe = net.probe_identity().expect("id").domain;
+        let plan = direct_plan(&probe, l.local_addr());
+        let (r, s) = session(&ctx(&net, PEER), &probe, &plan, None).await;
+        let mut s = s.unwrap_or_else(|| panic!("session: {r:?}"));
+        let t = Duration::from_secs(5);
+        let good = l.dialback_key(PEER, "sid-1");
+        let a = steps::verify(&mut s.stream, PEER, &probe, "sid-1", &good, t).await;
+        assert_eq!(a, Ok(Answer::Valid));
+        let a = steps::verify(&mut s.stream, PEER, &probe, "sid-2", &good, t).await;
+        assert_eq!(a, Ok(Answer::Invalid), "a key is bound to its stream id");
+        let a = steps::verify(&mut s.stream, "else.xs.test", &probe, "sid-1", &good, t).await;
+        assert_eq!(
+            a,
+            Ok(Answer::Invalid),
+            "a key is bound to the receiving domain"
+        );
+        assert_eq!(l.verifies_from(PEER), 1);
+        // Before TLS (XEP-0220 predates mandatory TLS).
+        let tcp = tokio::net::TcpStream::connect(l.local_addr())
+            .await
+            .expect("tcp");
+        let mut rd = StreamReader::new(tcp, Default::default());
+        rd.write_all(
+            crate::xmpp::stream::open_header(&crate::xmpp::stream::HeaderSpec {
+                service: Service::S2s,
+                from: Some(PEER),
+                to: Some(&probe),
+                id: None,
+                version: Some("1.0"),
+                dialback: true,
+            })
+            .as_bytes(),
+        )
+        .await
+        .expect("header");
+        rd.read_header().await.expect("header back");
+        rd.read_element().await.expect("features");
+        let a = steps::verify(
+            &mut rd,
+            PEER,
+            &probe,
+            "sid-3",
+            &l.dialback_key(PEER, "sid-3"),
+            t,
+        )
+        .await;
+        assert_eq!(a, Ok(Answer::Valid));
+        assert_eq!(l.verifies_from(PEER), 2);
+        assert!(
+            l.inbound(PEER)
+                .iter()
+                .any(|r| !r.tls && r.auth == InboundAuth::VerifyOnly)
+        );
+        l.shutdown().await;
+        net.shutdown().await;
+    }
+
+    /// RFC 6120 §4.9.3.6: the listener serves the probe domain only.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rfc6120_4_9_3_6_other_domain_is_host_unknown() {
+        let net = testnet(43, &["lenient"], vec![]).await;
+        let l = listener(&net).await;
+        let plan = direct_plan("other.xs.test", l.local_addr());
+        let (r, s) = session(&ctx(&net, PEER), "other.xs.test", &plan, None).await;
+        assert!(s.is_none());
+        assert_eq!(r.outcome, EndpointOutcome::StreamError);
+        assert_eq!(
+            r.stream_error.map(|e| e.condition).as_deref(),
+            Some("host-unknown")
+        );
+        l.shutdown().await;
+        net.shutdown().await;
+    }
+
+    /// A flood (one huge element) is cut off by the byte cap with a
+    /// `policy-violation`, and the listener goes on serving others.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn flood_is_cut_off_and_listener_keeps_serving() {
+        let net = testnet(44, &["lenient"], vec![]).await;
+        let l = listener(&net).await;
+        let probe = net.probe_identity().expect("id").domain;
+        let mut tcp = tokio::net::TcpStream::connect(l.local_addr())
+            .await
+            .expect("tcp");
+        let header = format!(
+            "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
+             xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' \
+             from='{PEER}' to='{probe}' version='1.0'>"
+        );
+        tcp.write_all(header.as_bytes()).await.expect("header");
+        let (mut rh, mut wh) = tcp.into_split();
+        let writer = tokio::spawn(async move {
+            let _ = wh.write_all(b"<db:verify from='a' to='b' id='c'>").await;
+            let chunk = vec![b'x'; 16 * 1024];
+            for _ in 0..64 {
+                if wh.write_all(&chunk).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), rh.read_to_end(&mut got)).await;
+        assert!(read.is_ok(), "the listener must close the flooding stream");
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.contains("policy-violation"), "{text}");
+        writer.abort();
+        // Still serving.
+        let plan = direct_plan(&probe, l.local_addr());
+        let (r, s) = session(&ctx(&net, PEER), &probe, &plan, None).await;
+        assert!(s.is_some(), "{r:?}");
+        l.shutdown().await;
+        net.shutdown().await;
+    }
+
+    /// A tiny authoritative server for `auth.xs.test`: answers `db:verify`
+    /// with its own secret, through the same inbound engine.
+    struct Authoritative {
+        domain: String,
+        secret: Vec<u8>,
+        tls: Arc<ServerConfig>,
+    }
+
+    impl InboundPolicy for Authoritative {
+        type Local = ();
+        fn local(&self, to: Option<&str>) -> Option<()> {
+            (to == Some(self.domain.as_str())).then_some(())
+        }
+        fn domain<'a>(&'a self, _: &'a ()) -> &'a str {
+            &self.domain
+        }
+        fn features(&self, _: &(), stage: Stage) -> String {
+            inbound::features(stage, false, true)
+        }
+        fn tls_config(&self, _: &()) -> Option<Arc<ServerConfig>> {
+            Some(self.tls.clone())
+        }
+        fn external(&self, _: &(), _: &str, _: &[CertificateDer<'static>]) -> SaslOutcome {
+            SaslOutcome::Failure {
+                condition: "not-authorized".into(),
+                text: None,
+            }
+        }
+        fn dialback(&self, _: &()) -> bool {
+            false
+        }
+        async fn verify_dialback(&self, _: &(), _: &str, _: &str, _: &str) -> bool {
+            false
+        }
+        fn secret<'a>(&'a self, _: &'a ()) -> &'a [u8] {
+            &self.secret
+        }
+        async fn iq(&self, _: &(), _: &str, _: &Element) -> Option<String> {
+            None
+        }
+    }
+
+    /// XEP-0220 §2.1.1–§2.1.3 as receiving server: a peer without a
+    /// certificate sends `db:result`; the listener finds the peer's
+    /// authoritative server through DNS, asks it with `db:verify`, and
+    /// answers valid (then accepts the peer's IQ result) or invalid.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn xep0220_db_result_verified_with_peers_authoritative_server() {
+        const AUTH: &str = "auth.xs.test";
+        let auth_ip = Ipv4Addr::new(127, 45, 0, 9);
+        let net = testnet(
+            45,
+            &["lenient"],
+            vec![External {
+                domain: AUTH.into(),
+                ip: auth_ip,
+            }],
+        )
+        .await;
+        let l = listener(&net).await;
+        let probe = net.probe_identity().expect("id").domain;
+        let cert = net.issue(AUTH, CertShape::ServerOnly).expect("issue");
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = server_config(
+            &provider,
+            cert.chain,
+            cert.key,
+            &ClientAuth::None,
+            TLS12_AND_13,
+            None,
+        )
+        .expect("tls");
+        let secret = b"authoritative secret".to_vec();
+        let auth = Arc::new(Authoritative {
+            domain: AUTH.into(),
+            secret: secret.clone(),
+            tls,
+        });
+        let sock = TcpListener::bind((IpAddr::V4(auth_ip), 5269))
+            .await
+            .expect("bind");
+        let a2 = auth.clone();
+        let server = tokio::spawn(async move {
+            let limits = InboundLimits {
+                reader: ReaderLimits::default(),
+                step: Duration::from_secs(5),
+                idle: Duration::from_secs(5),
+                verify: Duration::from_secs(5),
+                lifetime: Duration::from_secs(30),
+            };
+            while let Ok((tcp, _)) = sock.accept().await {
+                let a3 = a2.clone();
+                tokio::spawn(async move { inbound::serve(&*a3, tcp, &limits).await });
+            }
+        });
+        let plan = direct_plan(&probe, l.local_addr());
+        let cx = ctx(&net, AUTH);
+        let out = inbound::connect(
+            &cx,
+            AUTH,
+            &probe,
+            std::slice::from_ref(&plan),
+            None,
+            &secret,
+        )
+        .await
+        .expect("dialback accepted");
+        assert_eq!(out.auth, OutboundAuth::Dialback);
+        let mut s = out.session;
+        let rx = l.expect_iq(AUTH, "v1");
+        steps::send(&mut s.stream, &iq::empty_result(AUTH, &probe, "v1"))
+            .await
+            .expect("send");
+        assert!(
+            tokio::time::timeout(Duration::from_secs(5), rx)
+                .await
+                .expect("in time")
+                .is_ok()
+        );
+        assert!(
+            l.inbound(AUTH)
+                .iter()
+                .any(|r| r.auth == InboundAuth::Dialback { valid: true })
+        );
+        // A key the authoritative server did not issue.
+        let err = inbound::connect(&cx, AUTH, &probe, &[plan], None, b"wrong secret")
+            .await
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("Invalid"), "{err}");
+        server.abort();
+        l.shutdown().await;
+        net.shutdown().await;
+    }
+}

@@ -1,0 +1,892 @@
+//! The receiving side of a server-to-server stream, written once for the
+//! probe's dialback listener ([`crate::listener`]) and the testnet's
+//! simulated servers ([`crate::testnet::server`]); plus the two outbound
+//! helpers both of them need ([`connect`], [`verify_key`]).
+//!
+//! The protocol is fixed here; what differs between the two users (which
+//! domains are served, which features are offered, which TLS config, how a
+//! client certificate is judged, how a dialback key is verified, what to do
+//! with an IQ) is an [`InboundPolicy`].
+//!
+//! Flow of one stream (RFC 6120 §4–§6, XEP-0178, XEP-0220):
+//! 1. the peer's header; ours with a fresh stream id (RFC 6120 §4.7.3) and
+//!    the pre-TLS features, or `host-unknown` (RFC 6120 §4.9.3.6) when we do
+//!    not serve its `to`;
+//! 2. `<starttls/>` → `<proceed/>` → TLS accept (RFC 6120 §5.4.3.3); a
+//!    `db:verify` (XEP-0220 §2.1.2) is also answered before TLS, anything
+//!    else is a `policy-violation`;
+//! 3. the peer's header over TLS; ours with the post-TLS features;
+//! 4. elements: `<auth mechanism='EXTERNAL'>` (XEP-0178 §3; success restarts
+//!    the stream, RFC 6120 §6.4.6), `db:result` (XEP-0220 §2.1.1–§2.1.3:
+//!    the policy verifies the key with the peer's authoritative server),
+//!    `db:verify` (XEP-0220 §2.1.2: a key *we* issued, checked against our
+//!    XEP-0185 secret), `<iq/>` from an authenticated peer (handed to the
+//!    policy); message and presence are dropped, never routed.
+//!
+//! Every read has a byte budget ([`InboundLimits::reader`], reset per
+//! element) and a timeout; the whole stream has a lifetime cap. Closing is
+//! polite: `</stream:stream>` then TLS close_notify (RFC 6120 §4.4).
+
+use crate::acceptance::{InboundAuth, InboundReport};
+use crate::dns::resolve::Resolver;
+use crate::probe::endpoint::{ConnectOptions, ProbeContext, Session, open_session};
+use crate::probe::plan::{EndpointPlan, plan};
+use crate::probe::report::{EndpointSource, Transport};
+use crate::s2s::steps::{self, StepError};
+use crate::tls::cert;
+use crate::xmpp::dialback::{self, Answer, Dialback};
+use crate::xmpp::element::Element;
+use crate::xmpp::reader::{ReadFault, ReaderLimits, StreamReader};
+use crate::xmpp::sasl::{self, SaslOutcome};
+use crate::xmpp::stream::{self, HeaderSpec, StreamHeader};
+use crate::xmpp::{NS_DIALBACK_FEATURE, NS_SASL, NS_SERVER, NS_STREAMS, NS_TLS, Service, iq};
+use rustls::ServerConfig;
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::CertificateDer;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use thiserror::Error;
+use time::OffsetDateTime;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_rustls::server::TlsStream;
+
+/// `db:result` requests served per stream: each costs an outbound
+/// verification connection, so a stranger cannot turn one stream into a
+/// scan (a real peer needs one per domain it sends from).
+const MAX_DIALBACK_PER_STREAM: usize = 8;
+
+/// How long the polite close (`</stream:stream>`, close_notify) may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The limits of one inbound stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboundLimits {
+    /// Byte budget per element and depth cap; the budget is reset before
+    /// every read, so one huge element is cut off (RFC 6120 §13.12 item 4:
+    /// limit the size of stanzas a peer may send).
+    pub reader: ReaderLimits,
+    /// Each negotiation step (header, STARTTLS, handshake, an element
+    /// before the peer is authenticated).
+    pub step: Duration,
+    /// Silence allowed between elements once the peer is authenticated
+    /// (an idle federation link).
+    pub idle: Duration,
+    /// One dialback verification round trip (XEP-0220 §2.1.2: connect to the
+    /// peer's authoritative server, TLS, `db:verify`) or one IQ callback.
+    pub verify: Duration,
+    /// The whole stream, however active.
+    pub lifetime: Duration,
+}
+
+/// Which feature list the policy is asked for (RFC 6120 §4.3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Before TLS: STARTTLS (RFC 6120 §5.4.1) and dialback (XEP-0220 §2.4).
+    BeforeTls,
+    /// After TLS; `peer_chain` says whether the peer presented a
+    /// certificate (EXTERNAL is only meaningful then, XEP-0178 §3 step 5).
+    AfterTls {
+        /// The peer sent a TLS client certificate.
+        peer_chain: bool,
+    },
+    /// After a successful SASL exchange and stream restart (RFC 6120 §6.4.6).
+    Authenticated,
+}
+
+/// What differs between receiving servers; the protocol lives in [`serve`].
+///
+/// Async methods return `Send` futures so a stream can run in a spawned
+/// task.
+pub trait InboundPolicy: Sync {
+    /// One domain we serve (the listener has one; a shared testnet host
+    /// several).
+    type Local: Send + Sync;
+
+    /// The domain the peer's `to` names (RFC 6120 §4.7.2), or `None`: the
+    /// stream is refused with `host-unknown` (RFC 6120 §4.9.3.6).
+    fn local(&self, to: Option<&str>) -> Option<Self::Local>;
+
+    /// The domain name of `local` (our `from`, the originating/receiving
+    /// name in dialback keys).
+    fn domain<'a>(&'a self, local: &'a Self::Local) -> &'a str;
+
+    /// The `<stream:features/>` element for `stage`.
+    fn features(&self, local: &Self::Local, stage: Stage) -> String;
+
+    /// The TLS config for `local` (RFC 6120 §5.4.3.3); `None` answers
+    /// `<starttls/>` with `<failure/>`.
+    fn tls_config(&self, local: &Self::Local) -> Option<Arc<ServerConfig>>;
+
+    /// The answer to `<auth mechanism='EXTERNAL'/>` (XEP-0178 §3 step 8)
+    /// from `peer` (the header's `from`, equal to the authzid if one was
+    /// given) with the chain it presented as TLS client (end-entity first;
+    /// may be empty).
+    fn external(
+        &self,
+        local: &Self::Local,
+        peer: &str,
+        chain: &[CertificateDer<'static>],
+    ) -> SaslOutcome;
+
+    /// Whether `db:result` requests are served (XEP-0220); when not, they
+    /// are answered `invalid`.
+    fn dialback(&self, local: &Self::Local) -> bool;
+
+    /// XEP-0220 §2.1.2: is `key` genuine for `peer` on our stream `stream_id`?
+    /// Asks the peer's authoritative server with `db:verify`.
+    fn verify_dialback(
+        &self,
+        local: &Self::Local,
+        peer: &str,
+        stream_id: &str,
+        key: &str,
+    ) -> impl Future<Output = bool> + Send;
+
+    /// Our XEP-0185 secret, for answering `db:verify` about keys we issued
+    /// when *we* connected to the asking server.
+    fn secret<'a>(&'a self, local: &'a Self::Local) -> &'a [u8];
+
+    /// Told after every `db:verify` we answered (XEP-0220 §2.1.2), with the
+    /// asking (receiving) server's domain.
+    fn verify_answered(&self, _local: &Self::Local, _peer: &str, _valid: bool) {}
+
+    /// An `<iq/>` from authenticated `peer` (its `from` domain). Returns XML
+    /// to send back on this stream, or `None` (e.g. the answer goes over
+    /// our own outbound stream, as RFC 6120 §8.1.1 expects without
+    /// XEP-0288 bidi).
+    fn iq(
+        &self,
+        local: &Self::Local,
+        peer: &str,
+        iq: &Element,
+    ) -> impl Future<Output = Option<String>> + Send;
+
+    /// Called once per stream, after the peer's first header, with the
+    /// report the stream keeps updating (peer, TLS chain, auth, replies).
+    fn opened(&self, _report: &Arc<Mutex<InboundReport>>) {}
+}
+
+/// Serves one accepted TCP connection to the end (or the lifetime cap).
+pub async fn serve<P: InboundPolicy>(policy: &P, tcp: TcpStream, limits: &InboundLimits) {
+    let _ = timeout(limits.lifetime, async {
+        let mut rd = StreamReader::new(tcp, limits.reader);
+        let Ok(Ok(header)) = timeout(limits.step, rd.read_header()).await else {
+            return;
+        };
+        plain(policy, rd, header, limits).await;
+    })
+    .await;
+}
+
+/// Continues a stream whose header the caller already read (a host that
+/// dispatches on `to` before choosing this engine).
+pub async fn serve_after_header<P: InboundPolicy>(
+    policy: &P,
+    rd: StreamReader<TcpStream>,
+    header: StreamHeader,
+    limits: &InboundLimits,
+) {
+    let _ = timeout(limits.lifetime, plain(policy, rd, header, limits)).await;
+}
+
+/// Serves a stream on an already accepted TLS connection (direct TLS,
+/// XEP-0368), for `local` (chosen by SNI).
+pub async fn serve_tls<P: InboundPolicy>(
+    policy: &P,
+    tls: TlsStream<TcpStream>,
+    local: P::Local,
+    limits: &InboundLimits,
+) {
+    let report = new_report(None);
+    policy.opened(&report);
+    let _ = timeout(limits.lifetime, secure(policy, tls, local, report, limits)).await;
+}
+
+fn new_report(peer: Option<&str>) -> Arc<Mutex<InboundReport>> {
+    Arc::new(Mutex::new(InboundReport {
+        peer: peer.map(normalize).unwrap_or_default(),
+        at: OffsetDateTime::now_utc(),
+        tls: false,
+        client_chain: Vec::new(),
+        client_eku: None,
+        auth: InboundAuth::None,
+        replies: 0,
+    }))
+}
+
+fn update(report: &Mutex<InboundReport>, f: impl FnOnce(&mut InboundReport)) {
+    f(&mut report.lock().unwrap_or_else(|e| e.into_inner()));
+}
+
+/// A fresh stream id: 128 random bits (RFC 6120 §4.7.3 asks for
+/// unpredictability; dialback keys are bound to it, XEP-0220 §2.1.1).
+fn new_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// Lower case, no trailing dot: how domains are compared.
+fn normalize(d: &str) -> String {
+    d.trim().trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn same_domain(a: &str, b: &str) -> bool {
+    normalize(a) == normalize(b)
+}
+
+/// The domain part of a JID (RFC 7622 §3.2): drop `/resource`, then `local@`.
+pub fn jid_domain(jid: &str) -> String {
+    let bare = jid.split('/').next().unwrap_or(jid);
+    normalize(bare.rsplit('@').next().unwrap_or(bare))
+}
+
+fn our_header(from: &str, to: Option<&str>, id: &str) -> String {
+    stream::open_header(&HeaderSpec {
+        service: Service::S2s,
+        from: Some(from),
+        to,
+        id: Some(id),
+        version: Some("1.0"),
+        dialback: true,
+    })
+}
+
+async fn close<S: AsyncRead + AsyncWrite + Unpin>(mut rd: StreamReader<S>, error: Option<&str>) {
+    let mut out = String::new();
+    if let Some(condition) = error {
+        out.push_str(&stream::error_xml(condition, None));
+    }
+    out.push_str(stream::CLOSE);
+    let _ = timeout(CLOSE_TIMEOUT, async {
+        let _ = rd.write_all(out.as_bytes()).await;
+        let _ = rd.get_mut().shutdown().await;
+    })
+    .await;
+}
+
+/// The stream error (if any) for a read that failed.
+fn fault_condition(fault: &ReadFault) -> Option<&'static str> {
+    match fault {
+        // RFC 6120 §4.9.3.13 (policy-violation): "size limits … exceeded".
+        ReadFault::ByteLimit | ReadFault::DepthLimit => Some("policy-violation"),
+        // RFC 6120 §4.9.3.11 / §4.9.3.18.
+        ReadFault::InvalidXml(_) | ReadFault::NotStream(_) => Some("not-well-formed"),
+        ReadFault::Doctype | ReadFault::ProcessingInstruction => Some("restricted-xml"),
+        ReadFault::Eof | ReadFault::StreamClosed | ReadFault::Io(_) => None,
+    }
+}
+
+/// Reads one element with a fresh byte budget; on a fault, timeout or
+/// peer stream error the stream is closed and `None` returned.
+async fn next<S: AsyncRead + AsyncWrite + Unpin>(
+    rd: &mut StreamReader<S>,
+    wait: Duration,
+) -> Result<Element, Option<&'static str>> {
+    rd.new_phase();
+    match timeout(wait, rd.read_element()).await {
+        // RFC 6120 §4.9.3.4 connection-timeout.
+        Err(_) => Err(Some("connection-timeout")),
+        Ok(Err(f)) => Err(fault_condition(&f)),
+        Ok(Ok(el)) if el.is(NS_STREAMS, "error") => Err(None),
+        Ok(Ok(el)) => Ok(el),
+    }
+}
+
+/// Answers a `db:verify` about a key we issued (XEP-0220 §2.1.2, keys per
+/// XEP-0185 §2): valid iff `key` is ours for (receiving = the asker,
+/// originating = us, stream id).
+fn answer_verify<P: InboundPolicy>(
+    policy: &P,
+    local: &P::Local,
+    from: &str,
+    to: &str,
+    id: &str,
+    key: &str,
+) -> String {
+    let me = policy.domain(local);
+    let valid =
+        same_domain(to, me) && dialback::key(policy.secret(local), &normalize(from), me, id) == key;
+    policy.verify_answered(local, &normalize(from), valid);
+    dialback::verify_answer(me, from, id, valid)
+}
+
+/// Before TLS: our header and features, then STARTTLS (or `db:verify`).
+async fn plain<P: InboundPolicy>(
+    policy: &P,
+    mut rd: StreamReader<TcpStream>,
+    header: StreamHeader,
+    limits: &InboundLimits,
+) {
+    let peer = header.from.as_deref();
+    let Some(local) = policy.local(header.to.as_deref()) else {
+        let out = format!(
+            "{}{}",
+            stream::open_header(&HeaderSpec {
+                service: Service::S2s,
+                from: None,
+                to: peer,
+                id: Some(&new_id()),
+                version: Some("1.0"),
+                dialback: true,
+            }),
+            stream::error_xml(
+                "host-unknown",
+                Some("this server does not serve that domain")
+            )
+        );
+        if rd.write_all(out.as_bytes()).await.is_ok() {
+            close(rd, None).await;
+        }
+        return;
+    };
+    let report = new_report(peer);
+    policy.opened(&report);
+    let me = policy.domain(&local).to_owned();
+    let out = format!(
+        "{}{}",
+        our_header(&me, peer, &new_id()),
+        policy.features(&local, Stage::BeforeTls)
+    );
+    if rd.write_all(out.as_bytes()).await.is_err() {
+        return;
+    }
+    loop {
+        let el = match next(&mut rd, limits.step).await {
+            Ok(el) => el,
+            Err(condition) => return close(rd, condition).await,
+        };
+        if el.is(NS_TLS, "starttls") {
+            let Some(cfg) = policy.tls_config(&local) else {
+                let _ = rd
+                    .write_all(format!("<failure xmlns='{NS_TLS}'/>").as_bytes())
+                    .await;
+                return close(rd, None).await;
+            };
+            if rd
+                .write_all(format!("<proceed xmlns='{NS_TLS}'/>").as_bytes())
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let (tcp, leftover) = rd.into_inner();
+            if leftover > 0 {
+                // Plaintext behind <starttls/> would be processed as if it
+                // came over TLS (the STARTTLS injection class): drop it all.
+                return;
+            }
+            let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+            let Ok(Ok(tls)) = timeout(limits.step, acceptor.accept(tcp)).await else {
+                return;
+            };
+            return secure(policy, tls, local, report, limits).await;
+        }
+        match dialback::parse(&el) {
+            Some(Dialback::VerifyRequest { from, to, id, key }) => {
+                let out = answer_verify(policy, &local, &from, &to, &id, &key);
+                update(&report, |r| {
+                    if r.auth == InboundAuth::None {
+                        r.auth = InboundAuth::VerifyOnly;
+                    }
+                });
+                if rd.write_all(out.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+            // RFC 6120 §5.3.1: TLS is mandatory-to-negotiate here.
+            _ => return close(rd, Some("policy-violation")).await,
+        }
+    }
+}
+
+/// The peer's chain as analysed certificates (unparsable ones left out)
+/// and its end-entity's EKU class.
+fn record_chain(report: &Mutex<InboundReport>, chain: &[CertificateDer<'static>]) {
+    let infos: Vec<_> = chain
+        .iter()
+        .filter_map(|c| cert::analyze(c.as_ref()).ok())
+        .collect();
+    update(report, |r| {
+        r.tls = true;
+        r.client_eku = chain
+            .first()
+            .and_then(|c| cert::analyze(c.as_ref()).ok())
+            .map(|i| i.eku.class);
+        r.client_chain = infos;
+    });
+}
+
+/// What the stream has established so far.
+struct Secure {
+    me: String,
+    /// The peer's header `from`.
+    peer: Option<String>,
+    /// Our current stream id (dialback keys are bound to it).
+    id: String,
+    /// Domains authenticated on this stream (SASL or dialback).
+    authed: Vec<String>,
+    sasl_done: bool,
+    /// `db:result` requests seen.
+    dialbacks: usize,
+}
+
+/// After TLS: header and features, then the element loop.
+async fn secure<P: InboundPolicy>(
+    policy: &P,
+    tls: TlsStream<TcpStream>,
+    local: P::Local,
+    report: Arc<Mutex<InboundReport>>,
+    limits: &InboundLimits,
+) {
+    let chain: Vec<CertificateDer<'static>> = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+        .unwrap_or_default();
+    record_chain(&report, &chain);
+    let mut rd = StreamReader::new(tls, limits.reader);
+    let Ok(Ok(header)) = timeout(limits.step, rd.read_header()).await else {
+        return;
+    };
+    let mut st = Secure {
+        me: policy.domain(&local).to_owned(),
+        peer: header.from.as_deref().map(normalize),
+        id: new_id(),
+        authed: Vec::new(),
+        sasl_done: false,
+        dialbacks: 0,
+    };
+    if header
+        .to
+        .as_deref()
+        .is_some_and(|to| !same_domain(to, &st.me))
+    {
+        // RFC 6120 §4.9.3.6: the post-TLS header names another domain.
+        return close(rd, Some("host-unknown")).await;
+    }
+    if let Some(p) = &st.peer {
+        update(&report, |r| p.clone_into(&mut r.peer));
+    }
+    let stage = Stage::AfterTls {
+        peer_chain: !chain.is_empty(),
+    };
+    let out = format!(
+        "{}{}",
+        our_header(&st.me, st.peer.as_deref(), &st.id),
+        policy.features(&local, stage)
+    );
+    if rd.write_all(out.as_bytes()).await.is_err() {
+        return;
+    }
+    loop {
+        let wait = if st.authed.is_empty() {
+            limits.step
+        } else {
+            limits.idle
+        };
+        let el = match next(&mut rd, wait).await {
+            Ok(el) => el,
+            Err(condition) => return close(rd, condition).await,
+        };
+        let step = if el.is(NS_SASL, "auth") {
+            auth(
+                policy, &local, &mut rd, &mut st, &el, &chain, &report, limits,
+            )
+            .await
+        } else if let Some(db) = dialback::parse(&el) {
+            dialback_element(policy, &local, &mut st, db, &report, limits).await
+        } else if el.ns == NS_SERVER && matches!(el.name.as_str(), "iq" | "message" | "presence") {
+            stanza(policy, &local, &st, &el, &report, limits).await
+        } else {
+            // Unknown top-level elements are ignored.
+            Ok(None)
+        };
+        match step {
+            Ok(Some(out)) => {
+                if rd.write_all(out.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+            Ok(None) => {}
+            Err(condition) => return close(rd, condition).await,
+        }
+    }
+}
+
+/// `<auth/>` (RFC 6120 §6.4.2, XEP-0178 §3). On success the answer and the
+/// restart (RFC 6120 §6.4.6) are done here.
+#[allow(clippy::too_many_arguments)]
+async fn auth<P: InboundPolicy>(
+    policy: &P,
+    local: &P::Local,
+    rd: &mut StreamReader<TlsStream<TcpStream>>,
+    st: &mut Secure,
+    el: &Element,
+    chain: &[CertificateDer<'static>],
+    report: &Mutex<InboundReport>,
+    limits: &InboundLimits,
+) -> Result<Option<String>, Option<&'static str>> {
+    let fail = |c: &str, t: &str| Ok(Some(sasl::failure_xml(c, Some(t))));
+    if st.sasl_done {
+        return fail("not-authorized", "already authenticated");
+    }
+    if el.attr("mechanism") != Some("EXTERNAL") {
+        // RFC 6120 §6.5.6.
+        return fail("invalid-mechanism", "only EXTERNAL is offered");
+    }
+    let Some(peer) = st.peer.clone() else {
+        return fail("not-authorized", "no 'from' in the stream header");
+    };
+    // XEP-0178 §3 step 7: an authzid, if given, must be the header's `from`.
+    match sasl::authzid(el) {
+        None => {}
+        Some(Ok(a)) if same_domain(&a, &peer) => {}
+        Some(Ok(_)) => return fail("invalid-authzid", "authzid differs from stream 'from'"),
+        Some(Err(_)) => return fail("incorrect-encoding", "authzid is not base64 UTF-8"),
+    }
+    let outcome = policy.external(local, &peer, chain);
+    update(report, |r| {
+        r.auth = InboundAuth::External {
+            outcome: outcome.clone(),
+        }
+    });
+    let SaslOutcome::Success = outcome else {
+        return Ok(Some(match outcome {
+            SaslOutcome::Failure { condition, text } => {
+                sasl::failure_xml(&condition, text.as_deref())
+            }
+            _ => sasl::failure_xml("not-authorized", None),
+        }));
+    };
+    if rd.write_all(sasl::success_xml().as_bytes()).await.is_err() {
+        return Err(None);
+    }
+    rd.restart();
+    rd.new_phase();
+    let Ok(Ok(_)) = timeout(limits.step, rd.read_header()).await else {
+        return Err(None);
+    };
+    st.sasl_done = true;
+    st.id = new_id();
+    st.authed.push(peer);
+    Ok(Some(format!(
+        "{}{}",
+        our_header(&st.me, st.peer.as_deref(), &st.id),
+        policy.features(local, Stage::Authenticated)
+    )))
+}
+
+/// A dialback element after TLS (XEP-0220 §2.1).
+async fn dialback_element<P: InboundPolicy>(
+    policy: &P,
+    local: &P::Local,
+    st: &mut Secure,
+    db: Dialback,
+    report: &Mutex<InboundReport>,
+    limits: &InboundLimits,
+) -> Result<Option<String>, Option<&'static str>> {
+    match db {
+        Dialback::ResultRequest { from, to, key } => {
+            st.dialbacks += 1;
+            if st.dialbacks > MAX_DIALBACK_PER_STREAM {
+                return Err(Some("policy-violation"));
+            }
+            let from = normalize(&from);
+            let valid = same_domain(&to, &st.me)
+                && policy.dialback(local)
+                && timeout(
+                    limits.verify,
+                    policy.verify_dialback(local, &from, &st.id, &key),
+                )
+                .await
+                .unwrap_or(false);
+            update(report, |r| {
+                let external_ok = matches!(
+                    &r.auth,
+                    InboundAuth::External {
+                        outcome: SaslOutcome::Success
+                    }
+                );
+                if !external_ok {
+                    r.auth = InboundAuth::Dialback { valid };
+                }
+            });
+            if valid && !st.authed.contains(&from) {
+                st.authed.push(from.clone());
+            }
+            Ok(Some(dialback::result_answer(&st.me, &from, valid)))
+        }
+        Dialback::VerifyRequest { from, to, id, key } => {
+            update(report, |r| {
+                if r.auth == InboundAuth::None {
+                    r.auth = InboundAuth::VerifyOnly;
+                }
+            });
+            Ok(Some(answer_verify(policy, local, &from, &to, &id, &key)))
+        }
+        // Answers to questions we never asked on this stream.
+        Dialback::ResultAnswer { .. } | Dialback::VerifyAnswer { .. } => Ok(None),
+    }
+}
+
+/// A stanza (RFC 6120 §8): only from an authenticated domain; IQs go to the
+/// policy, messages and presence are dropped.
+async fn stanza<P: InboundPolicy>(
+    policy: &P,
+    local: &P::Local,
+    st: &Secure,
+    el: &Element,
+    report: &Mutex<InboundReport>,
+    limits: &InboundLimits,
+) -> Result<Option<String>, Option<&'static str>> {
+    if st.authed.is_empty() {
+        // RFC 6120 §4.9.3.12: stanzas before authentication.
+        return Err(Some("not-authorized"));
+    }
+    let from = el.attr("from").map(jid_domain).unwrap_or_default();
+    if !st.authed.contains(&from) {
+        // RFC 6120 §4.9.3.9: a `from` this stream did not authenticate.
+        return Err(Some("invalid-from"));
+    }
+    if el.name != "iq" {
+        return Ok(None);
+    }
+    if iq::parse(el)
+        .is_some_and(|q| matches!(q.kind, iq::IqKind::Result | iq::IqKind::Error { .. }))
+    {
+        update(report, |r| r.replies += 1);
+    }
+    Ok(timeout(limits.verify, policy.iq(local, &from, el))
+        .await
+        .ok()
+        .flatten())
+}
+
+// ---------------------------------------------------------------------------
+// Outbound: the initiating side, for delivering replies and for verifying
+// dialback keys with an authoritative server.
+
+/// Why an outbound s2s stream could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum OutboundError {
+    /// DNS gave no s2s endpoint (or the address policy refused them all).
+    #[error("no s2s endpoint for {0}")]
+    NoEndpoint(String),
+    /// No endpoint reached the post-TLS features.
+    #[error("{domain}: connection failed: {detail}")]
+    Connect {
+        /// The remote domain.
+        domain: String,
+        /// The last endpoint's outcome.
+        detail: String,
+    },
+    /// Neither EXTERNAL nor dialback authenticated us.
+    #[error("{domain}: not authenticated: {detail}")]
+    NotAuthenticated {
+        /// The remote domain.
+        domain: String,
+        /// What was tried and answered.
+        detail: String,
+    },
+    /// A step failed (timeout, stream error, broken stream).
+    #[error("{domain}: {error}")]
+    Step {
+        /// The remote domain.
+        domain: String,
+        /// The step's error.
+        error: StepError,
+    },
+}
+
+/// How an outbound stream authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboundAuth {
+    /// SASL EXTERNAL (XEP-0178).
+    External,
+    /// Dialback (XEP-0220), our authoritative server confirming the key.
+    Dialback,
+}
+
+/// An authenticated outbound stream.
+pub struct Outbound {
+    /// The live stream (its `features` are the post-authentication ones
+    /// after EXTERNAL).
+    pub session: Session,
+    /// How it authenticated.
+    pub auth: OutboundAuth,
+}
+
+/// A STARTTLS s2s plan for a known address (no DNS): used when the
+/// authoritative address is given, as the testnet gives the probe's.
+pub fn direct_plan(host: &str, addr: SocketAddr) -> EndpointPlan {
+    EndpointPlan {
+        service: Service::S2s,
+        transport: Transport::Starttls,
+        host: host.to_owned(),
+        ip: addr.ip(),
+        port: addr.port(),
+        source: EndpointSource::Srv,
+        tlsa: Vec::new(),
+    }
+}
+
+/// The s2s endpoints of `domain` (RFC 6120 §3.2: SRV, else the domain's
+/// own address on 5269), in the order the probe would try them.
+pub async fn resolve_plans(resolver: &Resolver, domain: &str) -> Vec<EndpointPlan> {
+    let dns = resolver.discover(domain).await;
+    plan(domain, &dns)
+        .into_iter()
+        .filter(|p| p.service == Service::S2s)
+        .collect()
+}
+
+/// Opens the first endpoint in `plans` that reaches post-TLS features,
+/// with our header `from` set to `from`.
+async fn first_session(
+    ctx: &ProbeContext,
+    from: &str,
+    to: &str,
+    plans: &[EndpointPlan],
+    opts: &ConnectOptions,
+) -> Result<Session, OutboundError> {
+    let mut ctx = ctx.clone();
+    ctx.probe_domain = Some(from.to_owned());
+    let mut detail = None;
+    for p in plans.iter().filter(|p| p.service == Service::S2s) {
+        let (report, session) = open_session(&ctx, to, p, opts).await;
+        if let Some(s) = session {
+            return Ok(s);
+        }
+        detail = Some(format!(
+            "{}:{} {}{}",
+            p.ip,
+            p.port,
+            crate::facts::json(report.outcome)
+                .as_str()
+                .unwrap_or("failed"),
+            report.detail.map(|d| format!(": {d}")).unwrap_or_default()
+        ));
+    }
+    Err(match detail {
+        None => OutboundError::NoEndpoint(to.to_owned()),
+        Some(detail) => OutboundError::Connect {
+            domain: to.to_owned(),
+            detail,
+        },
+    })
+}
+
+/// Opens an authenticated s2s stream from `from` to `to` (RFC 6120 §4–§6):
+/// STARTTLS presenting `cert` as TLS client certificate, SASL EXTERNAL
+/// (XEP-0178) when offered, else (or after an EXTERNAL failure) dialback
+/// (XEP-0220 §2.1.1) with a XEP-0185 key from `secret`, which our own
+/// authoritative server must then confirm when `to` calls it back.
+pub async fn connect(
+    ctx: &ProbeContext,
+    from: &str,
+    to: &str,
+    plans: &[EndpointPlan],
+    cert: Option<Arc<CertifiedKey>>,
+    secret: &[u8],
+) -> Result<Outbound, OutboundError> {
+    let has_cert = cert.is_some();
+    let mut s = first_session(ctx, from, to, plans, &ConnectOptions { client_cert: cert }).await?;
+    let limit = ctx.limits.phase_timeout;
+    let step_err = |error| OutboundError::Step {
+        domain: to.to_owned(),
+        error,
+    };
+    let mut tried = Vec::new();
+    if has_cert && s.features.sasl_mechanisms.iter().any(|m| m == "EXTERNAL") {
+        let (outcome, feats) = steps::auth_external(&mut s.stream, from, to, limit)
+            .await
+            .map_err(step_err)?;
+        if let (SaslOutcome::Success, Some(f)) = (&outcome, feats) {
+            s.features = f;
+            return Ok(Outbound {
+                session: s,
+                auth: OutboundAuth::External,
+            });
+        }
+        tried.push(format!("EXTERNAL: {outcome:?}"));
+    }
+    if s.features.dialback
+        && let Some(id) = s.stream_id.clone()
+    {
+        let key = dialback::key(secret, to, from, &id);
+        let answer = steps::dialback(&mut s.stream, from, to, &key, limit * 3)
+            .await
+            .map_err(step_err)?;
+        if answer == Answer::Valid {
+            return Ok(Outbound {
+                session: s,
+                auth: OutboundAuth::Dialback,
+            });
+        }
+        tried.push(format!("dialback: {answer:?}"));
+    } else {
+        tried.push("dialback not offered".into());
+    }
+    s.close().await;
+    Err(OutboundError::NotAuthenticated {
+        domain: to.to_owned(),
+        detail: tried.join("; "),
+    })
+}
+
+/// XEP-0220 §2.1.2 as the receiving server `from`: connects to `to`'s
+/// authoritative server (first reachable endpoint of `plans`, no client
+/// certificate) and asks whether `key` is genuine for stream `id`.
+pub async fn verify_key(
+    ctx: &ProbeContext,
+    from: &str,
+    to: &str,
+    plans: &[EndpointPlan],
+    id: &str,
+    key: &str,
+) -> Result<bool, OutboundError> {
+    let mut s = first_session(ctx, from, to, plans, &ConnectOptions::default()).await?;
+    let answer = steps::verify(&mut s.stream, from, to, id, key, ctx.limits.phase_timeout).await;
+    s.close().await;
+    answer
+        .map(|a| a == Answer::Valid)
+        .map_err(|error| OutboundError::Step {
+            domain: to.to_owned(),
+            error,
+        })
+}
+
+/// `<stream:features/>` for a receiving s2s server: STARTTLS required
+/// before TLS (RFC 6120 §5.3.1), EXTERNAL after TLS when the peer presented
+/// a certificate and `external` allows (XEP-0178 §3 step 5), dialback
+/// (XEP-0220 §2.4) before and after TLS when `dialback`, nothing but
+/// dialback after SASL (RFC 6120 §6.4.6).
+pub fn features(stage: Stage, external: bool, dialback: bool) -> String {
+    let mut s = String::from("<stream:features>");
+    match stage {
+        Stage::BeforeTls => {
+            s.push_str(&format!(
+                "<starttls xmlns='{NS_TLS}'><required/></starttls>"
+            ));
+        }
+        Stage::AfterTls { peer_chain } => {
+            if external && peer_chain {
+                s.push_str(&format!(
+                    "<mechanisms xmlns='{NS_SASL}'><mechanism>EXTERNAL</mechanism></mechanisms>"
+                ));
+            }
+        }
+        Stage::Authenticated => {}
+    }
+    if dialback {
+        s.push_str(&format!(
+            "<dialback xmlns='{NS_DIALBACK_FEATURE}'><errors/></dialback>"
+        ));
+    }
+    s.push_str("</stream:features>");
+    s
+}
