@@ -880,3 +880,20 @@ mod tests {
         net.shutdown().await;
     }
 }
+
+/// The listener is the probe domain's authoritative server for the
+/// acceptance probe (MEASUREMENTS §3.4–§3.5).
+impl crate::acceptance::probe::Authority for ProbeListener {
+    fn dialback_key(&self, receiving: &str, stream_id: &str) -> String {
+        Self::dialback_key(self, receiving, stream_id)
+    }
+    fn expect_iq(&self, peer: &str, id: &str) -> oneshot::Receiver<Element> {
+        Self::expect_iq(self, peer, id)
+    }
+    fn verifies_from(&self, peer: &str) -> usize {
+        Self::verifies_from(self, peer)
+    }
+    fn inbound(&self, peer: &str) -> Vec<InboundReport> {
+        Self::inbound(self, peer)
+    }
+}

@@ -14,8 +14,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use xmpp_survey::acceptance::probe::AcceptanceProbe;
 use xmpp_survey::dns::resolve::{DnsConfig, Resolver};
+use xmpp_survey::identity::{ConfigFile, IdentityConfig, ProbeIdentity};
 use xmpp_survey::limits::{self, Limits};
+use xmpp_survey::listener::{ListenerConfig, ProbeListener};
 use xmpp_survey::net::policy::AddressPolicy;
 use xmpp_survey::probe::endpoint::ProbeContext;
 use xmpp_survey::probe::{Prober, render};
@@ -116,9 +119,28 @@ struct ProbeArgs {
     /// Timeout of each DNS question.
     #[arg(long, value_parser = duration, default_value = "5s")]
     dns_timeout: Duration,
-    /// Our own domain, sent as `from` on s2s streams.
+    /// Config file (TOML) with the `[identity]` of the acceptance probe
+    /// (docs/probe-identity.md). Flags below override it.
+    #[arg(long, env = "XMPP_SURVEY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Probe identity: our domain, sent as `from` on s2s streams.
     #[arg(long)]
     probe_domain: Option<String>,
+    /// Probe identity: server-only certificate chain (PEM).
+    #[arg(long)]
+    probe_cert: Option<PathBuf>,
+    /// Probe identity: its private key (PEM).
+    #[arg(long)]
+    probe_key: Option<PathBuf>,
+    /// Probe identity: optional client-and-server certificate chain (PEM).
+    #[arg(long)]
+    probe_cs_cert: Option<PathBuf>,
+    /// Probe identity: its private key (PEM).
+    #[arg(long)]
+    probe_cs_key: Option<PathBuf>,
+    /// Where the dialback listener binds (default 0.0.0.0:5269).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
 }
 
 #[derive(Args)]
@@ -230,6 +252,7 @@ async fn probe(a: ProbeArgs) -> Result<()> {
     })
     .context("cannot set up the DNS resolver")?;
     resolver.check_reachable().await?;
+    let identity = load_identity(&a)?;
     let limits = Limits {
         connect_timeout: a.connect_timeout,
         phase_timeout: a.phase_timeout,
@@ -237,7 +260,7 @@ async fn probe(a: ProbeArgs) -> Result<()> {
         ..Limits::default()
     };
     let prober = Prober::new(
-        Arc::new(resolver),
+        Arc::new(resolver.clone()),
         ProbeContext {
             limits,
             policy: if a.allow_private {
@@ -246,9 +269,31 @@ async fn probe(a: ProbeArgs) -> Result<()> {
                 AddressPolicy::STRICT
             },
             tls: Arc::new(tls),
-            probe_domain: a.probe_domain.clone(),
+            probe_domain: identity.as_ref().map(|i| i.domain.clone()),
         },
     );
+    let resolver = Arc::new(resolver);
+    let mut listener = None;
+    let prober = match identity {
+        None => prober,
+        Some(id) => {
+            let id = Arc::new(id);
+            let l = ProbeListener::start(ListenerConfig {
+                identity: id.clone(),
+                ctx: prober.context().clone(),
+                resolver: resolver.clone(),
+            })
+            .await
+            .context("cannot start the dialback listener")?;
+            eprintln!(
+                "acceptance probe on: as {} (dialback listener on {})",
+                id.domain,
+                l.local_addr()
+            );
+            listener = Some(l.clone());
+            prober.with_acceptance(AcceptanceProbe::new(id, l))
+        }
+    };
     let mut results = futures::stream::iter(domains)
         .map(|d| {
             let prober = prober.clone();
@@ -284,7 +329,28 @@ async fn probe(a: ProbeArgs) -> Result<()> {
     if !a.json && (a.table || reports.len() > 1) {
         print!("{}", render::table(&reports));
     }
+    if let Some(l) = listener {
+        l.shutdown().await;
+    }
     Ok(())
+}
+
+/// The probe identity from `--config` and the identity flags (flags win).
+fn load_identity(a: &ProbeArgs) -> Result<Option<ProbeIdentity>> {
+    let from_file = match &a.config {
+        Some(path) => ConfigFile::load(path)?.identity.unwrap_or_default(),
+        None => IdentityConfig::default(),
+    };
+    let cfg = from_file.merge(IdentityConfig {
+        domain: a.probe_domain.clone(),
+        server_only_cert: a.probe_cert.clone(),
+        server_only_key: a.probe_key.clone(),
+        client_and_server_cert: a.probe_cs_cert.clone(),
+        client_and_server_key: a.probe_cs_key.clone(),
+        listen: a.listen,
+        dialback_secret: None,
+    });
+    Ok(ProbeIdentity::from_config(&cfg)?)
 }
 
 /// Compares JSON-lines probe results with a manifest, fact by fact.

@@ -386,6 +386,7 @@ mod acceptance_tests {
                 cipher_suite: None,
                 alpn: None,
                 client_cert_requested: requested,
+                client_cert_sent: requested,
                 chain: vec![],
                 verdict: None,
                 verdict_detail: None,

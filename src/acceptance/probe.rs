@@ -149,13 +149,10 @@ impl AcceptanceProbe {
         let (connection, session) = open_session(ctx, target, plan, &opts).await;
         let mut a = AttemptReport {
             cert: kind,
-            client_cert_sent: false,
+            client_cert_sent: connection.tls.as_ref().is_some_and(|t| t.client_cert_sent),
             external_offered: None,
             external: None,
-            dialback_offered: connection
-                .header_after_tls
-                .as_ref()
-                .map(|h| h.declares_dialback),
+            dialback_offered: None,
             ping: None,
             version: None,
             detail: None,
@@ -164,9 +161,11 @@ impl AcceptanceProbe {
         let Some(mut s) = session else {
             return a;
         };
-        a.client_cert_sent = s.capture.snapshot().client_cert_sent;
         a.external_offered = Some(s.features.sasl_mechanisms.iter().any(|m| m == "EXTERNAL"));
-        a.dialback_offered = Some(s.features.dialback || a.dialback_offered == Some(true));
+        // XEP-0220 §2.4: the stream feature is the offer; a bare `xmlns:db`
+        // on the header is not (servers declare it whether or not they
+        // will do dialback).
+        a.dialback_offered = Some(s.features.dialback);
         if a.external_offered == Some(true) {
             let me = self.identity.domain.clone();
             match steps::auth_external(&mut s.stream, &me, target, ctx.limits.phase_timeout).await {
@@ -206,13 +205,7 @@ impl AcceptanceProbe {
         let Some(mut s) = session else {
             return report;
         };
-        let offered = s.features.dialback
-            || report
-                .connection
-                .header_after_tls
-                .as_ref()
-                .is_some_and(|h| h.declares_dialback);
-        if !offered {
+        if !s.features.dialback {
             report.outcome = DialbackOutcome::NotOffered;
             s.close().await;
             return report;

@@ -277,6 +277,7 @@ pub fn tls_info(capture: &Capture, conn: Option<&rustls::ClientConnection>) -> T
             .and_then(|c| c.alpn_protocol())
             .map(|p| String::from_utf8_lossy(p).into_owned()),
         client_cert_requested: st.client_cert_requested,
+        client_cert_sent: st.client_cert_sent,
         chain: st
             .chain
             .iter()

@@ -200,6 +200,9 @@ pub struct TlsInfo {
     pub alpn: Option<String>,
     /// Whether the server sent a CertificateRequest.
     pub client_cert_requested: bool,
+    /// Whether we answered it with a certificate (the acceptance probe).
+    #[serde(default)]
+    pub client_cert_sent: bool,
     /// The presented chain, end-entity first.
     pub chain: Vec<CertInfo>,
     /// The chain verdict for the XMPP domain.

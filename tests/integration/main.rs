@@ -2,6 +2,7 @@
 //! capability. Everything runs over loopback against the project's own
 //! testnet; each test uses its own 127.B.0.0/16 block.
 
+mod acceptance;
 mod address_safety;
 mod cli;
 mod support;

@@ -1,0 +1,88 @@
+//! The acceptance truth test (MEASUREMENTS §3): the testnet's acceptance
+//! profiles plus a sample of the others, probed with the testnet's probe
+//! identity (both certificates) and our dialback listener; every fact,
+//! acceptance evidence included, compared with the manifest.
+
+use crate::support::{prober, test_limits, testnet};
+use futures::StreamExt;
+use std::sync::Arc;
+use xmpp_survey::acceptance::probe::AcceptanceProbe;
+use xmpp_survey::dns::resolve::{DnsConfig, Resolver};
+use xmpp_survey::facts::{compare, facts};
+use xmpp_survey::listener::{ListenerConfig, ProbeListener};
+use xmpp_survey::net::policy::AddressPolicy;
+use xmpp_survey::testnet::profile::{PROFILES, is_acceptance};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acceptance_profiles_match_the_manifest() {
+    let mut names: Vec<&str> = PROFILES
+        .iter()
+        .filter(|p| is_acceptance(p))
+        .map(|p| p.name)
+        .collect();
+    let acceptance_profiles = names.len();
+    // Controls: default lenient s2s, unreachable and TLS-less s2s.
+    names.extend([
+        "srv_ok",
+        "cert_server_only",
+        "refused",
+        "nxdomain",
+        "c2s_only",
+    ]);
+    let net = testnet(34, names.len() * 2, &names).await;
+    let identity = Arc::new(net.probe_identity().expect("identity"));
+    let base = prober(&net, AddressPolicy::ALLOW_PRIVATE);
+    let resolver = Arc::new(
+        Resolver::new(&DnsConfig {
+            server: Some(net.dns_addr()),
+            timeout: test_limits().dns_timeout,
+        })
+        .expect("resolver"),
+    );
+    let listener = ProbeListener::start(ListenerConfig {
+        identity: identity.clone(),
+        ctx: base.context().clone(),
+        resolver,
+    })
+    .await
+    .expect("listener starts");
+    let prober = base.with_acceptance(AcceptanceProbe::new(identity, listener.clone()));
+
+    let manifest = net.manifest();
+    let reports: Vec<_> = futures::stream::iter(manifest.domains.iter())
+        .map(|d| {
+            let prober = prober.clone();
+            async move { (d, prober.probe(&d.domain).await) }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    let mut verdicts = std::collections::BTreeMap::new();
+    for (d, report) in &reports {
+        let measured = facts(report);
+        compared += d.expect.len();
+        verdicts.insert(d.profile.clone(), report.summary.acceptance);
+        for m in compare(&d.expect, &measured) {
+            failures.push(format!(
+                "{} [{}] {}: expected {} got {}",
+                d.domain, d.profile, m.key, m.expected, m.got
+            ));
+        }
+    }
+    listener.shutdown().await;
+    net.shutdown().await;
+    eprintln!("acceptance verdicts by profile: {verdicts:#?}");
+    assert!(verdicts.len() >= acceptance_profiles);
+    assert!(
+        failures.is_empty(),
+        "{} of {compared} facts differ from the manifest:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    eprintln!(
+        "acceptance truth: {} domains, {compared} facts, 0 mismatches",
+        reports.len()
+    );
+}
