@@ -4,5 +4,6 @@
 
 mod address_safety;
 mod cli;
+mod prosody;
 mod support;
 mod truth;
