@@ -129,6 +129,15 @@ impl Prosody {
     /// and `/etc/hosts` are our generated files; `unshare` and `sh` exec,
     /// so the child's pid is Prosody's.
     fn start(&mut self) {
+        // A stale Prosody (e.g. from a killed test run) would answer our
+        // probes while the new one fails to bind: insist on free ports.
+        for port in [5222, 5269] {
+            let addr = SocketAddr::new(IpAddr::V4(prosody_ip()), port);
+            assert!(
+                std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_err(),
+                "something already listens on {addr} (a stale Prosody? `ss -ltnp`)"
+            );
+        }
         let output = std::fs::File::create(self.path("output.log")).expect("output.log");
         let mut cmd = Command::new("unshare");
         if !is_root() {
@@ -414,6 +423,7 @@ async fn s2s_by_hand(net: &Testnet, prosody: &Prosody) {
     };
     assert_eq!(report.outcome, EndpointOutcome::Complete);
     let key = "0123456789abcdef";
+    let listen = identity.listen;
     let dialback = tokio::spawn(async move {
         let a = steps::dialback(&mut session.stream, &identity.domain, DOMAIN, key, limit).await;
         session.close().await;
@@ -421,15 +431,7 @@ async fn s2s_by_hand(net: &Testnet, prosody: &Prosody) {
     });
     let (mut conn, peer) = tokio::time::timeout(CALLBACK_TIMEOUT, stand_in.accept())
         .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "Prosody never connected to {} for db:verify (DNS?)\n{}",
-                net.probe_identity()
-                    .map(|i| i.listen.to_string())
-                    .unwrap_or_default(),
-                prosody.logs()
-            )
-        })
+        .unwrap_or_else(|_| panic!("Prosody never connected to {listen} for db:verify (DNS?)"))
         .expect("accept");
     let mut header = Vec::new();
     let mut buf = [0u8; 1024];
