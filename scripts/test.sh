@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 
 ensure_rust
 ensure_apt gcc pkg-config ca-certificates
+# Debian's prosody for the real-server test; its system service stays off.
+tests/prosody/install.sh
 raise_nofile
 
 say "cargo fmt --check"

@@ -5,5 +5,6 @@
 mod acceptance;
 mod address_safety;
 mod cli;
+mod prosody;
 mod support;
 mod truth;
