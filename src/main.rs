@@ -38,7 +38,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Probe domains now and print what was measured (no database needed).
-    Probe(ProbeArgs),
+    Probe(Box<ProbeArgs>),
     /// Run the local test federation (private CA, DNS, simulated servers).
     #[command(subcommand)]
     Testnet(TestnetCommand),
@@ -186,7 +186,7 @@ fn main() {
     };
     let result = rt.block_on(async {
         match cli.command {
-            Command::Probe(a) => probe(a).await,
+            Command::Probe(a) => probe(*a).await,
             Command::Testnet(TestnetCommand::Up(a)) => testnet_up(a).await,
             Command::Testnet(TestnetCommand::Check(a)) => testnet_check(&a),
         }

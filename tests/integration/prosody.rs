@@ -319,7 +319,6 @@ async fn prosody_federates_in_the_testnet() {
 
     passive_probe(&net).await;
     s2s_by_hand(&net, &prosody).await;
-    #[cfg(any())]
     active_probe(&net).await;
 
     let log = prosody.logs();
@@ -458,24 +457,18 @@ async fn s2s_by_hand(net: &Testnet, prosody: &Prosody) {
     );
 }
 
-/// The acceptance probe against the real Prosody.
-///
-/// TODO(lead): enable once `src/acceptance/probe.rs` and `src/listener.rs`
-/// are merged: drop the `#[cfg(any())]` here and at the call site, and
-/// adjust the two calls marked below to the final signatures. It expects:
-/// - `xmpp_survey::listener::ProbeListener::start(ListenerConfig { identity:
-///   Arc<ProbeIdentity>, ctx: ProbeContext, resolver: Arc<Resolver> })
-///   -> Result<ProbeListener, _>`, listening on `identity.listen`
-///   (127.60.0.2:5269), answering Prosody's `db:verify` and receiving its
-///   IQ replies; it must start *after* `s2s_by_hand` dropped its stand-in;
-/// - an entry point returning `xmpp_survey::acceptance::AcceptanceReport`
-///   for one domain, here written `xmpp_survey::acceptance::probe::probe(
-///   &ctx, &resolver, &identity, &listener, DOMAIN)`.
-#[cfg(any())]
+/// The acceptance probe against the real Prosody: the whole `Prober` with
+/// the testnet's probe identity and our dialback listener on
+/// 127.60.0.2:5269 (started after `s2s_by_hand` dropped its stand-in).
+/// Prosody validates client certificates as server certificates, so the
+/// server-only certificate must be accepted; it must also call our listener
+/// back for dialback and report its version.
 async fn active_probe(net: &Testnet) {
+    use xmpp_survey::acceptance::probe::AcceptanceProbe;
     use xmpp_survey::acceptance::{AcceptanceVerdict, DialbackOutcome};
     use xmpp_survey::dns::resolve::{DnsConfig, Resolver};
     use xmpp_survey::listener::{ListenerConfig, ProbeListener};
+    use xmpp_survey::probe::Prober;
 
     let identity = Arc::new(net.probe_identity().expect("probe identity"));
     let ctx = probe_context(net);
@@ -486,7 +479,6 @@ async fn active_probe(net: &Testnet) {
         })
         .expect("resolver"),
     );
-    // TODO(lead): final signature.
     let listener = ProbeListener::start(ListenerConfig {
         identity: identity.clone(),
         ctx: ctx.clone(),
@@ -494,10 +486,12 @@ async fn active_probe(net: &Testnet) {
     })
     .await
     .expect("probe listener on 127.60.0.2:5269");
-    // TODO(lead): final entry point.
-    let report =
-        xmpp_survey::acceptance::probe::probe(&ctx, &resolver, &identity, &listener, DOMAIN).await;
-    println!("{}", serde_json::to_string_pretty(&report).expect("json"));
+    let prober = Prober::new(resolver.clone(), ctx.clone())
+        .with_acceptance(AcceptanceProbe::new(identity.clone(), listener.clone()));
+    let full = prober.probe(DOMAIN).await;
+    listener.shutdown().await;
+    println!("{}", xmpp_survey::probe::render::domain(&full));
+    let report = full.acceptance.clone().expect("the acceptance probe ran");
 
     assert_eq!(
         report.verdict,
