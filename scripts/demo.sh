@@ -2,7 +2,9 @@
 # The main job, end to end on this machine, loopback only:
 #   1. build xmpp-survey;
 #   2. start the local test federation (private CA, DNS, simulated servers);
-#   3. probe every testnet domain and print the results table;
+#   3. probe every testnet domain, passively and with the active acceptance
+#      probe (the testnet's own probe identity and our dialback listener),
+#      and print the results table;
 #   4. check every measured fact against the testnet's manifest.
 # Works on a fresh Debian with only Rust installed; installs what is missing.
 set -euo pipefail
@@ -36,14 +38,18 @@ for _ in $(seq 1 120); do
 done
 [ -s "$RUN/manifest.json" ] || die "testnet did not write its manifest in 60 s"
 
-say "probing every testnet domain (the testnet's CA is trusted only through --extra-ca)"
+say "probing every testnet domain as probe.xs.test (passive + acceptance; the testnet CA is trusted only through --extra-ca)"
 "$BIN" probe --resolver "127.$NET.0.1:$DNS_PORT" --extra-ca "$RUN/manifest.ca.pem" \
-  --allow-private --phase-timeout 3s --dns-timeout 1s --concurrency 64 \
+  --config "$RUN/manifest.probe.toml" \
+  --allow-private --phase-timeout 3s --dns-timeout 1s --concurrency 32 \
   --file "$RUN/manifest.domains.txt" --table --json-out "$RUN/probe.jsonl"
 
-say "one domain in full (the evidence behind a table row)"
+say "two domains in full (the evidence behind a table row)"
 "$BIN" probe --resolver "127.$NET.0.1:$DNS_PORT" --extra-ca "$RUN/manifest.ca.pem" \
-  --allow-private --phase-timeout 3s "$(grep -m1 '^cert-le-client-and-server' "$RUN/manifest.domains.txt" || head -n1 "$RUN/manifest.domains.txt")"
+  --config "$RUN/manifest.probe.toml" --listen "127.$NET.0.2:5269" \
+  --allow-private --phase-timeout 3s \
+  "$(grep -m1 '^strict-eku-[0-9]' "$RUN/manifest.domains.txt")" \
+  "$(grep -m1 '^cert-le-client-and-server' "$RUN/manifest.domains.txt")"
 
 say "checking every measured fact against the manifest"
 "$BIN" testnet check --manifest "$RUN/manifest.json" --reports "$RUN/probe.jsonl"
