@@ -211,7 +211,9 @@ fn status(service: Service, dns: &DnsReport, eps: &[&EndpointReport]) -> Service
 /// The rules, in order:
 /// 1. no reachable s2s endpoint → `unreachable`; no TLS → `tls_failed`;
 /// 2. EXTERNAL succeeded with the server-only certificate → `accepts_server_only`;
-/// 3. no CertificateRequest and no EXTERNAL with either certificate → `no_cert_auth`;
+/// 3. no CertificateRequest with either certificate → `no_cert_auth`
+///    (EXTERNAL cannot succeed without a presented certificate, even if
+///    the server lists it);
 /// 4. the server-only attempt did not reach EXTERNAL for a reason other
 ///    than our certificate (timeout, stream error) → `inconclusive`;
 /// 5. the client-and-server control was refused too → `inconclusive`
@@ -257,16 +259,20 @@ pub fn acceptance(
             .tls
             .as_ref()
             .is_some_and(|t| t.client_cert_requested)
-            || a.external_offered == Some(true)
     };
     if !asks(so) && !cs.is_some_and(asks) {
         let db = dialback.map_or("no dialback attempt".to_string(), |d| {
             format!("dialback {}", crate::facts::label(&d.outcome))
         });
+        let external = if attempts.iter().any(|a| a.external_offered == Some(true)) {
+            "EXTERNAL listed but unusable"
+        } else {
+            "no EXTERNAL"
+        };
         return (
             V::NoCertAuth,
             Some(format!(
-                "no CertificateRequest and no EXTERNAL with either certificate; {db}"
+                "no CertificateRequest with either certificate ({external}); {db}"
             )),
         );
     }
@@ -515,6 +521,16 @@ mod acceptance_tests {
             Some(&db(DialbackOutcome::Valid)),
         );
         assert_eq!(v, V::NoCertAuth);
+        // EXTERNAL listed, but no certificate was ever asked for: it fails
+        // for want of a certificate, not for trust or EKU.
+        let mut listed = a.clone();
+        for x in &mut listed {
+            x.external_offered = Some(true);
+            x.external = refused();
+        }
+        let (v, why) = acceptance(&passive(ServiceStatus::TlsOk), &listed, None);
+        assert_eq!(v, V::NoCertAuth);
+        assert!(why.unwrap().contains("unusable"));
     }
 
     #[test]

@@ -462,6 +462,8 @@ fn acceptance_facts(p: &Placed, s2s_status: &str, out: &mut Facts) {
     if !is_acceptance(p.profile) {
         if s2s == S2S_GOOD {
             out.insert(k("verdict"), j!("accepts_server_only"));
+        } else if !s2s.request_client_cert {
+            out.insert(k("verdict"), j!("no_cert_auth"));
         }
         return;
     }
