@@ -484,6 +484,8 @@ fn acceptance_facts(p: &Placed, s2s_status: &str, out: &mut Facts) {
             }
         };
     let (so_ext, cs_ext, verdict) = match s2s.client_certs {
+        // SASL never answers properly: no outcome, the attempt is broken.
+        _ if s2s.hostile_sasl.is_some() => (Value::Null, Value::Null, "inconclusive"),
         P::Lenient => (success.clone(), success.clone(), "accepts_server_only"),
         P::StrictEku => (
             refused("unsupported certificate purpose"),

@@ -174,6 +174,8 @@ pub struct StreamShape {
     pub client_certs: ClientCertPolicy,
     /// XEP-0092 name and version it reports once a peer is authenticated.
     pub software: (&'static str, &'static str),
+    /// Breaks SASL on purpose (s2s acceptance hostile profiles).
+    pub hostile_sasl: Option<crate::s2s::inbound::HostileSasl>,
 }
 
 /// A server that requires STARTTLS and offers SCRAM after TLS.
@@ -191,6 +193,7 @@ pub const C2S_GOOD: StreamShape = StreamShape {
     request_client_cert: false,
     client_certs: ClientCertPolicy::NoRequest,
     software: ("xmpp-survey testnet", "1.0"),
+    hostile_sasl: None,
 };
 
 /// An s2s endpoint that requires STARTTLS and offers EXTERNAL and dialback.
@@ -208,6 +211,7 @@ pub const S2S_GOOD: StreamShape = StreamShape {
     request_client_cert: true,
     client_certs: ClientCertPolicy::Lenient,
     software: ("xmpp-survey testnet", "1.0"),
+    hostile_sasl: None,
 };
 
 /// An acceptance profile's s2s behaviour (TESTNET.md acceptance group).
@@ -476,7 +480,27 @@ pub const PROFILES: &[Profile] = &[
         "untrusting",
         accepting(ClientCertPolicy::Untrusting, true, ("untrusting", "0.9")),
     ),
+    acceptance(
+        "sasl_silent",
+        hostile(crate::s2s::inbound::HostileSasl::Silence),
+    ),
+    acceptance(
+        "sasl_garbage",
+        hostile(crate::s2s::inbound::HostileSasl::Garbage),
+    ),
+    acceptance(
+        "sasl_close",
+        hostile(crate::s2s::inbound::HostileSasl::Close),
+    ),
 ];
+
+/// A lenient s2s server that breaks SASL in the given way.
+const fn hostile(how: crate::s2s::inbound::HostileSasl) -> StreamShape {
+    StreamShape {
+        hostile_sasl: Some(how),
+        ..accepting(ClientCertPolicy::Lenient, true, ("hostile", "6.6.6"))
+    }
+}
 
 /// Whether a profile belongs to the acceptance group (its expected
 /// acceptance verdict is in the manifest).
@@ -489,6 +513,9 @@ pub fn is_acceptance(p: &Profile) -> bool {
             | "no_client_cert"
             | "handshake_reject"
             | "untrusting"
+            | "sasl_silent"
+            | "sasl_garbage"
+            | "sasl_close"
     )
 }
 

@@ -730,6 +730,10 @@ impl InboundPolicy for S2sPolicy<'_> {
         shape.dialback
     }
 
+    fn hostile_sasl(&self, (_, shape): &Self::Local) -> Option<inbound::HostileSasl> {
+        shape.hostile_sasl
+    }
+
     async fn verify_dialback(
         &self,
         (p, _): &Self::Local,

@@ -60,10 +60,14 @@ async fn acceptance_profiles_match_the_manifest() {
     let mut failures = Vec::new();
     let mut compared = 0;
     let mut verdicts = std::collections::BTreeMap::new();
+    let mut reasons = std::collections::BTreeMap::new();
     for (d, report) in &reports {
         let measured = facts(report);
         compared += d.expect.len();
         verdicts.insert(d.profile.clone(), report.summary.acceptance);
+        if let Some(a) = &report.acceptance {
+            reasons.insert(d.profile.clone(), a.reason.clone().unwrap_or_default());
+        }
         for m in compare(&d.expect, &measured) {
             failures.push(format!(
                 "{} [{}] {}: expected {} got {}",
@@ -73,7 +77,16 @@ async fn acceptance_profiles_match_the_manifest() {
     }
     listener.shutdown().await;
     net.shutdown().await;
-    eprintln!("acceptance verdicts by profile: {verdicts:#?}");
+    eprintln!("acceptance verdicts by profile: {verdicts:#?}\nreasons: {reasons:#?}");
+    // A hostile target yields a typed verdict with the cause, not a hang.
+    for (profile, cause) in [
+        ("sasl_silent", "timed out"),
+        ("sasl_garbage", "invalid XML"),
+        ("sasl_close", "closed"),
+    ] {
+        let why = &reasons[profile];
+        assert!(why.contains(cause), "{profile}: {why}");
+    }
     assert!(verdicts.len() >= acceptance_profiles);
     assert!(
         failures.is_empty(),
