@@ -3,6 +3,7 @@
 //! # Layout
 //!
 //! - [`domain`]: normalising and validating untrusted domain names and lists.
+//! - [`sources`]: where domains come from (text, CSV, XMPP Providers, the database), merged, opt-outs applied.
 //! - [`dns`]: SRV/A/AAAA/TLSA discovery with typed outcomes (RFC 6120 §3.2, XEP-0368).
 //! - [`xmpp`]: stream header, features and errors, parsed from bytes with hostile-input limits.
 //! - [`tls`]: certificate analysis (EKU class, SANs, identity) and chain verdicts; rustls config.
@@ -27,6 +28,7 @@ pub mod listener;
 pub mod net;
 pub mod probe;
 pub mod s2s;
+pub mod sources;
 pub mod testnet;
 pub mod tls;
 pub mod verdict;
