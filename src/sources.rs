@@ -103,6 +103,25 @@ pub enum SourceError {
     },
 }
 
+impl SourceError {
+    /// The message without the file or URL it names, for a
+    /// [`SourceProblem`] whose `source` already says which one.
+    pub fn detail(&self) -> String {
+        match self {
+            Self::Read { source, .. } => format!("cannot read: {source}"),
+            Self::CsvHeader { why, .. } => why.clone(),
+            Self::Fetch { why, .. } => format!("cannot fetch: {why}"),
+            Self::HttpStatus { status, .. } => format!("answered HTTP {status}"),
+            Self::TooLarge { .. } => format!(
+                "body larger than the {} MiB cap",
+                PROVIDERS_MAX_BYTES / (1024 * 1024)
+            ),
+            Self::BadJson { why, .. } => format!("not a providers list: {why}"),
+            Self::UnknownFormat { .. } | Self::OptOut { .. } => self.to_string(),
+        }
+    }
+}
+
 /// Where a providers list lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProvidersLocation {
@@ -301,14 +320,18 @@ impl fmt::Display for SourceProblem {
 impl std::error::Error for SourceProblem {}
 
 impl SourceProblem {
-    fn whole(source: &str, error: impl fmt::Display) -> Self {
+    fn whole(source: &str, error: impl Into<String>) -> Self {
         Self {
             source: source.to_string(),
             line: None,
             entry: None,
             text: String::new(),
-            error: error.to_string(),
+            error: error.into(),
         }
+    }
+
+    fn failed(source: &str, e: &SourceError) -> Self {
+        Self::whole(source, e.detail())
     }
 
     fn from_bad_line(source: &str, b: BadLine) -> Self {
@@ -373,11 +396,15 @@ pub async fn load(
                 };
                 match text.and_then(|t| parse_providers(&t, &label)) {
                     Ok(list) => {
-                        out.no_consent.extend(list.no_consent);
+                        for d in list.no_consent {
+                            if !out.no_consent.contains(&d) {
+                                out.no_consent.push(d);
+                            }
+                        }
                         refused.extend(list.refused);
                         (list.domains, list.problems)
                     }
-                    Err(e) => (Vec::new(), vec![SourceProblem::whole(&label, e)]),
+                    Err(e) => (Vec::new(), vec![SourceProblem::failed(&label, &e)]),
                 }
             }
             SourceSpec::Database => match known.take() {
@@ -442,7 +469,7 @@ async fn load_text(path: &Path, label: &str) -> (Vec<String>, Vec<SourceProblem>
                 .collect();
             (good, bad)
         }
-        Err(e) => (Vec::new(), vec![SourceProblem::whole(label, e)]),
+        Err(e) => (Vec::new(), vec![SourceProblem::failed(label, &e)]),
     }
 }
 
@@ -477,9 +504,9 @@ async fn load_csv(
     match read(path).await {
         Ok(text) => match parse_csv(path, &text, column, label) {
             Ok(r) => r,
-            Err(e) => (Vec::new(), vec![SourceProblem::whole(label, e)]),
+            Err(e) => (Vec::new(), vec![SourceProblem::failed(label, &e)]),
         },
-        Err(e) => (Vec::new(), vec![SourceProblem::whole(label, e)]),
+        Err(e) => (Vec::new(), vec![SourceProblem::failed(label, &e)]),
     }
 }
 
@@ -1188,7 +1215,10 @@ mod tests {
             "{shown:#?}"
         );
         assert!(shown[1].starts_with("db: \"x\": "), "{shown:#?}");
-        assert!(shown[2].contains("nope.txt: cannot read"), "{shown:#?}");
+        assert!(
+            shown[2].ends_with("nope.txt: cannot read: No such file or directory (os error 2)"),
+            "{shown:#?}"
+        );
     }
 
     #[tokio::test]
