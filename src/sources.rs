@@ -27,9 +27,10 @@ use thiserror::Error;
 /// a stalled server hold up the start of a crawl.
 pub const PROVIDERS_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Largest providers list body we accept. The real `providers.json` is a
-/// few hundred KiB; 16 MiB leaves two orders of magnitude of growth and
-/// still stops a misconfigured or hostile server from filling memory.
+/// Largest providers list body we accept. The list holds a few hundred
+/// providers of a few KiB each at most, far below this; 16 MiB leaves ample
+/// room for growth and still stops a misconfigured or hostile server from
+/// filling memory.
 pub const PROVIDERS_MAX_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The forms a `--source` argument may take, for error messages.
@@ -576,8 +577,7 @@ pub fn parse_csv(
     };
     let is_jid = headers
         .get(idx)
-        .is_some_and(|h| h.eq_ignore_ascii_case("jid"))
-        || col_name.eq_ignore_ascii_case("jid");
+        .is_some_and(|h| h.eq_ignore_ascii_case("jid"));
     let mut seen = HashSet::new();
     let mut good = Vec::new();
     let mut bad = Vec::new();
