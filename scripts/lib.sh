@@ -41,3 +41,30 @@ ensure_rust() {
 raise_nofile() {
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 }
+
+# A free TCP port on 127.0.0.1 (nothing answers a connect there).
+free_port() {
+  local p
+  for _ in $(seq 1 50); do
+    p=$((40000 + RANDOM % 20000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
+  done
+  die "no free port found on 127.0.0.1"
+}
+
+# Exports DATABASE_URL: the caller's, or a private cluster started here
+# (stopped and removed on exit). Never silently uses a server that merely
+# happens to run on the machine.
+ensure_database() {
+  if [ -n "${DATABASE_URL:-}" ]; then
+    say "using the PostgreSQL in DATABASE_URL"
+    return 0
+  fi
+  PRIVATE_PG=$(mktemp -d /tmp/xmpp-survey-pg.XXXXXX)
+  local port
+  port=$(free_port)
+  say "starting a private PostgreSQL on 127.0.0.1:$port in $PRIVATE_PG (DATABASE_URL is unset)"
+  DATABASE_URL=$("$(dirname "${BASH_SOURCE[0]}")/pg.sh" start "$PRIVATE_PG/data" "$port")
+  export DATABASE_URL
+  trap '"'"$(dirname "${BASH_SOURCE[0]}")"'/pg.sh" stop "$PRIVATE_PG/data" || true; rm -rf "$PRIVATE_PG"' EXIT
+}

@@ -11,6 +11,7 @@ ensure_apt gcc pkg-config ca-certificates
 # Debian's prosody for the real-server test; its system service stays off.
 tests/prosody/install.sh
 raise_nofile
+ensure_database
 
 say "cargo fmt --check"
 cargo fmt --all -- --check

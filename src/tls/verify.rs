@@ -429,3 +429,30 @@ mod tests {
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }
+
+/// The trust store behind every chain verdict, recorded with each crawl
+/// so verdicts from different binaries can be compared: the webpki-roots
+/// (Mozilla) version pinned in `Cargo.lock`, and its number of roots.
+pub fn roots_version() -> String {
+    let lock = include_str!("../../Cargo.lock");
+    let version = lock
+        .split("[[package]]")
+        .find(|p| p.contains("name = \"webpki-roots\""))
+        .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = ")))
+        .map(|v| v.trim_matches('"').to_string())
+        .unwrap_or_else(|| "unknown".into());
+    format!(
+        "webpki-roots {version} ({} roots)",
+        webpki_roots::TLS_SERVER_ROOTS.len()
+    )
+}
+
+#[cfg(test)]
+mod roots_tests {
+    #[test]
+    fn roots_version_names_the_pinned_crate() {
+        let v = super::roots_version();
+        assert!(v.starts_with("webpki-roots 1."), "{v}");
+        assert!(!v.contains("unknown"), "{v}");
+    }
+}
