@@ -133,7 +133,8 @@ type Table = Mutex<HashMap<IpAddr, Arc<Host>>>;
 /// How often the gate made the crawl wait (for the crawl summary).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PolitenessStats {
-    /// Permits handed out (connection attempts).
+    /// Calls to [`Politeness::acquire`] (connection attempts; one whose
+    /// caller gave up while waiting counts too).
     pub acquired: u64,
     /// Attempts that waited for a rate (per-IP or global).
     pub rate_waits: u64,
@@ -316,9 +317,8 @@ impl Politeness {
 
     /// Forgets every address with no open connection, nobody waiting and
     /// no attempt due to wait on it, so memory follows the active addresses
-    /// rather than every address ever seen. Runs by itself every
-    /// [`HOUSEKEEPING_EVERY`] acquisitions; a crawl may also call it on a
-    /// timer.
+    /// rather than every address ever seen. Runs by itself every 1024
+    /// acquisitions; a crawl may also call it on a timer.
     pub fn housekeeping(&self) {
         let now = Instant::now();
         let mut t = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
