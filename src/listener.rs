@@ -422,6 +422,7 @@ pub(crate) mod test_support {
             policy: AddressPolicy::ALLOW_PRIVATE,
             tls: Arc::new(TlsProbe::new(ca).expect("tls")),
             probe_domain: Some(from.to_owned()),
+            gate: None,
         }
     }
 

@@ -270,6 +270,7 @@ async fn probe(a: ProbeArgs) -> Result<()> {
             },
             tls: Arc::new(tls),
             probe_domain: identity.as_ref().map(|i| i.domain.clone()),
+            gate: None,
         },
     );
     let resolver = Arc::new(resolver);

@@ -1,3 +1,4 @@
 //! Network safety and connection helpers.
 
 pub mod policy;
+pub mod politeness;

@@ -7,6 +7,7 @@
 use crate::dns::TlsaRecord;
 use crate::limits::Limits;
 use crate::net::policy::{AddressPolicy, classify};
+use crate::net::politeness::{ConnectPermit, Politeness};
 use crate::probe::plan::EndpointPlan;
 use crate::probe::report::{ConnectOutcome, EndpointOutcome, EndpointReport, Phase, Transport};
 use crate::tls::client::{Capture, TlsProbe, classify_error, server_name, tls_info};
@@ -39,6 +40,9 @@ pub struct ProbeContext {
     pub tls: Arc<TlsProbe>,
     /// Our own domain, sent as `from` on s2s streams when configured.
     pub probe_domain: Option<String>,
+    /// Rate and concurrency limits per target address and for the whole
+    /// run; `None`: connect at once (tests, single-domain probes).
+    pub gate: Option<Arc<Politeness>>,
 }
 
 /// Why the exchange stopped early; becomes the report's outcome.
@@ -113,6 +117,9 @@ pub struct Session {
     pub features: Features,
     /// What the handshake captured (chain, CertificateRequest).
     pub capture: Arc<Capture>,
+    /// The politeness slot of this connection. Declared last: fields drop
+    /// in order, so the socket is closed before the slot is released.
+    permit: Option<ConnectPermit>,
 }
 
 impl Session {
@@ -180,6 +187,13 @@ pub async fn open_session(
         ));
         return (r, None);
     }
+    // Wait for politeness right before the connect (its rates are granted
+    // for this instant; nothing is awaited in between). The permit lives
+    // as long as the connection: in the session, or until this returns.
+    let permit = match &ctx.gate {
+        Some(gate) => Some(gate.acquire(plan.ip).await),
+        None => None,
+    };
     let t0 = Instant::now();
     let tcp = match timeout(
         ctx.limits.connect_timeout,
@@ -214,8 +228,9 @@ pub async fn open_session(
         Transport::DirectTls => tls_and_stream(ctx, domain, tcp, &mut r, &plan.tlsa, opts).await,
     };
     match result {
-        Ok(session) => {
+        Ok(mut session) => {
             r.outcome = EndpointOutcome::Complete;
+            session.permit = permit;
             (r, Some(session))
         }
         Err(stop) => {
@@ -470,6 +485,7 @@ async fn tls_and_stream(
                 stream: rd,
                 features: feats,
                 capture,
+                permit: None,
             })
         }
         Err(stop) => {

@@ -453,6 +453,12 @@ impl Testnet {
         self.shared.counters.get(ip)
     }
 
+    /// When the connections on `ip` were accepted (sorted): what a server
+    /// operator sees of the crawler's connection rate.
+    pub fn accept_times(&self, ip: IpAddr) -> Vec<std::time::Instant> {
+        self.shared.counters.accept_times(ip)
+    }
+
     /// Connections accepted on every address so far.
     pub fn total_connections(&self) -> u64 {
         self.shared.counters.total()

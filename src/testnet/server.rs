@@ -33,7 +33,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -71,25 +71,61 @@ const OUTBOUND_LIMITS: Limits = Limits {
     dns_timeout: Duration::from_secs(5),
 };
 
+/// Accept instants kept per address: enough for any test of the crawler's
+/// rate limits, bounded so a long-running testnet does not grow forever.
+const MAX_ACCEPT_TIMES: usize = 100_000;
+
+/// Connections accepted on one address.
+#[derive(Debug, Default)]
+struct IpCounter {
+    accepted: AtomicU64,
+    /// When each connection was accepted (the first [`MAX_ACCEPT_TIMES`]):
+    /// what a server operator sees of the crawler's rate.
+    times: Mutex<Vec<Instant>>,
+}
+
+impl IpCounter {
+    fn record(&self, at: Instant) {
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+        let mut t = self.times.lock().unwrap_or_else(|e| e.into_inner());
+        if t.len() < MAX_ACCEPT_TIMES {
+            t.push(at);
+        }
+    }
+}
+
 /// Connections accepted, per listening address.
 #[derive(Debug, Default)]
 pub struct Counters {
-    by_ip: Mutex<HashMap<IpAddr, Arc<AtomicU64>>>,
+    by_ip: Mutex<HashMap<IpAddr, Arc<IpCounter>>>,
 }
 
 impl Counters {
-    fn slot(&self, ip: IpAddr) -> Arc<AtomicU64> {
+    fn slot(&self, ip: IpAddr) -> Arc<IpCounter> {
         let mut m = self.by_ip.lock().unwrap_or_else(|e| e.into_inner());
         m.entry(ip).or_default().clone()
     }
     /// Connections accepted on `ip` so far.
     pub fn get(&self, ip: IpAddr) -> u64 {
-        self.slot(ip).load(Ordering::Relaxed)
+        self.slot(ip).accepted.load(Ordering::Relaxed)
     }
     /// Connections accepted on all addresses.
     pub fn total(&self) -> u64 {
         let m = self.by_ip.lock().unwrap_or_else(|e| e.into_inner());
-        m.values().map(|c| c.load(Ordering::Relaxed)).sum()
+        m.values().map(|c| c.accepted.load(Ordering::Relaxed)).sum()
+    }
+    /// When the connections on `ip` were accepted, in order (all listeners
+    /// of the address: c2s, s2s, direct TLS).
+    pub fn accept_times(&self, ip: IpAddr) -> Vec<Instant> {
+        let mut t = self
+            .slot(ip)
+            .times
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        // Listeners of one address record concurrently.
+        t.sort();
+        t
     }
 }
 
@@ -157,6 +193,7 @@ impl Shared {
                 policy: AddressPolicy::ALLOW_PRIVATE,
                 tls: Arc::new(tls),
                 probe_domain: None,
+                gate: None,
             },
             pki,
             provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
@@ -289,7 +326,7 @@ pub fn spawn(shared: &Arc<Shared>, socket: TcpListener, what: Listener) {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             };
-            counter.fetch_add(1, Ordering::Relaxed);
+            counter.record(Instant::now());
             let _ = tcp.set_nodelay(true);
             let sh2 = sh.clone();
             let what = what.clone();

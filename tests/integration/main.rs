@@ -5,6 +5,7 @@
 mod acceptance;
 mod address_safety;
 mod cli;
+mod politeness;
 mod prosody;
 mod sources;
 mod support;

@@ -277,6 +277,7 @@ fn probe_context(net: &Testnet) -> ProbeContext {
         policy: AddressPolicy::ALLOW_PRIVATE,
         tls: Arc::new(TlsProbe::new(ca).expect("tls")),
         probe_domain: Some(net.probe_identity().expect("probe identity").domain),
+        gate: None,
     }
 }
 

@@ -54,6 +54,7 @@ pub fn prober(net: &Testnet, policy: AddressPolicy) -> Prober {
             policy,
             tls: Arc::new(TlsProbe::new(ca).expect("tls")),
             probe_domain: None,
+            gate: None,
         },
     )
 }
