@@ -68,7 +68,11 @@ pub(super) async fn apply_missing(
             .await
             .map_err(e)?;
         tx.commit().await.map_err(e)?;
-        tracing::info!(version = m.version, name = m.name, "applied schema migration");
+        tracing::info!(
+            version = m.version,
+            name = m.name,
+            "applied schema migration"
+        );
         applied.push(m.version);
     }
     Ok(applied)

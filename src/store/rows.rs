@@ -12,8 +12,7 @@
 use crate::acceptance::AcceptanceVerdict;
 use crate::dns::{DnsOutcome, DnsReport, Dnssec};
 use crate::probe::report::{
-    ConnectOutcome, DomainReport, EndpointOutcome, EndpointReport, EndpointSource, Phase,
-    Transport,
+    ConnectOutcome, DomainReport, EndpointOutcome, EndpointReport, EndpointSource, Phase, Transport,
 };
 use crate::tls::{CertInfo, ChainVerdict, EkuClass, NameMatch, TlsFailure};
 use crate::verdict::{ServiceStatus, ServiceSummary};

@@ -6,5 +6,6 @@ mod acceptance;
 mod address_safety;
 mod cli;
 mod prosody;
+mod store;
 mod support;
 mod truth;
