@@ -20,8 +20,8 @@ pub use error::{StoreError, redact_url};
 
 use crate::probe::report::DomainReport;
 use serde_json::Value;
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgPool};
 use std::collections::{BTreeMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
@@ -205,6 +205,13 @@ impl Store {
                 source,
             })?
             .application_name("xmpp-survey");
+        // One direct connection first: the pool would retry a refused
+        // connection until ACQUIRE_TIMEOUT, this fails at once with the
+        // real cause.
+        let probe = sqlx::PgConnection::connect_with(&options)
+            .await
+            .map_err(|e| StoreError::from_sqlx(&redacted, e))?;
+        let _ = probe.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(DEFAULT_MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -376,7 +383,9 @@ impl Store {
     /// widened to this probe's time) and DNS answers, and its queue row set
     /// to `done`. A domain that already has a result in this crawl writes
     /// nothing (not an error): an expired lease may make two workers probe
-    /// it. Returns how many domains were newly recorded.
+    /// it. Returns how many domains were newly recorded. On an error the
+    /// domains before the failing one stay stored (each is committed on its
+    /// own); recording the whole batch again is safe.
     pub async fn record(
         &self,
         crawl_id: i64,

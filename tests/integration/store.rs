@@ -1027,7 +1027,8 @@ async fn an_unreachable_server_is_unavailable_and_the_password_is_hidden() {
         msg.contains("127.0.0.1:1") && !msg.contains("hunter2"),
         "{msg}"
     );
-    assert!(t.elapsed() < xmpp_survey::store::ACQUIRE_TIMEOUT + Duration::from_secs(2));
+    // A refused connection is reported at once, not after the pool's retries.
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     assert!(matches!(
         Store::connect("not a url").await,
         Err(StoreError::Config { .. })
