@@ -13,6 +13,7 @@
 //! - [`probe`]: the I/O that drives one domain's measurement; its [`probe::report`] is the output.
 //! - [`verdict`]: **the verdict logic**: per-domain summary derived from a report (pure).
 //! - [`facts`]: flattened, comparable facts shared by the testnet manifest and the truth test.
+//! - [`store`]: PostgreSQL: schema and migrations, the crawl queue (leases), results.
 //! - [`testnet`]: the local federation (private CA, authoritative DNS, simulated servers).
 //! - [`limits`]: every timeout and cap, with why.
 
@@ -29,6 +30,7 @@ pub mod net;
 pub mod probe;
 pub mod s2s;
 pub mod sources;
+pub mod store;
 pub mod testnet;
 pub mod tls;
 pub mod verdict;

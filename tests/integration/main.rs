@@ -8,5 +8,6 @@ mod cli;
 mod politeness;
 mod prosody;
 mod sources;
+mod store;
 mod support;
 mod truth;

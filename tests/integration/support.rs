@@ -58,3 +58,85 @@ pub fn prober(net: &Testnet, policy: AddressPolicy) -> Prober {
         },
     )
 }
+
+/// A PostgreSQL database of its own for one test: created empty on the
+/// server `DATABASE_URL` names, dropped (with its connections) when this
+/// value is dropped, even if the test panics.
+pub struct TestDb {
+    /// URL of the test's database.
+    pub url: String,
+    server: String,
+    name: String,
+}
+
+/// Creates a fresh database `xs_test_<random>` for one test. Panics with
+/// instructions when `DATABASE_URL` is unset: the tests never fall back to
+/// whatever server happens to run on this machine.
+pub async fn pg() -> TestDb {
+    use sqlx::{Connection, Executor};
+    let server = std::env::var("DATABASE_URL").unwrap_or_else(|_| {
+        panic!(
+            "DATABASE_URL is not set: run the tests through scripts/test.sh, which starts a \
+             private PostgreSQL cluster (or set DATABASE_URL to a PostgreSQL server URL on \
+             which the tests may create and drop databases)"
+        )
+    });
+    let name = format!("xs_test_{:016x}", rand::random::<u64>());
+    let mut admin = sqlx::PgConnection::connect(&server)
+        .await
+        .unwrap_or_else(|e| panic!("DATABASE_URL server is not reachable: {e}"));
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .expect("CREATE DATABASE");
+    let _ = admin.close().await;
+    TestDb {
+        url: with_database(&server, &name),
+        server,
+        name,
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        use sqlx::{Connection, Executor};
+        let (server, name) = (self.server.clone(), self.name.clone());
+        // Drop runs outside any runtime (or inside a finishing one): use a
+        // thread with its own.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                let mut admin = sqlx::PgConnection::connect(&server).await?;
+                admin
+                    .execute(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .await?;
+                admin.close().await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("warning: test database {} was not dropped", self.name);
+        }
+    }
+}
+
+/// `url` with its database path replaced by `db`.
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let authority = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[authority..].find('/') {
+        Some(slash) => &base[..authority + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{db}?{q}"),
+        None => format!("{base}/{db}"),
+    }
+}

@@ -1,0 +1,656 @@
+//! The mapping from a [`DomainReport`] to the rows the schema stores: pure,
+//! so it is unit-tested without a database and the SQL stays a thin
+//! `jsonb_populate_record` over these structs.
+//!
+//! Every struct here serialises to a JSON object whose keys are **exactly**
+//! the column names of its table (`schema.sql`); `Store::record` hands the
+//! objects to PostgreSQL, which converts them with the table's own row type.
+//! The integration test `row_keys_are_the_table_columns` keeps the two in
+//! step. Columns the database fills itself (`crawl_id`, `domain_id`,
+//! `recorded_at`) are not here.
+
+use crate::acceptance::AcceptanceVerdict;
+use crate::dns::{DnsOutcome, DnsReport, Dnssec};
+use crate::probe::report::{
+    ConnectOutcome, DomainReport, EndpointOutcome, EndpointReport, EndpointSource, Phase, Transport,
+};
+use crate::tls::{CertInfo, ChainVerdict, EkuClass, NameMatch, TlsFailure};
+use crate::verdict::{ServiceStatus, ServiceSummary};
+use crate::xmpp::Service;
+use crate::xmpp::features::StarttlsOffer;
+use serde::{Serialize, Serializer};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use time::{Date, OffsetDateTime};
+
+/// All rows one domain's report becomes, in the order they are inserted.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rows {
+    /// The `results` row.
+    pub result: ResultRow,
+    /// Distinct certificates of every endpoint's chain, sorted by SHA-256
+    /// (a fixed order means two concurrent upserts lock rows in the same
+    /// order and cannot deadlock).
+    pub certificates: Vec<CertificateRow>,
+    /// One `endpoints` row per report endpoint, in report order.
+    pub endpoints: Vec<EndpointRow>,
+    /// The chain of every endpoint, certificate by certificate.
+    pub chain_members: Vec<ChainMemberRow>,
+    /// One `dns_records` row per DNS question.
+    pub dns_records: Vec<DnsRow>,
+}
+
+/// A `results` row: the per-domain verdicts as typed columns plus the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResultRow {
+    /// When the probe started.
+    #[serde(with = "time::serde::rfc3339")]
+    pub probed_at: OffsetDateTime,
+    /// Wall time of the probe.
+    pub duration_ms: u64,
+    /// DNSSEC status.
+    pub dnssec: Dnssec,
+    /// c2s verdict columns.
+    #[serde(flatten, serialize_with = "c2s")]
+    pub c2s: ServiceColumns,
+    /// s2s verdict columns.
+    #[serde(flatten, serialize_with = "s2s")]
+    pub s2s: ServiceColumns,
+    /// s2s dialback offered (XEP-0220).
+    pub s2s_dialback_offered: Option<bool>,
+    /// s2s bidi offered (XEP-0288).
+    pub s2s_bidi_offered: Option<bool>,
+    /// Acceptance verdict (MEASUREMENTS §3).
+    pub acceptance: AcceptanceVerdict,
+    /// Why that verdict.
+    pub acceptance_reason: Option<String>,
+    /// XEP-0092 name.
+    pub software_name: Option<String>,
+    /// XEP-0092 version.
+    pub software_version: Option<String>,
+    /// The whole report.
+    pub report: Value,
+}
+
+/// The columns a [`ServiceSummary`] gives, without their `c2s_`/`s2s_`
+/// prefix (added when serialised).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceColumns {
+    /// Reachability.
+    pub status: ServiceStatus,
+    /// Endpoints probed.
+    pub endpoints: usize,
+    /// Endpoints that completed TLS.
+    pub endpoints_tls_ok: usize,
+    /// STARTTLS offer.
+    pub starttls: Option<StarttlsOffer>,
+    /// SASL mechanisms before TLS.
+    pub sasl_before_tls: Option<Vec<String>>,
+    /// Direct TLS completed.
+    pub direct_tls: bool,
+    /// Primary endpoint's TLS version.
+    pub tls_version: Option<String>,
+    /// Primary endpoint's chain verdict.
+    pub chain_verdict: Option<ChainVerdict>,
+    /// Primary endpoint's name match.
+    pub name_match: Option<NameMatch>,
+    /// Primary end-entity's EKU class.
+    pub eku_class: Option<EkuClass>,
+    /// Issued by Let's Encrypt.
+    pub lets_encrypt: Option<bool>,
+    /// Date the successor turns server-only.
+    #[serde(serialize_with = "date_opt")]
+    pub renews_server_only: Option<Date>,
+    /// CertificateRequest seen.
+    pub client_cert_requested: Option<bool>,
+    /// EXTERNAL offered after TLS.
+    pub external_offered: Option<bool>,
+    /// TLSA matched.
+    pub dane_match: Option<bool>,
+}
+
+impl From<&ServiceSummary> for ServiceColumns {
+    fn from(s: &ServiceSummary) -> Self {
+        Self {
+            status: s.status,
+            endpoints: s.endpoints,
+            endpoints_tls_ok: s.endpoints_tls_ok,
+            starttls: s.starttls,
+            sasl_before_tls: s.sasl_before_tls.clone(),
+            direct_tls: s.direct_tls,
+            tls_version: s.tls_version.clone(),
+            chain_verdict: s.chain_verdict,
+            name_match: s.name_match,
+            eku_class: s.eku_class,
+            lets_encrypt: s.lets_encrypt,
+            renews_server_only: s.renews_server_only,
+            client_cert_requested: s.client_cert_requested,
+            external_offered: s.external_offered,
+            dane_match: s.dane_match,
+        }
+    }
+}
+
+/// A `certificates` row; `first_seen` = `last_seen` = this sighting.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CertificateRow {
+    /// SHA-256 of the DER.
+    pub sha256: String,
+    /// Subject DN.
+    pub subject: String,
+    /// Issuer DN.
+    pub issuer: String,
+    /// Serial, hex.
+    pub serial: String,
+    /// notBefore.
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_before: OffsetDateTime,
+    /// notAfter.
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+    /// Key algorithm.
+    pub key_algorithm: String,
+    /// Key size.
+    pub key_bits: Option<u32>,
+    /// EC curve.
+    pub key_curve: Option<String>,
+    /// Signature algorithm.
+    pub signature_algorithm: String,
+    /// EKU extension present.
+    pub eku_present: bool,
+    /// EKU class.
+    pub eku_class: EkuClass,
+    /// EKU OIDs.
+    pub eku_oids: Vec<String>,
+    /// SANs as JSON.
+    pub sans: Value,
+    /// Let's Encrypt.
+    pub lets_encrypt: bool,
+    /// cA.
+    pub is_ca: bool,
+    /// Self-signed.
+    pub self_signed: bool,
+    /// Renews server-only on.
+    #[serde(serialize_with = "date_opt")]
+    pub renews_server_only: Option<Date>,
+    /// This sighting (the probe's start).
+    #[serde(with = "time::serde::rfc3339")]
+    pub first_seen: OffsetDateTime,
+    /// This sighting (the probe's start).
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen: OffsetDateTime,
+}
+
+/// An `endpoints` row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EndpointRow {
+    /// Index in the report's endpoint list.
+    pub ordinal: usize,
+    /// c2s / s2s.
+    pub service: Service,
+    /// STARTTLS / direct TLS.
+    pub transport: Transport,
+    /// Host name.
+    pub host: String,
+    /// Address.
+    pub ip: IpAddr,
+    /// Port.
+    pub port: u16,
+    /// SRV or fallback.
+    pub source: EndpointSource,
+    /// TCP connect result.
+    pub connect: ConnectOutcome,
+    /// Connect time.
+    pub connect_ms: Option<u64>,
+    /// Final outcome.
+    pub outcome: EndpointOutcome,
+    /// Phase of the outcome.
+    pub phase: Option<Phase>,
+    /// STARTTLS offer before TLS.
+    pub starttls: Option<StarttlsOffer>,
+    /// TLS failure class.
+    pub tls_failure: Option<TlsFailure>,
+    /// TLS version.
+    pub tls_version: Option<String>,
+    /// Cipher suite.
+    pub cipher_suite: Option<String>,
+    /// ALPN.
+    pub alpn: Option<String>,
+    /// CertificateRequest seen (`None`: no TLS attempted).
+    pub client_cert_requested: Option<bool>,
+    /// Chain verdict.
+    pub chain_verdict: Option<ChainVerdict>,
+    /// Name match.
+    pub name_match: Option<NameMatch>,
+    /// TLSA match.
+    pub dane_match: Option<bool>,
+    /// End-entity certificate.
+    pub leaf_sha256: Option<String>,
+    /// The endpoint JSON, `tls.chain` replaced by `tls.chain_sha256`.
+    pub evidence: Value,
+}
+
+/// A `chain_members` row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainMemberRow {
+    /// The endpoint's ordinal.
+    pub ordinal: usize,
+    /// Position in the chain (0 = end-entity).
+    pub position: usize,
+    /// The certificate.
+    pub sha256: String,
+}
+
+/// A `dns_records` row: one DNS question and its answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DnsRow {
+    /// Question order.
+    pub ordinal: usize,
+    /// Owner name.
+    pub name: String,
+    /// `SRV`, `A`, `AAAA` or `TLSA`.
+    pub rtype: &'static str,
+    /// Outcome.
+    pub outcome: DnsOutcome,
+    /// The answer.
+    pub data: Value,
+}
+
+/// Maps one report to its rows. Deterministic: the same report gives the
+/// same rows, which is what makes re-recording a no-op comparable.
+pub fn from_report(report: &DomainReport) -> Rows {
+    let seen = report.started_at;
+    let mut certificates: BTreeMap<&str, CertificateRow> = BTreeMap::new();
+    let mut endpoints = Vec::with_capacity(report.endpoints.len());
+    let mut chain_members = Vec::new();
+    for (ordinal, e) in report.endpoints.iter().enumerate() {
+        let chain = e.tls.as_ref().map(|t| t.chain.as_slice()).unwrap_or(&[]);
+        for (position, c) in chain.iter().enumerate() {
+            certificates
+                .entry(&c.sha256)
+                .or_insert_with(|| certificate_row(c, seen));
+            chain_members.push(ChainMemberRow {
+                ordinal,
+                position,
+                sha256: c.sha256.clone(),
+            });
+        }
+        endpoints.push(endpoint_row(ordinal, e));
+    }
+    let summary = &report.summary;
+    let software = summary.software.as_ref();
+    let acceptance_reason = report.acceptance.as_ref().and_then(|a| a.reason.clone());
+    Rows {
+        result: ResultRow {
+            probed_at: report.started_at,
+            duration_ms: report.duration_ms,
+            dnssec: report.dns.dnssec,
+            c2s: (&summary.c2s).into(),
+            s2s: (&summary.s2s).into(),
+            s2s_dialback_offered: summary.s2s.dialback_offered,
+            s2s_bidi_offered: summary.s2s.bidi_offered,
+            acceptance: summary.acceptance,
+            acceptance_reason,
+            software_name: software.and_then(|s| s.name.clone()),
+            software_version: software.and_then(|s| s.version.clone()),
+            report: serde_json::to_value(report).unwrap_or(Value::Null),
+        },
+        certificates: certificates.into_values().collect(),
+        endpoints,
+        chain_members,
+        dns_records: dns_rows(&report.domain, &report.dns),
+    }
+}
+
+fn certificate_row(c: &CertInfo, seen: OffsetDateTime) -> CertificateRow {
+    CertificateRow {
+        sha256: c.sha256.clone(),
+        subject: c.subject.clone(),
+        issuer: c.issuer.clone(),
+        serial: c.serial.clone(),
+        not_before: c.not_before,
+        not_after: c.not_after,
+        key_algorithm: c.key.algorithm.clone(),
+        key_bits: c.key.bits,
+        key_curve: c.key.curve.clone(),
+        signature_algorithm: c.signature_algorithm.clone(),
+        eku_present: c.eku.present,
+        eku_class: c.eku.class,
+        eku_oids: c.eku.oids.clone(),
+        sans: serde_json::to_value(&c.sans).unwrap_or(Value::Null),
+        lets_encrypt: c.lets_encrypt,
+        is_ca: c.is_ca,
+        self_signed: c.self_signed,
+        renews_server_only: c.renews_server_only,
+        first_seen: seen,
+        last_seen: seen,
+    }
+}
+
+fn endpoint_row(ordinal: usize, e: &EndpointReport) -> EndpointRow {
+    let tls = e.tls.as_ref();
+    let mut evidence = serde_json::to_value(e).unwrap_or(Value::Null);
+    if let Some(t) = evidence.get_mut("tls").and_then(Value::as_object_mut) {
+        t.remove("chain");
+        let hashes: Vec<&str> = tls
+            .map(|t| t.chain.iter().map(|c| c.sha256.as_str()).collect())
+            .unwrap_or_default();
+        t.insert("chain_sha256".into(), json!(hashes));
+    }
+    EndpointRow {
+        ordinal,
+        service: e.service,
+        transport: e.transport,
+        host: e.host.clone(),
+        ip: e.ip,
+        port: e.port,
+        source: e.source,
+        connect: e.connect,
+        connect_ms: e.connect_ms,
+        outcome: e.outcome,
+        phase: e.phase,
+        starttls: e.pre_tls.as_ref().map(|f| f.starttls),
+        tls_failure: tls.and_then(|t| t.failure),
+        tls_version: tls.and_then(|t| t.version.clone()),
+        cipher_suite: tls.and_then(|t| t.cipher_suite.clone()),
+        alpn: tls.and_then(|t| t.alpn.clone()),
+        client_cert_requested: tls.map(|t| t.client_cert_requested),
+        chain_verdict: tls.and_then(|t| t.verdict),
+        name_match: tls.and_then(|t| t.name_match),
+        dane_match: tls.and_then(|t| t.dane_match),
+        leaf_sha256: tls.and_then(|t| t.chain.first()).map(|c| c.sha256.clone()),
+        evidence,
+    }
+}
+
+fn dns_rows(domain: &str, dns: &DnsReport) -> Vec<DnsRow> {
+    let mut rows = Vec::new();
+    let mut push = |name: String, rtype, outcome, data| {
+        rows.push(DnsRow {
+            ordinal: rows.len(),
+            name,
+            rtype,
+            outcome,
+            data,
+        })
+    };
+    for s in &dns.srv {
+        push(
+            format!("{}.{domain}", s.service.label()),
+            "SRV",
+            s.outcome,
+            json!({
+                "records": s.records,
+                "decidedly_unavailable": s.decidedly_unavailable,
+                "detail": s.detail,
+            }),
+        );
+    }
+    for h in &dns.hosts {
+        for (rtype, outcome, v4) in [("A", h.a, true), ("AAAA", h.aaaa, false)] {
+            let addrs: Vec<&IpAddr> = h.addrs.iter().filter(|a| a.is_ipv4() == v4).collect();
+            push(
+                h.name.clone(),
+                rtype,
+                outcome,
+                json!({ "addrs": addrs, "cnames": h.cnames }),
+            );
+        }
+    }
+    for t in &dns.tlsa {
+        push(
+            t.name.clone(),
+            "TLSA",
+            t.outcome,
+            json!({ "records": t.records }),
+        );
+    }
+    rows
+}
+
+fn date_opt<S: Serializer>(d: &Option<Date>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        // ISO 8601 calendar date, which PostgreSQL's DATE input accepts.
+        Some(d) => s.serialize_str(&format!(
+            "{:04}-{:02}-{:02}",
+            d.year(),
+            u8::from(d.month()),
+            d.day()
+        )),
+        None => s.serialize_none(),
+    }
+}
+
+fn prefixed<S: Serializer>(prefix: &str, c: &ServiceColumns, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::{Error, SerializeMap};
+    let Value::Object(fields) = serde_json::to_value(c).map_err(S::Error::custom)? else {
+        return Err(S::Error::custom("service columns are an object"));
+    };
+    let mut map = s.serialize_map(Some(fields.len()))?;
+    for (k, v) in fields {
+        map.serialize_entry(&format!("{prefix}_{k}"), &v)?;
+    }
+    map.end()
+}
+
+fn c2s<S: Serializer>(c: &ServiceColumns, s: S) -> Result<S::Ok, S::Error> {
+    prefixed("c2s", c, s)
+}
+
+fn s2s<S: Serializer>(c: &ServiceColumns, s: S) -> Result<S::Ok, S::Error> {
+    prefixed("s2s", c, s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::{HostLookup, SrvLookup, SrvRecord, SrvService, TlsaLookup};
+    use crate::tls::{Eku, KeyInfo, Sans, TlsInfo};
+    use crate::verdict::summarize;
+    use time::macros::{date, datetime};
+
+    fn cert(sha: char, class: EkuClass, renews: Option<Date>) -> CertInfo {
+        CertInfo {
+            sha256: sha.to_string().repeat(64),
+            subject: format!("CN={sha}"),
+            issuer: "CN=ca".into(),
+            serial: "01".into(),
+            not_before: datetime!(2026-01-01 0:00 UTC),
+            not_after: datetime!(2026-04-01 0:00 UTC),
+            key: KeyInfo {
+                algorithm: "ec".into(),
+                bits: Some(256),
+                curve: Some("P-256".into()),
+            },
+            signature_algorithm: "ecdsa-with-SHA256".into(),
+            sans: Sans {
+                dns: vec!["example.test".into()],
+                ..Sans::default()
+            },
+            eku: Eku {
+                present: true,
+                server_auth: true,
+                client_auth: class == EkuClass::ClientAndServer,
+                any: false,
+                oids: vec!["1.3.6.1.5.5.7.3.1".into()],
+                class,
+            },
+            is_ca: false,
+            self_signed: false,
+            lets_encrypt: true,
+            renews_server_only: renews,
+        }
+    }
+
+    fn endpoint(service: Service, chain: Vec<CertInfo>) -> EndpointReport {
+        EndpointReport {
+            service,
+            transport: Transport::Starttls,
+            host: "xmpp.example.test".into(),
+            ip: "192.0.2.7".parse().unwrap(),
+            port: if service == Service::C2s { 5222 } else { 5269 },
+            source: EndpointSource::Srv,
+            connect: ConnectOutcome::Connected,
+            connect_ms: Some(3),
+            outcome: EndpointOutcome::Complete,
+            phase: None,
+            detail: None,
+            header: None,
+            pre_tls: None,
+            tls: Some(TlsInfo {
+                failure: None,
+                failure_detail: None,
+                version: Some("TLSv1.3".into()),
+                cipher_suite: Some("TLS13_AES_128_GCM_SHA256".into()),
+                alpn: None,
+                client_cert_requested: service == Service::S2s,
+                client_cert_sent: false,
+                chain,
+                verdict: Some(ChainVerdict::Trusted),
+                verdict_detail: None,
+                name_match: Some(NameMatch::DnsId),
+                dane_match: None,
+            }),
+            header_after_tls: None,
+            post_tls: None,
+            stream_error: None,
+        }
+    }
+
+    fn report() -> DomainReport {
+        let leaf = cert('a', EkuClass::ClientAndServer, Some(date!(2026 - 05 - 13)));
+        let inter = cert('b', EkuClass::ServerOnly, None);
+        let dns = DnsReport {
+            srv: vec![SrvLookup {
+                service: SrvService::XmppServer,
+                outcome: DnsOutcome::Records,
+                detail: None,
+                records: vec![SrvRecord {
+                    priority: 5,
+                    weight: 0,
+                    port: 5269,
+                    target: "xmpp.example.test".into(),
+                }],
+                decidedly_unavailable: false,
+            }],
+            hosts: vec![HostLookup {
+                name: "xmpp.example.test".into(),
+                a: DnsOutcome::Records,
+                aaaa: DnsOutcome::NoData,
+                addrs: vec!["192.0.2.7".parse().unwrap()],
+                cnames: vec![],
+            }],
+            tlsa: vec![TlsaLookup {
+                name: "_5269._tcp.xmpp.example.test".into(),
+                outcome: DnsOutcome::NxDomain,
+                records: vec![],
+            }],
+            dnssec: Dnssec::NotValidated,
+        };
+        let endpoints = vec![
+            endpoint(Service::C2s, vec![leaf.clone(), inter.clone()]),
+            endpoint(Service::S2s, vec![leaf, inter]),
+        ];
+        DomainReport {
+            schema_version: 1,
+            domain: "example.test".into(),
+            started_at: datetime!(2026-03-01 12:00 UTC),
+            duration_ms: 42,
+            summary: summarize(&dns, &endpoints),
+            dns,
+            endpoints,
+            acceptance: None,
+        }
+    }
+
+    #[test]
+    fn a_certificate_on_two_endpoints_is_one_row_and_two_chains() {
+        let rows = from_report(&report());
+        assert_eq!(rows.certificates.len(), 2);
+        assert_eq!(rows.certificates[0].sha256, "a".repeat(64));
+        assert_eq!(rows.chain_members.len(), 4);
+        assert_eq!(
+            rows.chain_members[3],
+            ChainMemberRow {
+                ordinal: 1,
+                position: 1,
+                sha256: "b".repeat(64)
+            }
+        );
+        let seen = datetime!(2026-03-01 12:00 UTC);
+        assert!(
+            rows.certificates
+                .iter()
+                .all(|c| c.first_seen == seen && c.last_seen == seen)
+        );
+    }
+
+    #[test]
+    fn endpoint_evidence_keeps_hashes_not_certificates() {
+        let rows = from_report(&report());
+        let e = &rows.endpoints[1];
+        assert_eq!(e.ordinal, 1);
+        assert_eq!(e.leaf_sha256.as_deref(), Some(&*"a".repeat(64)));
+        assert_eq!(e.client_cert_requested, Some(true));
+        let tls = &e.evidence["tls"];
+        assert!(tls.get("chain").is_none());
+        assert_eq!(tls["chain_sha256"], json!(["a".repeat(64), "b".repeat(64)]));
+        assert_eq!(e.evidence["host"], "xmpp.example.test");
+    }
+
+    #[test]
+    fn result_columns_carry_the_summary_with_service_prefixes() {
+        let rows = from_report(&report());
+        let v = serde_json::to_value(&rows.result).unwrap();
+        assert_eq!(v["c2s_status"], "tls_ok");
+        assert_eq!(v["s2s_status"], "tls_ok");
+        assert_eq!(v["s2s_eku_class"], "client_and_server");
+        assert_eq!(v["s2s_chain_verdict"], "trusted");
+        assert_eq!(v["s2s_renews_server_only"], "2026-05-13");
+        assert_eq!(v["c2s_client_cert_requested"], false);
+        assert_eq!(v["s2s_client_cert_requested"], true);
+        assert_eq!(v["acceptance"], "not_run");
+        assert_eq!(v["dnssec"], "not_validated");
+        assert_eq!(v["probed_at"], "2026-03-01T12:00:00Z");
+        assert_eq!(v["report"]["domain"], "example.test");
+        assert!(v.get("c2s").is_none() && v.get("status").is_none());
+    }
+
+    #[test]
+    fn every_dns_question_is_a_row_with_its_own_outcome() {
+        let rows = from_report(&report());
+        let got: Vec<_> = rows
+            .dns_records
+            .iter()
+            .map(|r| (r.ordinal, r.name.as_str(), r.rtype, r.outcome))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    0,
+                    "_xmpp-server._tcp.example.test",
+                    "SRV",
+                    DnsOutcome::Records
+                ),
+                (1, "xmpp.example.test", "A", DnsOutcome::Records),
+                (2, "xmpp.example.test", "AAAA", DnsOutcome::NoData),
+                (
+                    3,
+                    "_5269._tcp.xmpp.example.test",
+                    "TLSA",
+                    DnsOutcome::NxDomain
+                ),
+            ]
+        );
+        assert_eq!(rows.dns_records[1].data["addrs"], json!(["192.0.2.7"]));
+        assert_eq!(rows.dns_records[2].data["addrs"], json!([]));
+        assert_eq!(rows.dns_records[0].data["records"][0]["port"], 5269);
+    }
+
+    #[test]
+    fn mapping_is_deterministic() {
+        assert_eq!(from_report(&report()), from_report(&report()));
+    }
+}
