@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod acceptance;
+pub mod crawl;
 pub mod dns;
 pub mod domain;
 pub mod facts;

@@ -15,13 +15,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use xmpp_survey::acceptance::probe::AcceptanceProbe;
+use xmpp_survey::crawl::{WorkerConfig, default_worker_id, iso_week_label, run_worker};
 use xmpp_survey::dns::resolve::{DnsConfig, Resolver};
 use xmpp_survey::identity::{ConfigFile, IdentityConfig, ProbeIdentity};
 use xmpp_survey::limits::{self, Limits};
 use xmpp_survey::listener::{ListenerConfig, ProbeListener};
 use xmpp_survey::net::policy::AddressPolicy;
+use xmpp_survey::net::politeness::{Politeness, PolitenessConfig};
 use xmpp_survey::probe::endpoint::ProbeContext;
 use xmpp_survey::probe::{Prober, render};
+use xmpp_survey::sources::SourceSpec;
+use xmpp_survey::store::migrate::BINARY_VERSION;
+use xmpp_survey::store::{Crawl, CrawlMeta, CrawlStatus, Store};
 use xmpp_survey::tls::client::TlsProbe;
 
 #[derive(Parser)]
@@ -42,6 +47,96 @@ enum Command {
     /// Run the local test federation (private CA, DNS, simulated servers).
     #[command(subcommand)]
     Testnet(TestnetCommand),
+    /// Database administration (PostgreSQL).
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// Create (or resume) a crawl from sources and work on it.
+    Crawl(Box<CrawlArgs>),
+    /// Join an existing crawl from another process or host.
+    Worker(Box<WorkerArgs>),
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Apply the schema's migrations (safe to run twice).
+    Migrate(DbArgs),
+}
+
+#[derive(Args)]
+struct DbArgs {
+    /// PostgreSQL URL.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+}
+
+/// How a worker works: concurrency, politeness, leases, retries.
+#[derive(Args, Clone)]
+struct WorkArgs {
+    /// Probes in flight at once in this process.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Global connection rate (connections/s over all targets).
+    #[arg(long)]
+    rate: Option<std::num::NonZeroU32>,
+    /// Connections/s to any one target address.
+    #[arg(long, default_value = "10")]
+    per_ip_rate: Option<std::num::NonZeroU32>,
+    /// Simultaneous connections to any one target address.
+    #[arg(long, default_value = "4")]
+    per_ip_concurrency: Option<std::num::NonZeroUsize>,
+    /// No rate or concurrency limits at all (testnet benchmarks only).
+    #[arg(long)]
+    no_limits: bool,
+    /// How long a lease lasts before another worker may take the domain.
+    #[arg(long, value_parser = duration, default_value = "300s")]
+    lease: Duration,
+    /// Attempts before a transiently failing domain ends `not_tested`.
+    #[arg(long, default_value_t = 3)]
+    max_attempts: u32,
+    /// First retry delay (doubles each attempt).
+    #[arg(long, value_parser = duration, default_value = "30s")]
+    retry_base: Duration,
+    /// This worker's name in leases (default host:pid).
+    #[arg(long)]
+    worker_id: Option<String>,
+}
+
+#[derive(Args)]
+struct CrawlArgs {
+    /// A domain source (repeatable): text:FILE, csv:FILE[#column],
+    /// providers:URL|FILE, db, or a path guessed by its extension.
+    #[arg(long = "source", required = true)]
+    sources: Vec<String>,
+    /// Crawl label; the same label resumes (default: ISO week, e.g. 2026-W47).
+    #[arg(long)]
+    label: Option<String>,
+    /// Domains never to probe (file, one a line; added to the table's list).
+    #[arg(long = "opt-out")]
+    opt_out: Vec<PathBuf>,
+    /// Where this crawl runs from (recorded with the crawl).
+    #[arg(long, default_value = "default")]
+    vantage: String,
+    /// PostgreSQL URL.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+    #[command(flatten)]
+    work: WorkArgs,
+    #[command(flatten)]
+    net: NetOptions,
+}
+
+#[derive(Args)]
+struct WorkerArgs {
+    /// The label of the crawl to join.
+    #[arg(long)]
+    crawl: String,
+    /// PostgreSQL URL.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+    #[command(flatten)]
+    work: WorkArgs,
+    #[command(flatten)]
+    net: NetOptions,
 }
 
 #[derive(Subcommand)]
@@ -50,6 +145,22 @@ enum TestnetCommand {
     Up(TestnetArgs),
     /// Compare probe results (JSON lines) with a testnet manifest.
     Check(CheckArgs),
+    /// Measure the raw TLS handshake rate against a running testnet (the
+    /// benchmark's baseline).
+    TlsCeiling(CeilingArgs),
+}
+
+#[derive(Args)]
+struct CeilingArgs {
+    /// The manifest written by `testnet up` (its CA is read beside it).
+    #[arg(long)]
+    manifest: PathBuf,
+    /// How long to measure.
+    #[arg(long, value_parser = duration, default_value = "10s")]
+    duration: Duration,
+    /// Handshake loops in parallel.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
 }
 
 #[derive(Args)]
@@ -95,6 +206,19 @@ struct ProbeArgs {
     /// Print only the one-line-per-domain table, not each domain's evidence.
     #[arg(long, conflicts_with = "json")]
     table: bool,
+    /// Skip invalid lines in domain lists instead of refusing to start.
+    #[arg(long)]
+    skip_invalid: bool,
+    /// Domains probed at once.
+    #[arg(long, default_value_t = limits::DEFAULT_CONCURRENCY)]
+    concurrency: usize,
+    #[command(flatten)]
+    net: NetOptions,
+}
+
+/// How to reach targets and who we are: shared by probe, crawl and worker.
+#[derive(Args, Clone)]
+struct NetOptions {
     /// DNS server to ask (IP:PORT) instead of the system resolver.
     #[arg(long, env = "XMPP_SURVEY_RESOLVER")]
     resolver: Option<SocketAddr>,
@@ -104,12 +228,6 @@ struct ProbeArgs {
     /// Allow probing loopback and private addresses (testnet, labs).
     #[arg(long)]
     allow_private: bool,
-    /// Skip invalid lines in domain lists instead of refusing to start.
-    #[arg(long)]
-    skip_invalid: bool,
-    /// Domains probed at once.
-    #[arg(long, default_value_t = limits::DEFAULT_CONCURRENCY)]
-    concurrency: usize,
     /// TCP connect timeout.
     #[arg(long, value_parser = duration, default_value = "5s")]
     connect_timeout: Duration,
@@ -189,6 +307,10 @@ fn main() {
             Command::Probe(a) => probe(*a).await,
             Command::Testnet(TestnetCommand::Up(a)) => testnet_up(a).await,
             Command::Testnet(TestnetCommand::Check(a)) => testnet_check(&a),
+            Command::Testnet(TestnetCommand::TlsCeiling(a)) => tls_ceiling(&a).await,
+            Command::Db(DbCommand::Migrate(a)) => db_migrate(&a).await,
+            Command::Crawl(a) => crawl(*a).await,
+            Command::Worker(a) => worker(*a).await,
         }
     });
     if let Err(e) = result {
@@ -239,62 +361,71 @@ fn collect_domains(a: &ProbeArgs) -> Result<Vec<String>> {
     Ok(out)
 }
 
-async fn probe(a: ProbeArgs) -> Result<()> {
-    let domains = collect_domains(&a)?;
+/// A prober for the given options: TLS roots, resolver (checked to
+/// answer), and, with a probe identity, the acceptance probe and its
+/// dialback listener (returned so the caller can shut it down).
+async fn build_prober(
+    o: &NetOptions,
+    gate: Option<Arc<Politeness>>,
+) -> Result<(Prober, Option<Arc<ProbeListener>>)> {
     let mut extra = Vec::new();
-    for path in &a.extra_ca {
+    for path in &o.extra_ca {
         extra.extend(xmpp_survey::tls::verify::load_extra_ca(path)?);
     }
     let tls = TlsProbe::new(extra).context("cannot set up TLS")?;
     let resolver = Resolver::new(&DnsConfig {
-        server: a.resolver,
-        timeout: a.dns_timeout,
+        server: o.resolver,
+        timeout: o.dns_timeout,
     })
     .context("cannot set up the DNS resolver")?;
     resolver.check_reachable().await?;
-    let identity = load_identity(&a)?;
+    let identity = load_identity(o)?;
     let limits = Limits {
-        connect_timeout: a.connect_timeout,
-        phase_timeout: a.phase_timeout,
-        dns_timeout: a.dns_timeout,
+        connect_timeout: o.connect_timeout,
+        phase_timeout: o.phase_timeout,
+        dns_timeout: o.dns_timeout,
         ..Limits::default()
     };
+    let resolver = Arc::new(resolver);
     let prober = Prober::new(
-        Arc::new(resolver.clone()),
+        resolver.clone(),
         ProbeContext {
             limits,
-            policy: if a.allow_private {
+            policy: if o.allow_private {
                 AddressPolicy::ALLOW_PRIVATE
             } else {
                 AddressPolicy::STRICT
             },
             tls: Arc::new(tls),
             probe_domain: identity.as_ref().map(|i| i.domain.clone()),
-            gate: None,
+            gate,
         },
     );
-    let resolver = Arc::new(resolver);
-    let mut listener = None;
-    let prober = match identity {
-        None => prober,
-        Some(id) => {
-            let id = Arc::new(id);
-            let l = ProbeListener::start(ListenerConfig {
-                identity: id.clone(),
-                ctx: prober.context().clone(),
-                resolver: resolver.clone(),
-            })
-            .await
-            .context("cannot start the dialback listener")?;
-            eprintln!(
-                "acceptance probe on: as {} (dialback listener on {})",
-                id.domain,
-                l.local_addr()
-            );
-            listener = Some(l.clone());
-            prober.with_acceptance(AcceptanceProbe::new(id, l))
-        }
+    let Some(id) = identity else {
+        return Ok((prober, None));
     };
+    let id = Arc::new(id);
+    let l = ProbeListener::start(ListenerConfig {
+        identity: id.clone(),
+        ctx: prober.context().clone(),
+        resolver,
+    })
+    .await
+    .context("cannot start the dialback listener")?;
+    eprintln!(
+        "acceptance probe on: as {} (dialback listener on {})",
+        id.domain,
+        l.local_addr()
+    );
+    Ok((
+        prober.with_acceptance(AcceptanceProbe::new(id, l.clone())),
+        Some(l),
+    ))
+}
+
+async fn probe(a: ProbeArgs) -> Result<()> {
+    let domains = collect_domains(&a)?;
+    let (prober, listener) = build_prober(&a.net, None).await?;
     let mut results = futures::stream::iter(domains)
         .map(|d| {
             let prober = prober.clone();
@@ -337,7 +468,7 @@ async fn probe(a: ProbeArgs) -> Result<()> {
 }
 
 /// The probe identity from `--config` and the identity flags (flags win).
-fn load_identity(a: &ProbeArgs) -> Result<Option<ProbeIdentity>> {
+fn load_identity(a: &NetOptions) -> Result<Option<ProbeIdentity>> {
     let from_file = match &a.config {
         Some(path) => ConfigFile::load(path)?.identity.unwrap_or_default(),
         None => IdentityConfig::default(),
@@ -441,5 +572,226 @@ async fn testnet_up(a: TestnetArgs) -> Result<()> {
         .await
         .context("cannot wait for Ctrl-C")?;
     net.shutdown().await;
+    Ok(())
+}
+
+async fn db_migrate(a: &DbArgs) -> Result<()> {
+    let store = Store::connect(&a.database_url).await?;
+    let applied = store.migrate().await?;
+    let now = store.schema_version().await?.unwrap_or(0);
+    if applied.is_empty() {
+        println!("schema is up to date (version {now})");
+    } else {
+        println!("applied migration(s) {applied:?}; schema version {now}");
+    }
+    Ok(())
+}
+
+/// Politeness from the flags (none with --no-limits).
+fn politeness(w: &WorkArgs) -> Option<Arc<Politeness>> {
+    (!w.no_limits).then(|| {
+        Arc::new(Politeness::new(PolitenessConfig {
+            global_rate: w.rate,
+            per_ip_rate: w.per_ip_rate,
+            per_ip_concurrency: w.per_ip_concurrency,
+        }))
+    })
+}
+
+fn worker_config(w: &WorkArgs) -> WorkerConfig {
+    WorkerConfig {
+        worker_id: w.worker_id.clone().unwrap_or_else(default_worker_id),
+        concurrency: w.concurrency.max(1),
+        lease_for: w.lease,
+        max_attempts: w.max_attempts.max(1),
+        retry_base: w.retry_base,
+        ..WorkerConfig::default()
+    }
+}
+
+/// Refuses to work on a database whose schema is not the binary's.
+async fn open_store(url: &str) -> Result<Store> {
+    let store = Store::connect(url).await?;
+    match store.schema_version().await? {
+        Some(v) if v == BINARY_VERSION => Ok(store),
+        Some(v) => bail!(
+            "database schema is version {v}, this binary needs {}: run `xmpp-survey db migrate`",
+            BINARY_VERSION
+        ),
+        None => bail!("the database has no xmpp-survey schema: run `xmpp-survey db migrate` first"),
+    }
+}
+
+/// Runs this process's worker on a crawl with Ctrl-C handling and
+/// prints the crawl summary.
+async fn work(store: &Store, crawl: &Crawl, w: &WorkArgs, net: &NetOptions) -> Result<()> {
+    let (prober, listener) = build_prober(net, politeness(w)).await?;
+    let cfg = worker_config(w);
+    let before = store.progress(crawl.id).await?;
+    let total = before.total();
+    let progress =
+        xmpp_survey::crawl::progress::for_stderr(total, total - before.queued - before.leased);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\nCtrl-C: finishing the probes in flight; the rest stays queued");
+            c.cancel();
+        }
+    });
+    let started = std::time::Instant::now();
+    let stats = run_worker(store, crawl.id, &prober, &cfg, progress.as_ref(), &cancel).await?;
+    drop(progress);
+    if let Some(l) = listener {
+        l.shutdown().await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let after = store.progress(crawl.id).await?;
+    let status = if stats.interrupted || after.queued + after.leased > 0 {
+        CrawlStatus::Interrupted
+    } else {
+        CrawlStatus::Finished
+    };
+    if status == CrawlStatus::Finished {
+        store.finish_crawl(crawl.id, status).await?;
+    }
+    println!(
+        "worker {}: {} probed in {secs:.1}s ({:.1}/s), {} recorded ({} new), {} retried, {} not tested{}",
+        cfg.worker_id,
+        stats.probed,
+        stats.probed as f64 / secs.max(0.001),
+        stats.recorded,
+        stats.rows,
+        stats.retried,
+        stats.not_tested,
+        if stats.db_waits > 0 {
+            format!(", waited {} time(s) for the database", stats.db_waits)
+        } else {
+            String::new()
+        }
+    );
+    let summary = store.summary(crawl.id).await?;
+    print!(
+        "{}",
+        xmpp_survey::crawl::summary::render(&crawl.label, &after, &summary)
+    );
+    if status == CrawlStatus::Interrupted {
+        println!(
+            "crawl {} not finished ({} queued, {} leased); resume with:\n  xmpp-survey crawl --label {} --source ... (same sources), or\n  xmpp-survey worker --crawl {}",
+            crawl.label, after.queued, after.leased, crawl.label, crawl.label
+        );
+    }
+    Ok(())
+}
+
+async fn crawl(a: CrawlArgs) -> Result<()> {
+    let store = open_store(&a.database_url).await?;
+    let specs = a
+        .sources
+        .iter()
+        .map(|s| s.parse::<SourceSpec>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut opt_out = store.opt_outs().await?;
+    for f in &a.opt_out {
+        opt_out.extend(xmpp_survey::sources::load_opt_out_file(f)?);
+    }
+    let known = if specs.iter().any(|s| matches!(s, SourceSpec::Database)) {
+        Some(store.known_domains().await?)
+    } else {
+        None
+    };
+    let http = reqwest::Client::builder()
+        .user_agent(concat!("xmpp-survey/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("cannot build the HTTP client")?;
+    let loaded = xmpp_survey::sources::load(&specs, known, &http, &opt_out).await;
+    for p in &loaded.problems {
+        eprintln!("warning: {p}");
+    }
+    for (source, n) in &loaded.per_source {
+        eprintln!("source {source}: {n} domain(s)");
+    }
+    if !loaded.opted_out.is_empty() {
+        eprintln!("{} domain(s) opted out, not probed", loaded.opted_out.len());
+    }
+    if !loaded.no_consent.is_empty() {
+        eprintln!(
+            "{} provider(s) without serverTesting consent, not probed",
+            loaded.no_consent.len()
+        );
+    }
+    if loaded.domains.is_empty() {
+        bail!("no valid domains in the sources: nothing to crawl");
+    }
+    let label = a
+        .label
+        .clone()
+        .unwrap_or_else(|| iso_week_label(time::OffsetDateTime::now_utc()));
+    let meta = CrawlMeta {
+        label: label.clone(),
+        sources: serde_json::json!(a.sources),
+        vantage: a.vantage.clone(),
+        probe_domain: a.net.probe_domain.clone(),
+        software_version: env!("CARGO_PKG_VERSION").to_string(),
+        roots_version: xmpp_survey::tls::verify::roots_version(),
+        config: serde_json::json!({
+            "concurrency": a.work.concurrency,
+            "rate": a.work.rate,
+            "per_ip_rate": a.work.per_ip_rate,
+            "per_ip_concurrency": a.work.per_ip_concurrency,
+            "no_limits": a.work.no_limits,
+            "phase_timeout_ms": a.net.phase_timeout.as_millis() as u64,
+        }),
+    };
+    let crawl = store.create_or_resume_crawl(&meta).await?;
+    let added = store.enqueue(crawl.id, &loaded.domains).await?;
+    eprintln!(
+        "crawl {} {}: {} domain(s) from the sources, {added} newly queued",
+        crawl.label,
+        if crawl.resumed { "resumed" } else { "created" },
+        loaded.domains.len()
+    );
+    work(&store, &crawl, &a.work, &a.net).await
+}
+
+async fn worker(a: WorkerArgs) -> Result<()> {
+    let store = open_store(&a.database_url).await?;
+    let crawl = store
+        .find_crawl(&a.crawl)
+        .await?
+        .with_context(|| format!("no crawl labelled {:?} in the database", a.crawl))?;
+    work(&store, &crawl, &a.work, &a.net).await
+}
+
+async fn tls_ceiling(a: &CeilingArgs) -> Result<()> {
+    use xmpp_survey::testnet::Manifest;
+    use xmpp_survey::testnet::ceiling::{Target, measure};
+    let text = std::fs::read_to_string(&a.manifest)
+        .with_context(|| format!("cannot read manifest {}", a.manifest.display()))?;
+    let manifest: Manifest = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a testnet manifest", a.manifest.display()))?;
+    let mut seen = std::collections::HashSet::new();
+    let targets: Vec<Target> = manifest
+        .domains
+        .iter()
+        .filter(|d| d.shared && seen.insert(d.ip))
+        .map(|d| Target {
+            addr: SocketAddr::new(d.ip, 5223),
+            name: d.domain.clone(),
+        })
+        .collect();
+    let ca = a.manifest.with_extension("ca.pem");
+    let roots = xmpp_survey::tls::verify::load_extra_ca(&ca)?;
+    let c = measure(&targets, roots, a.concurrency, a.duration)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    println!(
+        "tls ceiling: {} handshakes in {:.1}s = {:.0}/s over {} hosts ({} failed)",
+        c.handshakes,
+        c.elapsed.as_secs_f64(),
+        c.rate(),
+        targets.len(),
+        c.failures
+    );
     Ok(())
 }

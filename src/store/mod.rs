@@ -294,6 +294,22 @@ impl Store {
         })
     }
 
+    /// The crawl with this label, for `worker --crawl LABEL` (which joins a
+    /// crawl someone else created and filled).
+    pub async fn find_crawl(&self, label: &str) -> Result<Option<Crawl>, StoreError> {
+        let row: Option<(i64, String, i32)> =
+            sqlx::query_as("SELECT id, label, resumes FROM crawls WHERE label = $1")
+                .bind(label)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(self.err())?;
+        Ok(row.map(|(id, label, resumes)| Crawl {
+            id,
+            label,
+            resumed: resumes > 0,
+        }))
+    }
+
     /// Adds domains to a crawl; returns how many were newly queued. Each
     /// name is upserted into `domains` (`last_seen` refreshed); opted-out
     /// names are skipped entirely; a domain already in this crawl is never

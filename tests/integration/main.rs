@@ -5,6 +5,7 @@
 mod acceptance;
 mod address_safety;
 mod cli;
+mod crawl;
 mod politeness;
 mod prosody;
 mod sources;

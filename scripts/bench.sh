@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Benchmark: crawl a DOMAINS-domain testnet (default 10,000) into
+# PostgreSQL without rate limits and print domains/s, TLS handshakes/s,
+# DB rows/s and the crawler's peak RSS, plus the machine's raw TLS
+# handshake ceiling against the same testnet measured in the same run
+# (a minimal rustls loop), so the crawler's figure is also a ratio.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+DOMAINS="${DOMAINS:-10000}"
+NET="${NET:-23}"
+CONCURRENCY="${CONCURRENCY:-256}"
+RUN=.testnet/bench
+mkdir -p "$RUN"
+
+ensure_rust
+ensure_apt gcc pkg-config ca-certificates time postgresql-client
+raise_nofile
+ensure_database
+
+say "building xmpp-survey (release)"
+cargo build --quiet --release --bin xmpp-survey
+BIN=target/release/xmpp-survey
+DNS_PORT=$(free_port)
+
+say "starting a $DOMAINS-domain testnet on 127.$NET.0.0/16"
+rm -f "$RUN/manifest.json"
+"$BIN" testnet up --domains "$DOMAINS" --seed 11 --net "$NET" --dns-port "$DNS_PORT" \
+  --manifest "$RUN/manifest.json" >"$RUN/testnet.log" 2>&1 &
+TESTNET_PID=$!
+cleanup_testnet() { kill "$TESTNET_PID" 2>/dev/null || true; wait "$TESTNET_PID" 2>/dev/null || true; }
+trap 'cleanup_testnet; [ -n "${PRIVATE_PG:-}" ] && { scripts/pg.sh stop "$PRIVATE_PG/data" || true; rm -rf "$PRIVATE_PG"; }' EXIT
+for _ in $(seq 1 240); do
+  [ -s "$RUN/manifest.ca.pem" ] && break
+  kill -0 "$TESTNET_PID" 2>/dev/null || { cat "$RUN/testnet.log" >&2; die "testnet failed to start"; }
+  sleep 0.5
+done
+
+DB="xs_bench_$$"
+psql -q "$DATABASE_URL" -c "CREATE DATABASE $DB" >/dev/null
+BENCH_URL="${DATABASE_URL%/*}/$DB"
+"$BIN" db migrate --database-url "$BENCH_URL" >/dev/null
+
+say "baseline: raw rustls handshakes against the same testnet (10 s)"
+CEILING_LINE=$("$BIN" testnet tls-ceiling --manifest "$RUN/manifest.json" --duration 10s --concurrency 64)
+echo "$CEILING_LINE"
+CEILING=$(echo "$CEILING_LINE" | sed -E 's/.*= ([0-9]+)\/s.*/\1/')
+
+say "crawl: $DOMAINS domains, no rate limits, concurrency $CONCURRENCY"
+/usr/bin/time -v -o "$RUN/time.txt" "$BIN" crawl --label bench --source "$RUN/manifest.domains.txt" \
+  --database-url "$BENCH_URL" --resolver "127.$NET.0.1:$DNS_PORT" --extra-ca "$RUN/manifest.ca.pem" \
+  --allow-private --no-limits --concurrency "$CONCURRENCY" --phase-timeout 2s --connect-timeout 2s \
+  --dns-timeout 1s --max-attempts 1 >"$RUN/crawl.out" 2>"$RUN/crawl.err" || { tail -n 30 "$RUN/crawl.err" >&2; die "crawl failed"; }
+WORKER=$(grep -m1 '^worker ' "$RUN/crawl.out")
+echo "$WORKER"
+SECS=$(echo "$WORKER" | sed -E 's/.* in ([0-9.]+)s .*/\1/')
+ROWS=$(echo "$WORKER" | sed -E 's/.* ([0-9]+) DB rows.*/\1/')
+RSS_KB=$(grep 'Maximum resident set size' "$RUN/time.txt" | awk '{print $NF}')
+HANDSHAKES=$(psql -tA "$BENCH_URL" -c "SELECT count(*) FROM endpoints WHERE tls_version IS NOT NULL")
+RESULTS=$(psql -tA "$BENCH_URL" -c "SELECT count(*) FROM results")
+psql -q "$DATABASE_URL" -c "DROP DATABASE $DB" >/dev/null || true
+
+awk -v d="$RESULTS" -v s="$SECS" -v h="$HANDSHAKES" -v r="$ROWS" -v rss="$RSS_KB" -v c="$CEILING" -v n="$DOMAINS" 'BEGIN {
+  printf "\n== benchmark (%d domains, testnet and PostgreSQL on the same 2 cores)\n", n;
+  printf "domains/s          %8.1f  (%d results in %.1f s)\n", d/s, d, s;
+  printf "TLS handshakes/s   %8.1f  (%d completed; ceiling %d/s; ratio %.2f)\n", h/s, h, c, (h/s)/c;
+  printf "DB rows/s          %8.1f  (%d rows)\n", r/s, r;
+  printf "peak RSS           %8.1f MB\n", rss/1024;
+}'
