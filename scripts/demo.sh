@@ -1,56 +1,73 @@
 #!/usr/bin/env bash
 # The main job, end to end on this machine, loopback only:
 #   1. build xmpp-survey;
-#   2. start the local test federation (private CA, DNS, simulated servers);
-#   3. probe every testnet domain, passively and with the active acceptance
-#      probe (the testnet's own probe identity and our dialback listener),
-#      and print the results table;
-#   4. check every measured fact against the testnet's manifest.
+#   2. start the local test federation (private CA, DNS, a few hundred
+#      simulated servers, every profile);
+#   3. PostgreSQL: the one in DATABASE_URL, else a private cluster started
+#      here (as the postgres user when run as root) and removed at the end;
+#   4. migrate the schema, crawl every testnet domain into PostgreSQL with
+#      the active acceptance probe (the testnet's own probe identity);
+#   5. print the crawl summary read back from PostgreSQL, a few SQL-ready
+#      queries, and check every stored report against the manifest.
 # Works on a fresh Debian with only Rust installed; installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-DOMAINS="${DOMAINS:-200}"
+DOMAINS="${DOMAINS:-300}"
 NET="${NET:-20}"
-DNS_PORT="${DNS_PORT:-5300}"
 RUN=.testnet/demo
 mkdir -p "$RUN"
 
 ensure_rust
-ensure_apt gcc pkg-config ca-certificates
+ensure_apt gcc pkg-config ca-certificates postgresql-client
 raise_nofile
+ensure_database
 
 say "building xmpp-survey"
 cargo build --quiet --bin xmpp-survey
 BIN=target/debug/xmpp-survey
+DNS_PORT=$(free_port)
 
 say "starting the testnet: $DOMAINS domains on 127.$NET.0.0/16, DNS on 127.$NET.0.1:$DNS_PORT"
 rm -f "$RUN/manifest.json"
 "$BIN" testnet up --domains "$DOMAINS" --seed 7 --net "$NET" --dns-port "$DNS_PORT" \
   --manifest "$RUN/manifest.json" >"$RUN/testnet.log" 2>&1 &
 TESTNET_PID=$!
-trap 'kill "$TESTNET_PID" 2>/dev/null || true; wait "$TESTNET_PID" 2>/dev/null || true' EXIT
+trap 'kill "$TESTNET_PID" 2>/dev/null || true; wait "$TESTNET_PID" 2>/dev/null || true; [ -n "${PRIVATE_PG:-}" ] && { scripts/pg.sh stop "$PRIVATE_PG/data" || true; rm -rf "$PRIVATE_PG"; }' EXIT
 for _ in $(seq 1 120); do
-  [ -s "$RUN/manifest.json" ] && break
+  [ -s "$RUN/manifest.probe.toml" ] && break
   kill -0 "$TESTNET_PID" 2>/dev/null || { cat "$RUN/testnet.log" >&2; die "testnet failed to start"; }
   sleep 0.5
 done
-[ -s "$RUN/manifest.json" ] || die "testnet did not write its manifest in 60 s"
+[ -s "$RUN/manifest.probe.toml" ] || die "testnet did not write its manifest in 60 s"
 
-say "probing every testnet domain as probe.xs.test (passive + acceptance; the testnet CA is trusted only through --extra-ca)"
-"$BIN" probe --resolver "127.$NET.0.1:$DNS_PORT" --extra-ca "$RUN/manifest.ca.pem" \
-  --config "$RUN/manifest.probe.toml" \
-  --allow-private --phase-timeout 3s --dns-timeout 1s --concurrency 32 \
-  --file "$RUN/manifest.domains.txt" --table --json-out "$RUN/probe.jsonl"
+DB="xmpp_survey_demo"
+say "database $DB on ${DATABASE_URL%/*} (recreated)"
+psql -q "$DATABASE_URL" -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
+export DATABASE_URL="${DATABASE_URL%/*}/$DB"
+"$BIN" db migrate
 
-say "two domains in full (the evidence behind a table row)"
-"$BIN" probe --resolver "127.$NET.0.1:$DNS_PORT" --extra-ca "$RUN/manifest.ca.pem" \
-  --config "$RUN/manifest.probe.toml" --listen "127.$NET.0.2:5269" \
-  --allow-private --phase-timeout 3s \
-  "$(grep -m1 '^strict-eku-[0-9]' "$RUN/manifest.domains.txt")" \
-  "$(grep -m1 '^cert-le-client-and-server' "$RUN/manifest.domains.txt")"
+LABEL="demo-$(date +%G-W%V)"
+say "crawling every testnet domain into PostgreSQL as probe.xs.test (crawl $LABEL)"
+"$BIN" crawl --label "$LABEL" --source "$RUN/manifest.domains.txt" \
+  --resolver "127.$NET.0.1:$DNS_PORT" --extra-ca "$RUN/manifest.ca.pem" \
+  --config "$RUN/manifest.probe.toml" --allow-private \
+  --phase-timeout 3s --dns-timeout 1s --retry-base 1s --max-attempts 2 \
+  --concurrency 64 --per-ip-rate 25 --per-ip-concurrency 8
 
-say "checking every measured fact against the manifest"
-"$BIN" testnet check --manifest "$RUN/manifest.json" --reports "$RUN/probe.jsonl"
-say "done: results in $RUN/probe.jsonl (JSON lines, docs/probe-json-schema.md)"
+say "a few SQL-ready queries (psql \"$DATABASE_URL\")"
+q() { echo "-- $1"; echo "$2"; psql -P pager=off "$DATABASE_URL" -c "$2"; }
+q "s2s acceptance of server-only certificates, by server software" \
+  "SELECT acceptance, software_name, software_version, count(*) FROM results GROUP BY 1,2,3 ORDER BY 4 DESC;"
+q "EKU class of the s2s certificates, and how many are Let's Encrypt" \
+  "SELECT s2s_eku_class, s2s_lets_encrypt, count(*) FROM results GROUP BY 1,2 ORDER BY 3 DESC;"
+q "certificates that will renew as server-only, by month" \
+  "SELECT date_trunc('month', renews_server_only)::date AS month, count(*) FROM certificates WHERE renews_server_only IS NOT NULL GROUP BY 1 ORDER BY 1;"
+q "domains whose c2s STARTTLS is not required" \
+  "SELECT d.name, r.c2s_starttls, r.c2s_sasl_before_tls FROM results r JOIN domains d ON d.id = r.domain_id WHERE r.c2s_starttls IS DISTINCT FROM 'required' AND r.c2s_status <> 'no_address' ORDER BY 1 LIMIT 10;"
+
+say "checking every stored report against the manifest"
+psql -tA "$DATABASE_URL" -c "SELECT report FROM results" >"$RUN/reports.jsonl"
+"$BIN" testnet check --manifest "$RUN/manifest.json" --reports "$RUN/reports.jsonl"
+say "done: the crawl is in $DATABASE_URL (schema: schema.sql)"

@@ -49,18 +49,22 @@ use tokio::sync::{Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Streams served at once. Each costs a task, a TLS session and at most
-/// one outbound verification connection; 256 covers a crawl's burst of
-/// callbacks (one or two per target in flight) while bounding what a
-/// flood of connections can take. Further connections wait in the
-/// kernel's accept queue.
-pub const MAX_STREAMS: usize = 256;
+/// Streams served at once. Each costs a task, a TLS session (tens of KiB)
+/// and at most one outbound verification connection. Targets keep their
+/// link to us open after delivering replies, so a crawl holds roughly
+/// (targets probed per second × [`IDLE_TIMEOUT`]) idle links: 2048 covers
+/// 100 acceptance probes per second while bounding what a flood of
+/// connections can take (~100 MiB at worst). Further connections wait in
+/// the kernel's accept queue. (256 was measured to stall a 300-domain
+/// crawl: later targets could not call back for dialback.)
+pub const MAX_STREAMS: usize = 2048;
 /// Bytes a peer may send per element (and per negotiation step): replies
 /// and dialback elements are well under 4 KiB; this cuts off floods.
 pub const MAX_ELEMENT_BYTES: u64 = 64 * 1024;
-/// Silence allowed on an authenticated stream before we close it: long
-/// enough for a target to deliver both replies of one acceptance run.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Silence allowed on a stream before we close it: replies to one
+/// acceptance run arrive within seconds, and closing idle links politely
+/// frees slots for the next targets (they reconnect if they need to).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 /// The longest any one stream may live.
 pub const STREAM_LIFETIME: Duration = Duration::from_secs(300);
 /// Inbound reports kept (oldest dropped first), so strangers cannot grow

@@ -405,9 +405,15 @@ async fn build_prober(
         return Ok((prober, None));
     };
     let id = Arc::new(id);
+    // The listener's outbound connections (verifying a target's dialback
+    // key) answer the target's own request while our probes of that target
+    // wait for it: gating them on the same per-address slots would
+    // deadlock, so they bypass politeness (they are one per request).
+    let mut listener_ctx = prober.context().clone();
+    listener_ctx.gate = None;
     let l = ProbeListener::start(ListenerConfig {
         identity: id.clone(),
-        ctx: prober.context().clone(),
+        ctx: listener_ctx,
         resolver,
     })
     .await
