@@ -136,7 +136,7 @@ COMMENT ON COLUMN certificates.is_ca IS 'basicConstraints cA is true.';
 COMMENT ON COLUMN certificates.self_signed IS 'Subject equals issuer and the signature verifies with its own key.';
 COMMENT ON COLUMN certificates.renews_server_only IS 'MEASUREMENTS §2 "will renew as server-only": the date this certificate''s successor turns server-only; NULL if it will not (as analysed when first stored).';
 COMMENT ON COLUMN certificates.first_seen IS 'Probe time of the earliest sighting on any endpoint.';
-COMMENT ON COLUMN certificates.last_seen IS 'Probe time of the latest sighting on any endpoint (updated on every sighting).';
+COMMENT ON COLUMN certificates.last_seen IS 'Probe time of the latest sighting on any endpoint, to within 10 minutes (a shared intermediate is seen thousands of times per crawl; updating its row on each sighting would serialise the writers).';
 CREATE INDEX certificates_not_after_idx ON certificates (not_after);
 
 CREATE TABLE results (

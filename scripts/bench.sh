@@ -25,14 +25,14 @@ BIN=target/release/xmpp-survey
 DNS_PORT=$(free_port)
 
 say "starting a $DOMAINS-domain testnet on 127.$NET.0.0/16"
-rm -f "$RUN/manifest.json"
+rm -f "$RUN"/manifest.*
 "$BIN" testnet up --domains "$DOMAINS" --seed 11 --net "$NET" --dns-port "$DNS_PORT" \
   --manifest "$RUN/manifest.json" >"$RUN/testnet.log" 2>&1 &
 TESTNET_PID=$!
 cleanup_testnet() { kill "$TESTNET_PID" 2>/dev/null || true; wait "$TESTNET_PID" 2>/dev/null || true; }
 trap 'cleanup_testnet; [ -n "${PRIVATE_PG:-}" ] && { scripts/pg.sh stop "$PRIVATE_PG/data" || true; rm -rf "$PRIVATE_PG"; }' EXIT
 for _ in $(seq 1 240); do
-  [ -s "$RUN/manifest.ca.pem" ] && break
+  [ -s "$RUN/manifest.probe.toml" ] && break  # written last
   kill -0 "$TESTNET_PID" 2>/dev/null || { cat "$RUN/testnet.log" >&2; die "testnet failed to start"; }
   sleep 0.5
 done
@@ -55,10 +55,11 @@ say "crawl: $DOMAINS domains, no rate limits, concurrency $CONCURRENCY"
 WORKER=$(grep -m1 '^worker ' "$RUN/crawl.out")
 echo "$WORKER"
 SECS=$(echo "$WORKER" | sed -E 's/.* in ([0-9.]+)s .*/\1/')
-ROWS=$(echo "$WORKER" | sed -E 's/.* ([0-9]+) DB rows.*/\1/')
+
 RSS_KB=$(grep 'Maximum resident set size' "$RUN/time.txt" | awk '{print $NF}')
 HANDSHAKES=$(psql -tA "$BENCH_URL" -c "SELECT count(*) FROM endpoints WHERE tls_version IS NOT NULL")
 RESULTS=$(psql -tA "$BENCH_URL" -c "SELECT count(*) FROM results")
+ROWS=$(psql -tA "$BENCH_URL" -c "SELECT (SELECT count(*) FROM results) + (SELECT count(*) FROM endpoints) + (SELECT count(*) FROM certificates) + (SELECT count(*) FROM chain_members) + (SELECT count(*) FROM dns_records) + (SELECT count(*) FROM crawl_queue)")
 psql -q "$DATABASE_URL" -c "DROP DATABASE $DB" >/dev/null || true
 
 awk -v d="$RESULTS" -v s="$SECS" -v h="$HANDSHAKES" -v r="$ROWS" -v rss="$RSS_KB" -v c="$CEILING" -v n="$DOMAINS" 'BEGIN {

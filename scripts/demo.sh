@@ -30,7 +30,7 @@ BIN=target/debug/xmpp-survey
 DNS_PORT=$(free_port)
 
 say "starting the testnet: $DOMAINS domains on 127.$NET.0.0/16, DNS on 127.$NET.0.1:$DNS_PORT"
-rm -f "$RUN/manifest.json"
+rm -f "$RUN"/manifest.*
 "$BIN" testnet up --domains "$DOMAINS" --seed 7 --net "$NET" --dns-port "$DNS_PORT" \
   --manifest "$RUN/manifest.json" >"$RUN/testnet.log" 2>&1 &
 TESTNET_PID=$!

@@ -635,8 +635,9 @@ async fn work(store: &Store, crawl: &Crawl, w: &WorkArgs, net: &NetOptions) -> R
     let cfg = worker_config(w);
     let before = store.progress(crawl.id).await?;
     let total = before.total();
-    let progress =
-        xmpp_survey::crawl::progress::for_stderr(total, total - before.queued - before.leased);
+    let progress: Arc<dyn xmpp_survey::crawl::ProgressSink> = Arc::from(
+        xmpp_survey::crawl::progress::for_stderr(total, total - before.queued - before.leased),
+    );
     let cancel = tokio_util::sync::CancellationToken::new();
     let c = cancel.clone();
     tokio::spawn(async move {
@@ -646,7 +647,7 @@ async fn work(store: &Store, crawl: &Crawl, w: &WorkArgs, net: &NetOptions) -> R
         }
     });
     let started = std::time::Instant::now();
-    let stats = run_worker(store, crawl.id, &prober, &cfg, progress.as_ref(), &cancel).await?;
+    let stats = run_worker(store, crawl.id, &prober, &cfg, progress.clone(), &cancel).await?;
     drop(progress);
     if let Some(l) = listener {
         l.shutdown().await;
@@ -780,7 +781,9 @@ async fn tls_ceiling(a: &CeilingArgs) -> Result<()> {
     let targets: Vec<Target> = manifest
         .domains
         .iter()
-        .filter(|d| d.shared && seen.insert(d.ip))
+        // One valid-certificate tenant per shared host: the loop verifies
+        // like the probe, and a broken certificate would count as a failure.
+        .filter(|d| d.shared && d.profile == "srv_ok" && seen.insert(d.ip))
         .map(|d| Target {
             addr: SocketAddr::new(d.ip, 5223),
             name: d.domain.clone(),

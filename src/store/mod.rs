@@ -474,7 +474,12 @@ impl Store {
              ORDER BY r.sha256
              ON CONFLICT (sha256) DO UPDATE
                 SET first_seen = LEAST(certificates.first_seen, EXCLUDED.first_seen),
-                    last_seen = GREATEST(certificates.last_seen, EXCLUDED.last_seen)",
+                    last_seen = GREATEST(certificates.last_seen, EXCLUDED.last_seen)
+              -- A shared intermediate is seen by thousands of domains per
+              -- crawl: touching its row every time serialises the writers on
+              -- one row lock and bloats it. last_seen is kept to 10 minutes.
+              WHERE EXCLUDED.first_seen < certificates.first_seen
+                 OR EXCLUDED.last_seen > certificates.last_seen + interval '10 minutes'",
         )
         .bind(json(&rows.certificates))
         .execute(&mut *tx)

@@ -867,7 +867,15 @@ async fn record_writes_once_and_certificates_are_shared_across_crawls() {
     ));
 
     // A second crawl sees the same certificates: one row each, seen twice.
-    let second = probe_all(&net).await;
+    // (as next week's crawl: last_seen is kept to 10 minutes)
+    let second: Vec<DomainReport> = probe_all(&net)
+        .await
+        .into_iter()
+        .map(|mut r| {
+            r.started_at += time::Duration::days(7);
+            r
+        })
+        .collect();
     net.shutdown().await;
     let (crawl2, batch2) = crawl_of(&store, "two", &second).await;
     assert_eq!(store.record(crawl2, &batch2).await.unwrap(), second.len());
