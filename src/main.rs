@@ -99,6 +99,9 @@ struct WorkArgs {
     /// This worker's name in leases (default host:pid).
     #[arg(long)]
     worker_id: Option<String>,
+    /// Results per write transaction.
+    #[arg(long, default_value_t = 128)]
+    write_batch: usize,
 }
 
 #[derive(Args)]
@@ -611,6 +614,7 @@ fn worker_config(w: &WorkArgs) -> WorkerConfig {
         lease_for: w.lease,
         max_attempts: w.max_attempts.max(1),
         retry_base: w.retry_base,
+        write_batch: w.write_batch.max(1),
         ..WorkerConfig::default()
     }
 }

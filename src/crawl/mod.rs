@@ -262,7 +262,9 @@ pub async fn run_worker(
 ) -> Result<WorkerStats, StoreError> {
     let mut stats = WorkerStats::default();
     let mut inflight: JoinSet<(Lease, DomainReport)> = JoinSet::new();
-    let (tx, rx) = mpsc::channel::<Write>(cfg.write_batch.max(1) * 8);
+    // Room for two batches ahead of the writer: enough to keep it busy,
+    // little enough to bound memory (reports are tens of KiB each).
+    let (tx, rx) = mpsc::channel::<Write>(cfg.write_batch.max(1) * 2);
     let writer = tokio::spawn(writer(
         store.clone(),
         crawl_id,

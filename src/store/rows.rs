@@ -19,6 +19,7 @@ use crate::verdict::{ServiceStatus, ServiceSummary};
 use crate::xmpp::Service;
 use crate::xmpp::features::StarttlsOffer;
 use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -70,7 +71,7 @@ pub struct ResultRow {
     /// XEP-0092 version.
     pub software_version: Option<String>,
     /// The whole report.
-    pub report: Value,
+    pub report: Report,
 }
 
 /// The columns a [`ServiceSummary`] gives, without their `c2s_`/`s2s_`
@@ -259,6 +260,19 @@ pub struct DnsRow {
 
 /// Maps one report to its rows. Deterministic: the same report gives the
 /// same rows, which is what makes re-recording a no-op comparable.
+/// The whole report, already serialised: kept as compact JSON text, not a
+/// JSON value tree (a batch of reports would otherwise cost hundreds of
+/// MiB), and compared by its text.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct Report(pub Option<Box<RawValue>>);
+
+impl PartialEq for Report {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_ref().map(|r| r.get()) == other.0.as_ref().map(|r| r.get())
+    }
+}
+
 pub fn from_report(report: &DomainReport) -> Rows {
     let seen = report.started_at;
     let mut certificates: BTreeMap<&str, CertificateRow> = BTreeMap::new();
@@ -294,7 +308,11 @@ pub fn from_report(report: &DomainReport) -> Rows {
             acceptance_reason,
             software_name: software.and_then(|s| s.name.clone()),
             software_version: software.and_then(|s| s.version.clone()),
-            report: serde_json::to_value(report).unwrap_or(Value::Null),
+            report: Report(
+                serde_json::to_string(report)
+                    .ok()
+                    .and_then(|s| RawValue::from_string(s).ok()),
+            ),
         },
         certificates: certificates.into_values().collect(),
         endpoints,
