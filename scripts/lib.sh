@@ -42,11 +42,13 @@ raise_nofile() {
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 }
 
-# A free TCP port on 127.0.0.1 (nothing answers a connect there).
+# A free TCP port on 127.0.0.1 (nothing answers a connect there), chosen
+# below Linux's ephemeral range (32768+) so that no outgoing connection
+# can be holding it.
 free_port() {
   local p
   for _ in $(seq 1 50); do
-    p=$((40000 + RANDOM % 20000))
+    p=$((20000 + RANDOM % 12000))
     (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
   done
   die "no free port found on 127.0.0.1"
@@ -61,10 +63,16 @@ ensure_database() {
     return 0
   fi
   PRIVATE_PG=$(mktemp -d /tmp/xmpp-survey-pg.XXXXXX)
-  local port
-  port=$(free_port)
-  say "starting a private PostgreSQL on 127.0.0.1:$port in $PRIVATE_PG (DATABASE_URL is unset)"
-  DATABASE_URL=$("$(dirname "${BASH_SOURCE[0]}")/pg.sh" start "$PRIVATE_PG/data" "$port")
-  export DATABASE_URL
   trap '"'"$(dirname "${BASH_SOURCE[0]}")"'/pg.sh" stop "$PRIVATE_PG/data" || true; rm -rf "$PRIVATE_PG"' EXIT
+  local port try
+  for try in 1 2 3; do
+    port=$(free_port)
+    say "starting a private PostgreSQL on 127.0.0.1:$port in $PRIVATE_PG (DATABASE_URL is unset)"
+    if DATABASE_URL=$("$(dirname "${BASH_SOURCE[0]}")/pg.sh" start "$PRIVATE_PG/data" "$port"); then
+      export DATABASE_URL
+      return 0
+    fi
+    say "port $port was taken after all; trying another (attempt $try)"
+  done
+  die "could not start a private PostgreSQL"
 }
