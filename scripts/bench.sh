@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 DOMAINS="${DOMAINS:-10000}"
 NET="${NET:-23}"
-CONCURRENCY="${CONCURRENCY:-256}"
+CONCURRENCY="${CONCURRENCY:-512}"
 RUN=.testnet/bench
 mkdir -p "$RUN"
 
