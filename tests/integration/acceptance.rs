@@ -3,8 +3,7 @@
 //! identity (both certificates) and our dialback listener; every fact,
 //! acceptance evidence included, compared with the manifest.
 
-use crate::support::{prober, test_limits, testnet};
-use futures::StreamExt;
+use crate::support::{probe_manifest, prober, test_limits, testnet};
 use std::sync::Arc;
 use xmpp_survey::acceptance::probe::AcceptanceProbe;
 use xmpp_survey::dns::resolve::{DnsConfig, Resolver};
@@ -49,14 +48,7 @@ async fn acceptance_profiles_match_the_manifest() {
     let prober = base.with_acceptance(AcceptanceProbe::new(identity, listener.clone()));
 
     let manifest = net.manifest();
-    let reports: Vec<_> = futures::stream::iter(manifest.domains.iter())
-        .map(|d| {
-            let prober = prober.clone();
-            async move { (d, prober.probe(&d.domain).await) }
-        })
-        .buffer_unordered(16)
-        .collect()
-        .await;
+    let reports = probe_manifest(&prober, &manifest, 16).await;
     let mut failures = Vec::new();
     let mut compared = 0;
     let mut verdicts = std::collections::BTreeMap::new();

@@ -140,3 +140,24 @@ fn with_database(url: &str, db: &str) -> String {
         None => format!("{base}/{db}"),
     }
 }
+
+/// Probes every domain of a manifest, `concurrency` at a time; returns
+/// each manifest entry with its report (in completion order).
+pub async fn probe_manifest<'m>(
+    prober: &Prober,
+    manifest: &'m xmpp_survey::testnet::Manifest,
+    concurrency: usize,
+) -> Vec<(
+    &'m xmpp_survey::testnet::ManifestDomain,
+    xmpp_survey::probe::report::DomainReport,
+)> {
+    use futures::StreamExt;
+    futures::stream::iter(manifest.domains.iter())
+        .map(|d| {
+            let prober = prober.clone();
+            async move { (d, prober.probe(&d.domain).await) }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await
+}

@@ -2,8 +2,7 @@
 //! measured fact compared with the manifest written by the profile's own
 //! declaration. A mismatch names domain, field, expected and got.
 
-use crate::support::{prober, testnet};
-use futures::StreamExt;
+use crate::support::{probe_manifest, prober, testnet};
 use xmpp_survey::facts::{ACCEPTANCE_PREFIX, compare, facts};
 use xmpp_survey::net::policy::AddressPolicy;
 use xmpp_survey::testnet::profile::PROFILES;
@@ -15,14 +14,7 @@ async fn every_profile_matches_the_manifest_field_by_field() {
     let net = testnet(31, PROFILES.len() * 2, &[]).await;
     let prober = prober(&net, AddressPolicy::ALLOW_PRIVATE);
     let manifest = net.manifest();
-    let reports: Vec<_> = futures::stream::iter(manifest.domains.iter())
-        .map(|d| {
-            let prober = prober.clone();
-            async move { (d, prober.probe(&d.domain).await) }
-        })
-        .buffer_unordered(64)
-        .collect()
-        .await;
+    let reports = probe_manifest(&prober, &manifest, 64).await;
 
     let mut failures = Vec::new();
     let mut compared = 0usize;
