@@ -13,6 +13,7 @@ use crate::probe::report::{ConnectOutcome, EndpointOutcome, EndpointReport, Phas
 use crate::tls::client::{Capture, TlsProbe, classify_error, server_name, tls_info};
 use crate::tls::dane;
 use crate::tls::{ChainVerdict, TlsFailure, TlsInfo};
+use crate::xmpp::element::Element;
 use crate::xmpp::features::{self, Features, StarttlsOffer};
 use crate::xmpp::reader::{ReadFault, ReaderLimits, StreamReader};
 use crate::xmpp::stream::{self, HeaderSpec};
@@ -298,17 +299,7 @@ async fn open_stream<S: AsyncRead + AsyncWrite + Unpin>(
         ));
     }
     rd.new_phase();
-    let el = step(ctx.limits.phase_timeout, features_phase, rd.read_element()).await?;
-    if el.is(NS_STREAMS, "error") {
-        let err = stream::parse_error(&el);
-        let detail = err.text.clone();
-        r.stream_error = Some(err);
-        return Err(Stop::new(
-            EndpointOutcome::StreamError,
-            features_phase,
-            detail,
-        ));
-    }
+    let el = read_element(ctx, rd, r, features_phase).await?;
     if !el.is(NS_STREAMS, "features") {
         return Err(Stop::new(
             EndpointOutcome::UnexpectedElement,
@@ -320,6 +311,24 @@ async fn open_stream<S: AsyncRead + AsyncWrite + Unpin>(
         ));
     }
     Ok(features::parse(&el))
+}
+
+/// Reads the next element of `phase`; a `<stream:error/>` (RFC 6120 §4.9)
+/// is recorded in the report and ends the probe with `StreamError`.
+async fn read_element<S: AsyncRead + AsyncWrite + Unpin>(
+    ctx: &ProbeContext,
+    rd: &mut StreamReader<S>,
+    r: &mut EndpointReport,
+    phase: Phase,
+) -> Result<Element, Stop> {
+    let el = step(ctx.limits.phase_timeout, phase, rd.read_element()).await?;
+    if el.is(NS_STREAMS, "error") {
+        let err = stream::parse_error(&el);
+        let detail = err.text.clone();
+        r.stream_error = Some(err);
+        return Err(Stop::new(EndpointOutcome::StreamError, phase, detail));
+    }
+    Ok(el)
 }
 
 /// Best-effort polite close: `</stream:stream>` and, for TLS, close_notify.
@@ -371,17 +380,7 @@ async fn starttls(
     rd.write_all(format!("<starttls xmlns='{NS_TLS}'/>").as_bytes())
         .await
         .map_err(|e| Stop::io(Phase::Starttls, &e))?;
-    let el = step(ctx.limits.phase_timeout, Phase::Starttls, rd.read_element()).await?;
-    if el.is(NS_STREAMS, "error") {
-        let err = stream::parse_error(&el);
-        let detail = err.text.clone();
-        r.stream_error = Some(err);
-        return Err(Stop::new(
-            EndpointOutcome::StreamError,
-            Phase::Starttls,
-            detail,
-        ));
-    }
+    let el = read_element(ctx, &mut rd, r, Phase::Starttls).await?;
     if el.is(NS_TLS, "failure") {
         return Err(Stop::new(
             EndpointOutcome::StarttlsFailure,
