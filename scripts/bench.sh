@@ -24,18 +24,7 @@ cargo build --quiet --release --bin xmpp-survey
 BIN=target/release/xmpp-survey
 DNS_PORT=$(free_port)
 
-say "starting a $DOMAINS-domain testnet on 127.$NET.0.0/16"
-rm -f "$RUN"/manifest.*
-"$BIN" testnet up --domains "$DOMAINS" --seed 11 --net "$NET" --dns-port "$DNS_PORT" \
-  --manifest "$RUN/manifest.json" >"$RUN/testnet.log" 2>&1 &
-TESTNET_PID=$!
-cleanup_testnet() { kill "$TESTNET_PID" 2>/dev/null || true; wait "$TESTNET_PID" 2>/dev/null || true; }
-trap 'cleanup_testnet; [ -n "${PRIVATE_PG:-}" ] && { scripts/pg.sh stop "$PRIVATE_PG/data" || true; rm -rf "$PRIVATE_PG"; }' EXIT
-for _ in $(seq 1 240); do
-  [ -s "$RUN/manifest.probe.toml" ] && break  # written last
-  kill -0 "$TESTNET_PID" 2>/dev/null || { cat "$RUN/testnet.log" >&2; die "testnet failed to start"; }
-  sleep 0.5
-done
+start_testnet "$BIN" "$RUN" "$DOMAINS" 11 "$NET" "$DNS_PORT"
 
 DB="xs_bench_$$"
 psql -q "$DATABASE_URL" -c "CREATE DATABASE $DB" >/dev/null

@@ -29,18 +29,7 @@ cargo build --quiet --bin xmpp-survey
 BIN=target/debug/xmpp-survey
 DNS_PORT=$(free_port)
 
-say "starting the testnet: $DOMAINS domains on 127.$NET.0.0/16, DNS on 127.$NET.0.1:$DNS_PORT"
-rm -f "$RUN"/manifest.*
-"$BIN" testnet up --domains "$DOMAINS" --seed 7 --net "$NET" --dns-port "$DNS_PORT" \
-  --manifest "$RUN/manifest.json" >"$RUN/testnet.log" 2>&1 &
-TESTNET_PID=$!
-trap 'kill "$TESTNET_PID" 2>/dev/null || true; wait "$TESTNET_PID" 2>/dev/null || true; [ -n "${PRIVATE_PG:-}" ] && { scripts/pg.sh stop "$PRIVATE_PG/data" || true; rm -rf "$PRIVATE_PG"; }' EXIT
-for _ in $(seq 1 120); do
-  [ -s "$RUN/manifest.probe.toml" ] && break
-  kill -0 "$TESTNET_PID" 2>/dev/null || { cat "$RUN/testnet.log" >&2; die "testnet failed to start"; }
-  sleep 0.5
-done
-[ -s "$RUN/manifest.probe.toml" ] || die "testnet did not write its manifest in 60 s"
+start_testnet "$BIN" "$RUN" "$DOMAINS" 7 "$NET" "$DNS_PORT"
 
 DB="xmpp_survey_demo"
 say "database $DB on ${DATABASE_URL%/*} (recreated)"

@@ -42,6 +42,16 @@ raise_nofile() {
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 }
 
+# Cleanup on exit, in reverse order of registration: every helper adds its
+# own step, so one script's trap never replaces another's.
+EXIT_STEPS=()
+run_exit_steps() {
+  local i
+  for ((i = ${#EXIT_STEPS[@]} - 1; i >= 0; i--)); do eval "${EXIT_STEPS[i]}" || true; done
+}
+trap run_exit_steps EXIT
+on_exit() { EXIT_STEPS+=("$1"); }
+
 # A free TCP port on 127.0.0.1 (nothing answers a connect there), chosen
 # below Linux's ephemeral range (32768+) so that no outgoing connection
 # can be holding it.
@@ -63,7 +73,8 @@ ensure_database() {
     return 0
   fi
   PRIVATE_PG=$(mktemp -d /tmp/xmpp-survey-pg.XXXXXX)
-  trap '"'"$(dirname "${BASH_SOURCE[0]}")"'/pg.sh" stop "$PRIVATE_PG/data" || true; rm -rf "$PRIVATE_PG"' EXIT
+  PG_SH="$(dirname "${BASH_SOURCE[0]}")/pg.sh"
+  on_exit '"$PG_SH" stop "$PRIVATE_PG/data"; rm -rf "$PRIVATE_PG"'
   local port try
   for try in 1 2 3; do
     port=$(free_port)
@@ -75,4 +86,23 @@ ensure_database() {
     say "port $port was taken after all; trying another (attempt $try)"
   done
   die "could not start a private PostgreSQL"
+}
+
+# Starts `BIN testnet up` in the background with the manifest in RUN and
+# waits until it has written everything (the probe identity comes last);
+# stops it on exit. Usage: start_testnet BIN RUN DOMAINS SEED NET DNS_PORT
+start_testnet() {
+  local bin=$1 run=$2 domains=$3 seed=$4 net=$5 port=$6
+  say "starting the testnet: $domains domains on 127.$net.0.0/16, DNS on 127.$net.0.1:$port"
+  rm -f "$run"/manifest.*
+  "$bin" testnet up --domains "$domains" --seed "$seed" --net "$net" --dns-port "$port" \
+    --manifest "$run/manifest.json" >"$run/testnet.log" 2>&1 &
+  TESTNET_PID=$!
+  on_exit 'kill "$TESTNET_PID" 2>/dev/null; wait "$TESTNET_PID" 2>/dev/null'
+  for _ in $(seq 1 240); do
+    [ -s "$run/manifest.probe.toml" ] && return 0
+    kill -0 "$TESTNET_PID" 2>/dev/null || { cat "$run/testnet.log" >&2; die "testnet failed to start"; }
+    sleep 0.5
+  done
+  die "testnet did not write its manifest in 120 s"
 }

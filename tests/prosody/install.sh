@@ -21,7 +21,7 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
   say "denying service starts during the install ($guard, removed afterwards)"
   printf '#!/bin/sh\nexit 101\n' | as_root tee "$guard" >/dev/null
   as_root chmod 755 "$guard"
-  trap 'as_root rm -f "$guard"' EXIT
+  on_exit 'as_root rm -f "$guard"'
 fi
 
 say "installing Debian package prosody (for the Prosody integration test)"
