@@ -356,7 +356,7 @@ pub fn acceptance_key(name: &str) -> String {
 
 /// The acceptance facts (MEASUREMENTS §3) of a report.
 pub fn acceptance_facts(report: &DomainReport) -> Facts {
-    use crate::acceptance::ProbeCertKind;
+    use crate::acceptance::{IqOutcome, ProbeCertKind};
     let mut f = Facts::new();
     f.insert(acceptance_key("verdict"), json(report.summary.acceptance));
     let Some(a) = &report.acceptance else {
@@ -390,12 +390,20 @@ pub fn acceptance_facts(report: &DomainReport) -> Facts {
         acceptance_key("dialback_verify_received"),
         json(a.dialback.as_ref().map(|d| d.verify_received)),
     );
-    let ping = a
+    // The first authenticated stream's answers (an EXTERNAL attempt, else
+    // the dialback stream); `None` when no stream authenticated.
+    let authenticated = a
         .attempts
         .iter()
-        .find_map(|x| x.ping.as_ref())
-        .or_else(|| a.dialback.as_ref().and_then(|d| d.ping.as_ref()));
-    f.insert(acceptance_key("ping"), json(ping));
+        .map(|x| (&x.ping, &x.version_query))
+        .chain(a.dialback.as_ref().map(|d| (&d.ping, &d.version_query)))
+        .find(|(p, _)| **p != IqOutcome::NotAttempted);
+    f.insert(acceptance_key("ping"), json(authenticated.map(|x| x.0)));
+    f.insert(
+        acceptance_key("version_query"),
+        json(authenticated.map(|x| x.1)),
+    );
+    f.insert(acceptance_key("reason_code"), json(a.reason_code));
     f.insert(
         acceptance_key("software"),
         json(a.software.as_ref().and_then(|s| s.name.as_ref())),
@@ -413,5 +421,14 @@ pub fn acceptance_facts(report: &DomainReport) -> Facts {
     ekus.sort();
     ekus.dedup();
     f.insert(acceptance_key("inbound_client_eku"), json(ekus));
+    let mut purposes: Vec<String> = a
+        .inbound
+        .iter()
+        .filter_map(|i| i.client_purpose)
+        .map(|c| json(c).as_str().unwrap_or_default().to_string())
+        .collect();
+    purposes.sort();
+    purposes.dedup();
+    f.insert(acceptance_key("inbound_client_purpose"), json(purposes));
     f
 }

@@ -6,7 +6,7 @@
 
 use crate::dns::{DnsOutcome, DnsReport, SrvService};
 use crate::probe::report::{ConnectOutcome, EndpointOutcome, EndpointReport, Transport};
-use crate::tls::{ChainVerdict, EkuClass, NameMatch, TlsInfo};
+use crate::tls::{ChainVerdict, ClientPurpose, EkuClass, NameMatch, TlsInfo};
 use crate::xmpp::Service;
 use crate::xmpp::features::StarttlsOffer;
 use serde::{Deserialize, Serialize};
@@ -16,7 +16,9 @@ use time::Date;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ServiceStatus {
-    /// At least one endpoint reached post-TLS features.
+    /// A TLS session was established on at least one endpoint (its
+    /// handshake completed and no alert followed), whatever the stream did
+    /// after TLS.
     TlsOk,
     /// An endpoint answered but offered no TLS at all (no `<starttls/>`,
     /// no direct TLS): the service runs in clear text only.
@@ -62,6 +64,10 @@ pub struct ServiceSummary {
     pub name_match: Option<NameMatch>,
     /// EKU class of the primary endpoint's end-entity certificate.
     pub eku_class: Option<EkuClass>,
+    /// Whether the primary chain would pass a strict peer's TLS-client
+    /// purpose check when this server presents it on outgoing s2s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_purpose: Option<ClientPurpose>,
     /// The end-entity certificate was issued by Let's Encrypt.
     pub lets_encrypt: Option<bool>,
     /// Date the certificate's successor turns server-only, if it will.
@@ -124,8 +130,11 @@ pub fn summarize_service(
         .copied()
         .filter(|e| e.outcome == EndpointOutcome::Complete)
         .collect();
-    // STARTTLS endpoints come before direct TLS ones in probe order.
-    let primary = tls_ok.first().copied();
+    // STARTTLS endpoints come before direct TLS ones in probe order. The
+    // primary endpoint is the first whose handshake completed, whatever
+    // the stream did afterwards (a server requiring peer certificates
+    // refuses our certificate-less stream after TLS: its TLS facts stand).
+    let primary = eps.iter().copied().find(|e| tls_session(e));
     let primary_tls: Option<&TlsInfo> = primary.and_then(|e| e.tls.as_ref());
     let leaf = primary_tls.and_then(|t| t.chain.first());
     let pre_tls = eps.iter().find_map(|e| e.pre_tls.as_ref());
@@ -143,6 +152,7 @@ pub fn summarize_service(
         chain_verdict: primary_tls.and_then(|t| t.verdict),
         name_match: primary_tls.and_then(|t| t.name_match),
         eku_class: leaf.map(|c| c.eku.class),
+        client_purpose: primary_tls.and_then(|t| crate::tls::eku::client_purpose(&t.chain)),
         lets_encrypt: leaf.map(|c| c.lets_encrypt),
         renews_server_only: leaf.and_then(|c| c.renews_server_only),
         client_cert_requested: primary_tls.map(|t| t.client_cert_requested),
@@ -151,6 +161,14 @@ pub fn summarize_service(
         bidi_offered: post_tls.filter(|_| s2s).map(|f| f.bidi),
         dane_match: primary_tls.and_then(|t| t.dane_match),
     }
+}
+
+/// The endpoint's TLS handshake completed and no alert followed on the
+/// first read (a TLS 1.3 client-certificate rejection).
+pub fn tls_session(e: &EndpointReport) -> bool {
+    e.tls
+        .as_ref()
+        .is_some_and(|t| t.version.is_some() && t.failure.is_none())
 }
 
 fn status(service: Service, dns: &DnsReport, eps: &[&EndpointReport]) -> ServiceStatus {
@@ -169,7 +187,7 @@ fn status(service: Service, dns: &DnsReport, eps: &[&EndpointReport]) -> Service
         }
         return ServiceStatus::NoAddress;
     }
-    if eps.iter().any(|e| e.outcome == EndpointOutcome::Complete) {
+    if eps.iter().any(|e| tls_session(e)) {
         return ServiceStatus::TlsOk;
     }
     if eps
@@ -204,12 +222,40 @@ fn status(service: Service, dns: &DnsReport, eps: &[&EndpointReport]) -> Service
     ServiceStatus::StreamFailed
 }
 
-/// The acceptance verdict of MEASUREMENTS §3, derived from the evidence
-/// alone. `passive` is the s2s summary of the passive probe (reachability
-/// and TLS without a client certificate).
+/// An acceptance verdict with its typed reason and the human detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptanceJudgement {
+    /// The verdict.
+    pub verdict: crate::acceptance::AcceptanceVerdict,
+    /// Why, as a stable code.
+    pub reason: crate::acceptance::AcceptanceReason,
+    /// Why, in words (conditions, alert names, the dialback outcome).
+    pub text: Option<String>,
+}
+
+fn judged(
+    verdict: crate::acceptance::AcceptanceVerdict,
+    reason: crate::acceptance::AcceptanceReason,
+    text: impl Into<Option<String>>,
+) -> AcceptanceJudgement {
+    AcceptanceJudgement {
+        verdict,
+        reason,
+        text: text.into(),
+    }
+}
+
+/// The acceptance verdict of MEASUREMENTS §3, derived from the attempts'
+/// evidence alone. `passive` (the s2s summary of the passive probe) is
+/// consulted only when no attempt could be made, to say why: the attempts
+/// run on any s2s endpoint whose TLS handshake completed, whatever the
+/// certificate-less passive stream did after TLS (a `s2s_secure_auth`
+/// server refuses that stream, yet accepts a peer with a certificate).
 ///
 /// The rules, in order:
-/// 1. no reachable s2s endpoint → `unreachable`; no TLS → `tls_failed`;
+/// 1. no attempt: no s2s address → `unreachable` (`no_s2s_address`); no
+///    TCP connection → `unreachable` (`s2s_unreachable`); else `tls_failed`
+///    (`no_tls_session`);
 /// 2. EXTERNAL succeeded with the server-only certificate → `accepts_server_only`;
 /// 3. no CertificateRequest with either certificate → `no_cert_auth`
 ///    (EXTERNAL cannot succeed without a presented certificate, even if
@@ -226,33 +272,39 @@ pub fn acceptance(
     passive: &ServiceSummary,
     attempts: &[crate::acceptance::AttemptReport],
     dialback: Option<&crate::acceptance::DialbackReport>,
-) -> (crate::acceptance::AcceptanceVerdict, Option<String>) {
-    use crate::acceptance::{AcceptanceVerdict as V, DialbackOutcome, ProbeCertKind};
+) -> AcceptanceJudgement {
+    use crate::acceptance::{
+        AcceptanceReason as R, AcceptanceVerdict as V, DialbackOutcome, ProbeCertKind,
+    };
     use crate::xmpp::sasl::SaslOutcome;
-    match passive.status {
-        ServiceStatus::TlsOk => {}
-        ServiceStatus::NoTls | ServiceStatus::TlsFailed | ServiceStatus::StreamFailed => {
-            return (
+    if attempts.is_empty() {
+        let why = crate::facts::label(passive.status);
+        return match passive.status {
+            ServiceStatus::NoAddress | ServiceStatus::Blocked | ServiceStatus::NotOffered => {
+                judged(V::Unreachable, R::NoS2sAddress, format!("s2s {why}"))
+            }
+            ServiceStatus::Unreachable => {
+                judged(V::Unreachable, R::S2sUnreachable, format!("s2s {why}"))
+            }
+            _ => judged(
                 V::TlsFailed,
-                Some("no TLS session with any s2s endpoint".into()),
-            );
-        }
-        other => {
-            let why = crate::facts::label(other);
-            return (V::Unreachable, Some(format!("s2s {why}")));
-        }
+                R::NoTlsSession,
+                format!("no TLS handshake completed with any s2s endpoint (s2s {why})"),
+            ),
+        };
     }
     let find = |k| attempts.iter().find(|a| a.cert == k);
     let Some(so) = find(ProbeCertKind::ServerOnly) else {
-        return (
+        return judged(
             V::Inconclusive,
-            Some("no server-only attempt was made".into()),
+            R::AttemptIncomplete,
+            "no server-only attempt was made".to_string(),
         );
     };
     let cs = find(ProbeCertKind::ClientAndServer);
     let success = |a: &crate::acceptance::AttemptReport| a.external == Some(SaslOutcome::Success);
     if success(so) {
-        return (V::AcceptsServerOnly, None);
+        return judged(V::AcceptsServerOnly, R::ExternalSucceeded, None);
     }
     let asks = |a: &crate::acceptance::AttemptReport| {
         a.connection
@@ -260,7 +312,7 @@ pub fn acceptance(
             .as_ref()
             .is_some_and(|t| t.client_cert_requested)
     };
-    if !asks(so) && !cs.is_some_and(asks) {
+    if !asks(so) && !cs.is_some_and(asks) && so.connection.tls.is_some() {
         let db = dialback.map_or("no dialback attempt".to_string(), |d| {
             format!("dialback {}", crate::facts::label(&d.outcome))
         });
@@ -269,11 +321,10 @@ pub fn acceptance(
         } else {
             "no EXTERNAL"
         };
-        return (
+        return judged(
             V::NoCertAuth,
-            Some(format!(
-                "no CertificateRequest with either certificate ({external}); {db}"
-            )),
+            R::NoCertificateRequest,
+            format!("no CertificateRequest with either certificate ({external}); {db}"),
         );
     }
     // Did the server-only attempt end because of our certificate?
@@ -283,37 +334,46 @@ pub fn acceptance(
             .tls
             .as_ref()
             .is_some_and(|t| t.failure == Some(crate::tls::TlsFailure::Alert));
-    let refused = tls_rejected
-        || matches!(so.external, Some(SaslOutcome::Failure { .. }))
-        || (so.external.is_none() && so.external_offered == Some(false));
-    if !refused {
+    let external_failed = matches!(so.external, Some(SaslOutcome::Failure { .. }));
+    let not_offered = so.external.is_none() && so.external_offered == Some(false);
+    if !(tls_rejected || external_failed || not_offered) {
         let why = so
             .detail
             .clone()
             .or_else(|| so.connection.detail.clone())
             .unwrap_or_else(|| crate::facts::label(so.connection.outcome));
-        return (
+        return judged(
             V::Inconclusive,
-            Some(format!("the server-only attempt did not complete: {why}")),
+            R::AttemptIncomplete,
+            format!("the server-only attempt did not complete: {why}"),
         );
     }
-    let how = if tls_rejected {
+    let (code, how) = if tls_rejected {
         let alert = so
             .connection
             .tls
             .as_ref()
             .and_then(|t| t.failure_detail.clone())
             .unwrap_or_default();
-        format!("TLS rejected the server-only certificate ({alert})")
+        (
+            R::TlsAlertOnServerOnly,
+            format!("TLS rejected the server-only certificate ({alert})"),
+        )
     } else {
         match &so.external {
-            Some(SaslOutcome::Failure { condition, text }) => format!(
-                "EXTERNAL refused the server-only certificate: {condition}{}",
-                text.as_deref()
-                    .map(|t| format!(" ({t})"))
-                    .unwrap_or_default()
+            Some(SaslOutcome::Failure { condition, text }) => (
+                R::ExternalRefused,
+                format!(
+                    "EXTERNAL refused the server-only certificate: {condition}{}",
+                    text.as_deref()
+                        .map(|t| format!(" ({t})"))
+                        .unwrap_or_default()
+                ),
             ),
-            _ => "EXTERNAL not offered to the server-only certificate".into(),
+            _ => (
+                R::ExternalNotOffered,
+                "EXTERNAL not offered to the server-only certificate".into(),
+            ),
         }
     };
     let control = match cs {
@@ -325,17 +385,17 @@ pub fn acceptance(
                 || crate::facts::label(cs.connection.outcome),
                 crate::facts::label,
             );
-            return (
+            return judged(
                 V::Inconclusive,
-                Some(format!(
+                R::BothCertificatesRefused,
+                format!(
                     "{how}, and the client-and-server certificate was refused too ({o}): a trust problem, not an EKU one"
-                )),
+                ),
             );
         }
         None => "no client-and-server control: a trust problem is not ruled out".into(),
     };
-    let offered = attempts.iter().any(|a| a.dialback_offered == Some(true))
-        || passive.dialback_offered == Some(true);
+    let offered = attempts.iter().any(|a| a.dialback_offered == Some(true));
     let fallback = match dialback.map(|d| &d.outcome) {
         Some(DialbackOutcome::Valid) => Some("dialback succeeded"),
         Some(DialbackOutcome::NotOffered) | None if offered => {
@@ -344,17 +404,19 @@ pub fn acceptance(
         _ => None,
     };
     match fallback {
-        Some(db) => (
+        Some(db) => judged(
             V::RejectsServerOnlyDialback,
-            Some(format!("{how}; {control}; {db}")),
+            code,
+            format!("{how}; {control}; {db}"),
         ),
         None => {
             let db = dialback.map_or("dialback not offered".to_string(), |d| {
                 format!("dialback {}", crate::facts::label(&d.outcome))
             });
-            (
+            judged(
                 V::RejectsServerOnlyNoFallback,
-                Some(format!("{how}; {control}; {db}")),
+                code,
+                format!("{how}; {control}; {db}"),
             )
         }
     }
@@ -364,7 +426,8 @@ pub fn acceptance(
 mod acceptance_tests {
     use super::*;
     use crate::acceptance::{
-        AcceptanceVerdict as V, AttemptReport, DialbackOutcome, DialbackReport, ProbeCertKind,
+        AcceptanceVerdict as V, AttemptReport, DialbackOutcome, DialbackReport, IqOutcome,
+        ProbeCertKind,
     };
     use crate::probe::report::{ConnectOutcome, EndpointSource, Phase, Transport};
     use crate::tls::{TlsFailure, TlsInfo};
@@ -402,6 +465,7 @@ mod acceptance_tests {
             header_after_tls: None,
             post_tls: None,
             stream_error: None,
+            starttls_injected_bytes: None,
         }
     }
 
@@ -413,7 +477,8 @@ mod acceptance_tests {
             external_offered: Some(offered),
             external,
             dialback_offered: Some(true),
-            ping: None,
+            ping: IqOutcome::NotAttempted,
+            version_query: IqOutcome::NotAttempted,
             version: None,
             detail: None,
         }
@@ -431,7 +496,8 @@ mod acceptance_tests {
             connection: conn(EndpointOutcome::Complete, true, false),
             outcome,
             verify_received: true,
-            ping: None,
+            ping: IqOutcome::NotAttempted,
+            version_query: IqOutcome::NotAttempted,
             version: None,
         }
     }
@@ -456,7 +522,7 @@ mod acceptance_tests {
     fn accepts_server_only_when_external_succeeds() {
         let a = [attempt(So, Some(SaslOutcome::Success), true)];
         assert_eq!(
-            acceptance(&passive(ServiceStatus::TlsOk), &a, None).0,
+            acceptance(&passive(ServiceStatus::TlsOk), &a, None).verdict,
             V::AcceptsServerOnly
         );
     }
@@ -467,7 +533,11 @@ mod acceptance_tests {
             attempt(So, refused(), true),
             attempt(Cs, Some(SaslOutcome::Success), true),
         ];
-        let (v, why) = acceptance(
+        let AcceptanceJudgement {
+            verdict: v,
+            text: why,
+            ..
+        } = acceptance(
             &passive(ServiceStatus::TlsOk),
             &a,
             Some(&db(DialbackOutcome::Valid)),
@@ -485,7 +555,7 @@ mod acceptance_tests {
         let mut p = passive(ServiceStatus::TlsOk);
         p.dialback_offered = Some(false);
         assert_eq!(
-            acceptance(&p, &no_db, Some(&db(DialbackOutcome::NotOffered))).0,
+            acceptance(&p, &no_db, Some(&db(DialbackOutcome::NotOffered))).verdict,
             V::RejectsServerOnlyNoFallback
         );
         // Offered but failed: no fallback either.
@@ -507,7 +577,11 @@ mod acceptance_tests {
         so.external_offered = None;
         let a = [so, attempt(Cs, Some(SaslOutcome::Success), true)];
         let d = db(DialbackOutcome::ConnectionFailed);
-        let (v, why) = acceptance(&passive(ServiceStatus::TlsOk), &a, Some(&d));
+        let AcceptanceJudgement {
+            verdict: v,
+            text: why,
+            ..
+        } = acceptance(&passive(ServiceStatus::TlsOk), &a, Some(&d));
         assert_eq!(v, V::RejectsServerOnlyNoFallback, "{why:?}");
         assert!(why.unwrap().contains("CertificateRequired"));
     }
@@ -515,7 +589,7 @@ mod acceptance_tests {
     #[test]
     fn no_cert_auth_when_never_asked_nor_offered() {
         let a = [attempt(So, None, false), attempt(Cs, None, false)];
-        let (v, _) = acceptance(
+        let AcceptanceJudgement { verdict: v, .. } = acceptance(
             &passive(ServiceStatus::TlsOk),
             &a,
             Some(&db(DialbackOutcome::Valid)),
@@ -528,7 +602,11 @@ mod acceptance_tests {
             x.external_offered = Some(true);
             x.external = refused();
         }
-        let (v, why) = acceptance(&passive(ServiceStatus::TlsOk), &listed, None);
+        let AcceptanceJudgement {
+            verdict: v,
+            text: why,
+            ..
+        } = acceptance(&passive(ServiceStatus::TlsOk), &listed, None);
         assert_eq!(v, V::NoCertAuth);
         assert!(why.unwrap().contains("unusable"));
     }
@@ -536,7 +614,11 @@ mod acceptance_tests {
     #[test]
     fn both_certificates_refused_is_inconclusive_trust() {
         let a = [attempt(So, refused(), true), attempt(Cs, refused(), true)];
-        let (v, why) = acceptance(
+        let AcceptanceJudgement {
+            verdict: v,
+            text: why,
+            ..
+        } = acceptance(
             &passive(ServiceStatus::TlsOk),
             &a,
             Some(&db(DialbackOutcome::Valid)),
@@ -548,7 +630,11 @@ mod acceptance_tests {
     #[test]
     fn without_control_certificate_a_refusal_still_counts_but_says_so() {
         let a = [attempt(So, refused(), true)];
-        let (v, why) = acceptance(
+        let AcceptanceJudgement {
+            verdict: v,
+            text: why,
+            ..
+        } = acceptance(
             &passive(ServiceStatus::TlsOk),
             &a,
             Some(&db(DialbackOutcome::Valid)),
@@ -562,19 +648,23 @@ mod acceptance_tests {
         let mut so = attempt(So, None, true);
         so.external = None;
         so.detail = Some("EXTERNAL: timed out".into());
-        let (v, why) = acceptance(&passive(ServiceStatus::TlsOk), &[so], None);
+        let AcceptanceJudgement {
+            verdict: v,
+            text: why,
+            ..
+        } = acceptance(&passive(ServiceStatus::TlsOk), &[so], None);
         assert_eq!(v, V::Inconclusive);
         assert!(why.unwrap().contains("timed out"));
         assert_eq!(
-            acceptance(&passive(ServiceStatus::Unreachable), &[], None).0,
+            acceptance(&passive(ServiceStatus::Unreachable), &[], None).verdict,
             V::Unreachable
         );
         assert_eq!(
-            acceptance(&passive(ServiceStatus::NoAddress), &[], None).0,
+            acceptance(&passive(ServiceStatus::NoAddress), &[], None).verdict,
             V::Unreachable
         );
         assert_eq!(
-            acceptance(&passive(ServiceStatus::TlsFailed), &[], None).0,
+            acceptance(&passive(ServiceStatus::TlsFailed), &[], None).verdict,
             V::TlsFailed
         );
     }

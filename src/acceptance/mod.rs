@@ -10,7 +10,7 @@
 pub mod probe;
 
 use crate::probe::report::EndpointReport;
-use crate::tls::{CertInfo, EkuClass};
+use crate::tls::{CertInfo, ClientPurpose, EkuClass};
 use crate::xmpp::dialback::Answer;
 use crate::xmpp::iq::SoftwareVersion;
 use crate::xmpp::sasl::SaslOutcome;
@@ -27,10 +27,15 @@ pub enum ProbeCertKind {
     ClientAndServer,
 }
 
-/// The answer to an IQ the probe sent once authenticated.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The answer to an IQ the probe sent once authenticated (XEP-0199 ping,
+/// XEP-0092 version). A refusal is evidence too: a server answering
+/// `service-unavailable` to the version query hides its software on purpose.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum IqOutcome {
+    /// Not sent: the stream never authenticated, or it died before.
+    #[default]
+    NotAttempted,
     /// `type='result'`.
     Result,
     /// `type='error'` with its condition.
@@ -62,8 +67,11 @@ pub struct AttemptReport {
     /// Dialback was offered (feature or `xmlns:db` on the header).
     pub dialback_offered: Option<bool>,
     /// Ping (XEP-0199) after authentication.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ping: Option<IqOutcome>,
+    #[serde(default)]
+    pub ping: IqOutcome,
+    /// How the software-version query (XEP-0092) was answered.
+    #[serde(default)]
+    pub version_query: IqOutcome,
     /// Software version (XEP-0092) after authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<SoftwareVersion>,
@@ -114,8 +122,11 @@ pub struct DialbackReport {
     /// The target called our listener with `db:verify` for this attempt.
     pub verify_received: bool,
     /// Ping after dialback succeeded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ping: Option<IqOutcome>,
+    #[serde(default)]
+    pub ping: IqOutcome,
+    /// How the version query after dialback was answered.
+    #[serde(default)]
+    pub version_query: IqOutcome,
     /// Version after dialback succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<SoftwareVersion>,
@@ -156,6 +167,10 @@ pub struct InboundReport {
     pub client_chain: Vec<CertInfo>,
     /// EKU class of its end-entity certificate.
     pub client_eku: Option<EkuClass>,
+    /// Whether its chain passes OpenSSL's TLS-client purpose check: the
+    /// "will strict peers refuse *this* server" side of federation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_purpose: Option<ClientPurpose>,
     /// How it authenticated.
     pub auth: InboundAuth,
     /// IQ replies it delivered to us on this stream.
@@ -186,6 +201,38 @@ pub enum AcceptanceVerdict {
     NotRun,
 }
 
+/// Why a verdict was reached, as a stable code (its snake_case name is the
+/// value in JSON and in the database). The human text beside it adds the
+/// details (conditions, alert names) and is never matched on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AcceptanceReason {
+    /// No probe identity configured.
+    NoProbeIdentity,
+    /// DNS gave no s2s address, or the address policy forbade them all.
+    NoS2sAddress,
+    /// No s2s endpoint accepted a TCP connection.
+    S2sUnreachable,
+    /// Endpoints answered, but no TLS handshake completed on any of them.
+    NoTlsSession,
+    /// SASL EXTERNAL succeeded with the server-only certificate.
+    ExternalSucceeded,
+    /// Neither certificate was asked for (no CertificateRequest).
+    NoCertificateRequest,
+    /// The server-only attempt stopped for a reason unrelated to our
+    /// certificate (timeout, stream error, closed).
+    AttemptIncomplete,
+    /// Both certificates were refused: a trust problem, not an EKU one.
+    BothCertificatesRefused,
+    /// TLS aborted with an alert after we presented the server-only certificate.
+    TlsAlertOnServerOnly,
+    /// EXTERNAL answered `<failure/>` to the server-only certificate.
+    ExternalRefused,
+    /// EXTERNAL was not offered to the server-only certificate (but was
+    /// asked for a certificate).
+    ExternalNotOffered,
+}
+
 /// Everything the active probe learnt about one domain.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AcceptanceReport {
@@ -203,6 +250,11 @@ pub struct AcceptanceReport {
     pub software: Option<SoftwareVersion>,
     /// The verdict.
     pub verdict: AcceptanceVerdict,
+    /// Why, as a stable code (what reports group by and tests match on).
+    pub reason_code: AcceptanceReason,
+    /// The s2s endpoint the attempts ran against (`ip:port`, transport).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
     /// Why, in words (always set for `inconclusive`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

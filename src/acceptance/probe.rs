@@ -11,7 +11,7 @@ use crate::acceptance::{
 use crate::identity::{ProbeCert, ProbeIdentity};
 use crate::probe::endpoint::{ConnectOptions, ProbeContext, Session, open_session};
 use crate::probe::plan::EndpointPlan;
-use crate::probe::report::{EndpointOutcome, EndpointReport};
+use crate::probe::report::EndpointReport;
 use crate::s2s::steps::{self, StepError};
 use crate::verdict::DomainSummary;
 use crate::xmpp::Service;
@@ -75,6 +75,14 @@ async fn wait_reply(
     }
 }
 
+/// The answers to the ping and version queries sent once authenticated.
+#[derive(Default)]
+struct IqAnswers {
+    ping: IqOutcome,
+    version_query: IqOutcome,
+    software: Option<SoftwareVersion>,
+}
+
 fn iq_outcome(el: Option<&Element>) -> IqOutcome {
     match el.and_then(iq::parse).map(|q| q.kind) {
         Some(IqKind::Result) => IqOutcome::Result,
@@ -106,7 +114,7 @@ impl AcceptanceProbe {
         ctx: &ProbeContext,
         target: &str,
         session: &mut Session,
-    ) -> (IqOutcome, Option<SoftwareVersion>) {
+    ) -> IqAnswers {
         let me = &self.identity.domain;
         let limit = ctx.limits.phase_timeout;
         let (pid, vid) = (random_id("ping"), random_id("version"));
@@ -119,19 +127,24 @@ impl AcceptanceProbe {
             steps::send(&mut session.stream, &iq::version_query(me, target, &vid)).await
         }
         .await;
-        if sent.is_err() {
-            return (IqOutcome::Timeout, None);
+        if let Err(e) = sent {
+            tracing::debug!(target, error = %e, "could not send ping/version");
+            return IqAnswers::default();
         }
         let ping = wait_reply(session, prx, &pid, limit).await;
         let version = wait_reply(session, vrx, &vid, limit).await;
-        let version = version.as_ref().and_then(|el| {
+        let software = version.as_ref().and_then(|el| {
             let q = iq::parse(el)?;
             (q.kind == IqKind::Result)
                 .then_some(q.payload)
                 .flatten()
                 .and_then(iq::parse_version)
         });
-        (iq_outcome(ping.as_ref()), version)
+        IqAnswers {
+            ping: iq_outcome(ping.as_ref()),
+            version_query: iq_outcome(version.as_ref()),
+            software,
+        }
     }
 
     /// One attempt presenting `cert` (MEASUREMENTS §3 items 1–3 and 5).
@@ -153,7 +166,8 @@ impl AcceptanceProbe {
             external_offered: None,
             external: None,
             dialback_offered: None,
-            ping: None,
+            ping: IqOutcome::NotAttempted,
+            version_query: IqOutcome::NotAttempted,
             version: None,
             detail: None,
             connection,
@@ -174,9 +188,10 @@ impl AcceptanceProbe {
             }
         }
         if a.external == Some(SaslOutcome::Success) {
-            let (ping, version) = self.ping_and_version(ctx, target, &mut s).await;
-            a.ping = Some(ping);
-            a.version = version;
+            let answers = self.ping_and_version(ctx, target, &mut s).await;
+            a.ping = answers.ping;
+            a.version_query = answers.version_query;
+            a.version = answers.software;
         }
         s.close().await;
         a
@@ -198,7 +213,8 @@ impl AcceptanceProbe {
         let mut report = DialbackReport {
             outcome: DialbackOutcome::ConnectionFailed,
             verify_received: false,
-            ping: None,
+            ping: IqOutcome::NotAttempted,
+            version_query: IqOutcome::NotAttempted,
             version: None,
             connection,
         };
@@ -231,16 +247,22 @@ impl AcceptanceProbe {
         };
         report.verify_received = self.authority.verifies_from(target) > before;
         if report.outcome == DialbackOutcome::Valid {
-            let (ping, version) = self.ping_and_version(ctx, target, &mut s).await;
-            report.ping = Some(ping);
-            report.version = version;
+            let answers = self.ping_and_version(ctx, target, &mut s).await;
+            report.ping = answers.ping;
+            report.version_query = answers.version_query;
+            report.version = answers.software;
         }
         s.close().await;
         report
     }
 
-    /// Runs every attempt against the first s2s endpoint that completed
-    /// TLS in the passive probe, and derives the verdict.
+    /// Runs the attempts against the s2s endpoints whose TLS handshake
+    /// completed in the passive probe, whatever the certificate-less stream
+    /// did after TLS (a `s2s_secure_auth` server refuses it with
+    /// `not-authorized`, yet accepts a peer presenting a certificate), in
+    /// the order a peer tries them: the first endpoint where the
+    /// server-only attempt gets a TLS session (or a TLS verdict on our
+    /// certificate) is where every attempt runs. Then derives the verdict.
     pub async fn run(
         &self,
         ctx: &ProbeContext,
@@ -249,38 +271,47 @@ impl AcceptanceProbe {
         passive: &[EndpointReport],
         summary: &DomainSummary,
     ) -> AcceptanceReport {
-        let primary = passive
-            .iter()
-            .zip(plans)
-            .find(|(e, _)| e.service == Service::S2s && e.outcome == EndpointOutcome::Complete)
-            .map(|(_, p)| p);
+        let candidates = passive.iter().zip(plans).filter(|(e, _)| {
+            e.service == Service::S2s && e.tls.as_ref().is_some_and(|t| t.version.is_some())
+        });
         let mut attempts = Vec::new();
         let mut dialback = None;
-        if let Some(plan) = primary {
-            attempts.push(
-                self.attempt(
+        let mut endpoint = None;
+        for (_, plan) in candidates {
+            let first = self
+                .attempt(
                     ctx,
                     target,
                     plan,
                     ProbeCertKind::ServerOnly,
                     &self.identity.server_only,
                 )
-                .await,
-            );
-            if let Some(cs) = &self.identity.client_and_server {
-                attempts.push(
-                    self.attempt(ctx, target, plan, ProbeCertKind::ClientAndServer, cs)
-                        .await,
-                );
-            }
-            let offered = attempts.iter().any(|a| a.dialback_offered == Some(true))
-                || summary.s2s.dialback_offered == Some(true);
-            if offered {
-                dialback = Some(self.dialback(ctx, target, plan).await);
+                .await;
+            let reached_tls = first
+                .connection
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.version.is_some());
+            attempts = vec![first];
+            endpoint = Some(format!(
+                "{} {}",
+                std::net::SocketAddr::new(plan.ip, plan.port),
+                crate::facts::label(plan.transport)
+            ));
+            if reached_tls {
+                if let Some(cs) = &self.identity.client_and_server {
+                    attempts.push(
+                        self.attempt(ctx, target, plan, ProbeCertKind::ClientAndServer, cs)
+                            .await,
+                    );
+                }
+                if attempts.iter().any(|a| a.dialback_offered == Some(true)) {
+                    dialback = Some(self.dialback(ctx, target, plan).await);
+                }
+                break;
             }
         }
-        let (verdict, reason) =
-            crate::verdict::acceptance(&summary.s2s, &attempts, dialback.as_ref());
+        let judgement = crate::verdict::acceptance(&summary.s2s, &attempts, dialback.as_ref());
         let software = attempts
             .iter()
             .find_map(|a| a.version.clone())
@@ -291,8 +322,10 @@ impl AcceptanceProbe {
             attempts,
             dialback,
             software,
-            verdict,
-            reason,
+            verdict: judgement.verdict,
+            reason_code: judgement.reason,
+            endpoint,
+            reason: judgement.text,
         }
     }
 }

@@ -178,6 +178,7 @@ pub async fn open_session(
         header_after_tls: None,
         post_tls: None,
         stream_error: None,
+        starttls_injected_bytes: None,
     };
     if !ctx.policy.permits(plan.ip) {
         let class = crate::facts::json(classify(plan.ip));
@@ -395,15 +396,12 @@ async fn starttls(
             Some(format!("expected <proceed/>, got {{{}}}{}", el.ns, el.name)),
         ));
     }
+    // Whatever was buffered behind `<proceed/>` is plaintext injected
+    // before TLS: dropped with the reader (RFC 6120 §5.4.3.3), counted,
+    // and the measurement goes on over TLS.
     let (tcp, leftover) = rd.into_inner();
     if leftover > 0 {
-        return Err(Stop::new(
-            EndpointOutcome::InjectionAfterProceed,
-            Phase::Starttls,
-            Some(format!(
-                "{leftover} plaintext bytes arrived after <proceed/> (STARTTLS injection)"
-            )),
-        ));
+        r.starttls_injected_bytes = Some(leftover as u64);
     }
     tls_and_stream(ctx, domain, tcp, r, tlsa, opts).await
 }

@@ -1,6 +1,7 @@
 //! Human-readable output of probe reports for a terminal: one block per
 //! domain with its evidence, and a one-line-per-domain results table.
 
+use crate::acceptance::IqOutcome;
 use crate::dns::DnsOutcome;
 use crate::probe::report::{DomainReport, EndpointOutcome, EndpointReport};
 use crate::verdict::ServiceSummary;
@@ -153,7 +154,14 @@ fn acceptance(r: &DomainReport) -> String {
     let Some(a) = &r.acceptance else {
         return "  acceptance  not run (no probe identity: see --config, --probe-domain)\n".into();
     };
-    let mut out = format!("  acceptance  {}", name(a.verdict));
+    let mut out = format!(
+        "  acceptance  {} [{}]",
+        name(a.verdict),
+        name(a.reason_code)
+    );
+    if let Some(ep) = &a.endpoint {
+        let _ = write!(out, " on {ep}");
+    }
     if let Some(why) = &a.reason {
         let _ = write!(out, " — {why}");
     }
@@ -189,8 +197,11 @@ fn acceptance(r: &DomainReport) -> String {
                 let _ = write!(out, ", EXTERNAL offered {}", yes_no(at.external_offered));
             }
         }
-        if let Some(p) = &at.ping {
-            let _ = write!(out, ", ping {}", name(p));
+        if at.ping != IqOutcome::NotAttempted {
+            let _ = write!(out, ", ping {}", iq_label(&at.ping));
+        }
+        if at.version_query != IqOutcome::NotAttempted {
+            let _ = write!(out, ", version query {}", iq_label(&at.version_query));
         }
         out.push('\n');
     }
@@ -265,4 +276,12 @@ pub fn table(reports: &[DomainReport]) -> String {
         );
     }
     out
+}
+
+/// `result`, `timeout`, or `error service-unavailable`.
+fn iq_label(o: &IqOutcome) -> String {
+    match o {
+        IqOutcome::Error { condition } => format!("error {condition}"),
+        other => crate::facts::label(other),
+    }
 }

@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use time::OffsetDateTime;
 
 /// Version of the `--json` schema. Bump on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// How the endpoint starts TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -91,7 +91,10 @@ pub enum EndpointOutcome {
     NoStarttls,
     /// The server answered `<starttls/>` with `<failure/>`.
     StarttlsFailure,
-    /// Bytes were buffered after `<proceed/>`: plaintext injection attempt.
+    /// Bytes were buffered after `<proceed/>` and the probe stopped there.
+    /// Written by schema-1 probes only: since schema 2 the bytes are
+    /// discarded (RFC 6120 §5.4.3.3), counted in `starttls_injected_bytes`,
+    /// and the measurement goes on.
     InjectionAfterProceed,
     /// TLS failed (see `tls.failure`).
     TlsFailed,
@@ -157,6 +160,11 @@ pub struct EndpointReport {
     /// A stream error received in any phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_error: Option<StreamError>,
+    /// Plaintext bytes that arrived after `<proceed/>` (a STARTTLS
+    /// injection attempt, CVE-2011-0411 class), discarded before the TLS
+    /// handshake as RFC 6120 §5.4.3.3 requires; `None`: none arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starttls_injected_bytes: Option<u64>,
 }
 
 /// One domain's whole probe: the `--json` object.

@@ -219,6 +219,7 @@ fn new_report(peer: Option<&str>) -> Arc<Mutex<InboundReport>> {
         tls: false,
         client_chain: Vec::new(),
         client_eku: None,
+        client_purpose: None,
         auth: InboundAuth::None,
         replies: 0,
     }))
@@ -421,6 +422,7 @@ fn record_chain(report: &Mutex<InboundReport>, chain: &[CertificateDer<'static>]
             .first()
             .and_then(|c| cert::analyze(c.as_ref()).ok())
             .map(|i| i.eku.class);
+        r.client_purpose = crate::tls::eku::client_purpose(&infos);
         r.client_chain = infos;
     });
 }

@@ -533,6 +533,7 @@ mod tests {
             header_after_tls: None,
             post_tls: None,
             stream_error: None,
+            starttls_injected_bytes: None,
         }
     }
 

@@ -446,6 +446,60 @@ mod pki_tests {
         }
     }
 
+    /// OpenSSL's client purpose (`X509_PURPOSE_SSL_CLIENT`) fails on any
+    /// certificate below the anchor whose EKU lacks clientAuth.
+    #[test]
+    fn client_purpose_of_leaf_and_intermediates() {
+        use crate::tls::ClientPurpose as P;
+        use crate::tls::eku::client_purpose;
+        let root = ca("purpose root");
+        let analyse = |issued: &pki::IssuedCert| -> Vec<CertInfo> {
+            issued
+                .chain
+                .iter()
+                .map(|c| analyze(c).expect("analyse"))
+                .collect()
+        };
+        let leaf = |eku| LeafSpec {
+            eku,
+            ..LeafSpec::new("purpose.example.test")
+        };
+        let cs = root.issue(&leaf(EkuSpec::ClientAndServer)).expect("leaf");
+        assert_eq!(client_purpose(&analyse(&cs)), Some(P::Ok));
+        let none = root.issue(&leaf(EkuSpec::None)).expect("leaf");
+        assert_eq!(client_purpose(&analyse(&none)), Some(P::Ok));
+        for eku in [EkuSpec::ServerOnly, EkuSpec::AnyPurpose, EkuSpec::Other] {
+            let so = root.issue(&leaf(eku)).expect("leaf");
+            assert_eq!(
+                client_purpose(&analyse(&so)),
+                Some(P::LeafLacksClientAuth),
+                "{eku:?}"
+            );
+        }
+        let mid = root.intermediate_server_only("purpose mid").expect("mid");
+        let chain = mid.issue(&leaf(EkuSpec::ClientAndServer)).expect("leaf");
+        assert_eq!(chain.chain.len(), 2, "leaf and intermediate presented");
+        assert_eq!(
+            client_purpose(&analyse(&chain)),
+            Some(P::IntermediateLacksClientAuth)
+        );
+        // The leaf is checked first: it names the nearer fault.
+        let both = mid.issue(&leaf(EkuSpec::ServerOnly)).expect("leaf");
+        assert_eq!(
+            client_purpose(&analyse(&both)),
+            Some(P::LeafLacksClientAuth)
+        );
+        let le = root.lets_encrypt_like("R99-test").expect("le");
+        let le_leaf = le.issue(&leaf(EkuSpec::ClientAndServer)).expect("leaf");
+        assert_eq!(client_purpose(&analyse(&le_leaf)), Some(P::Ok));
+        // A self-signed anchor sent along is not judged.
+        let mut with_root = analyse(&chain);
+        with_root.truncate(1);
+        with_root.push(analyze(root.der()).expect("root"));
+        assert_eq!(client_purpose(&with_root), Some(P::Ok));
+        assert_eq!(client_purpose(&[]), None);
+    }
+
     #[test]
     fn fields_of_an_issued_leaf() {
         let ca = ca("cert-fields CA");

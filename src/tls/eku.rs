@@ -9,7 +9,24 @@
 use x509_parser::asn1_rs::oid;
 use x509_parser::certificate::X509Certificate;
 
-use super::{Eku, EkuClass};
+use super::{CertInfo, ClientPurpose, Eku, EkuClass};
+
+/// Derives [`ClientPurpose`] from a chain as presented (leaf first).
+/// A self-signed last certificate is the trust anchor and is not checked,
+/// as OpenSSL does not check the anchor's purpose by default. `None` for an
+/// empty chain.
+pub fn client_purpose(chain: &[CertInfo]) -> Option<ClientPurpose> {
+    let (leaf, rest) = chain.split_first()?;
+    let lacks = |c: &CertInfo| c.eku.present && !c.eku.client_auth;
+    if lacks(leaf) {
+        return Some(ClientPurpose::LeafLacksClientAuth);
+    }
+    let below_anchor = rest.iter().filter(|c| !c.self_signed);
+    if below_anchor.into_iter().any(lacks) {
+        return Some(ClientPurpose::IntermediateLacksClientAuth);
+    }
+    Some(ClientPurpose::Ok)
+}
 
 /// Classifies an EKU extension by its purpose flags, per the MEASUREMENTS §2 table.
 ///

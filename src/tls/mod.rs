@@ -34,6 +34,24 @@ pub enum EkuClass {
     Other,
 }
 
+/// Whether a chain can serve as a TLS *client* certificate at a strict
+/// receiver (OpenSSL's `X509_PURPOSE_SSL_CLIENT`, Erlang's TLS): every
+/// certificate below the trust anchor that carries an EKU extension must list
+/// clientAuth (OpenSSL `xku_reject` applies to intermediates too, and
+/// anyExtendedKeyUsage alone does not satisfy it). Let's Encrypt's newer
+/// intermediates carry serverAuth only, so a leaf with clientAuth can still
+/// fail here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientPurpose {
+    /// Every certificate with an EKU lists clientAuth (or has no EKU).
+    Ok,
+    /// The end-entity certificate's EKU lacks clientAuth.
+    LeafLacksClientAuth,
+    /// The leaf passes, but an intermediate's EKU lacks clientAuth.
+    IntermediateLacksClientAuth,
+}
+
 /// The Extended Key Usage extension as found (RFC 5280 §4.2.1.12).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Eku {

@@ -9,8 +9,10 @@ cd "$(dirname "$0")/../.."
 
 # "install ok installed": dpkg -s also succeeds for a removed package
 # whose config files remain.
-installed() { [ "$(dpkg-query -W -f='${Status}' prosody 2>/dev/null)" = "install ok installed" ]; }
-installed && command -v prosody >/dev/null && exit 0
+installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
+# lua-unbound is only a Recommends of prosody, but without it Prosody falls
+# back to its legacy DNS code, which ignores the test's resolv.conf.
+installed prosody && installed lua-unbound && command -v prosody >/dev/null && exit 0
 
 # invoke-rc.d asks /usr/sbin/policy-rc.d whether a maintainer script may
 # start a service; exit 101 = no. Add one for the install only if the
@@ -24,10 +26,11 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
   on_exit 'as_root rm -f "$guard"'
 fi
 
-say "installing Debian package prosody (for the Prosody integration test)"
+say "installing Debian packages prosody and lua-unbound (for the Prosody integration test)"
 as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prosody
-installed || die "prosody did not install"
+as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prosody lua-unbound
+installed prosody || die "prosody did not install"
+installed lua-unbound || die "lua-unbound did not install"
 
 # Belt and braces: stop an instance the package may have started anyway,
 # and keep the system service from starting at boot.
