@@ -74,11 +74,13 @@ pub enum EndpointField {
     Bidi,
     /// TLSA match.
     DaneMatch,
+    /// Plaintext bytes discarded after `<proceed/>` (STARTTLS injection).
+    StarttlsInjectedBytes,
 }
 
 impl EndpointField {
     /// Every field, in report order.
-    pub const ALL: [Self; 26] = [
+    pub const ALL: [Self; 27] = [
         Self::Connect,
         Self::Outcome,
         Self::Phase,
@@ -105,6 +107,7 @@ impl EndpointField {
         Self::DialbackAfterTls,
         Self::Bidi,
         Self::DaneMatch,
+        Self::StarttlsInjectedBytes,
     ];
 
     /// The key suffix used in [`Facts`].
@@ -136,6 +139,7 @@ impl EndpointField {
             Self::DialbackAfterTls => "dialback_after_tls",
             Self::Bidi => "bidi",
             Self::DaneMatch => "dane_match",
+            Self::StarttlsInjectedBytes => "starttls_injected_bytes",
         }
     }
 
@@ -177,6 +181,7 @@ impl EndpointField {
             Self::DialbackAfterTls => json(e.post_tls.as_ref().map(|f| f.dialback)),
             Self::Bidi => json(e.post_tls.as_ref().map(|f| f.bidi)),
             Self::DaneMatch => json(tls.and_then(|t| t.dane_match)),
+            Self::StarttlsInjectedBytes => json(e.starttls_injected_bytes),
         }
     }
 }
@@ -341,12 +346,13 @@ pub fn compare(expected: &Facts, measured: &Facts) -> Vec<Mismatch> {
 pub const ACCEPTANCE_PREFIX: &str = "acceptance.";
 
 /// Names of the acceptance facts of one attempt (`acceptance.server_only.*`).
-pub const ATTEMPT_FIELDS: [&str; 5] = [
+pub const ATTEMPT_FIELDS: [&str; 6] = [
     "client_cert_requested",
     "client_cert_sent",
     "tls_failure",
     "external_offered",
     "external",
+    "external_fault",
 ];
 
 /// Key of an acceptance fact.
@@ -373,6 +379,7 @@ pub fn acceptance_facts(report: &DomainReport) -> Facts {
             json(tls.and_then(|t| t.failure)),
             json(at.and_then(|x| x.external_offered)),
             json(at.and_then(|x| x.external.as_ref())),
+            json(at.and_then(|x| x.external_fault)),
         ];
         for (name, v) in ATTEMPT_FIELDS.iter().zip(values) {
             f.insert(acceptance_key(&format!("{k}.{name}")), v);

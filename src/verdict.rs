@@ -476,6 +476,7 @@ mod acceptance_tests {
             client_cert_sent: offered,
             external_offered: Some(offered),
             external,
+            external_fault: None,
             dialback_offered: Some(true),
             ping: IqOutcome::NotAttempted,
             version_query: IqOutcome::NotAttempted,
@@ -517,6 +518,93 @@ mod acceptance_tests {
     }
 
     use ProbeCertKind::{ClientAndServer as Cs, ServerOnly as So};
+
+    #[test]
+    fn every_path_has_its_reason_code() {
+        use crate::acceptance::AcceptanceReason as R;
+        let reason = |p: ServiceStatus, a: &[AttemptReport], d: Option<&DialbackReport>| {
+            let j = acceptance(&passive(p), a, d);
+            (j.verdict, j.reason)
+        };
+        let ok = ServiceStatus::TlsOk;
+        assert_eq!(
+            reason(ServiceStatus::NoAddress, &[], None),
+            (V::Unreachable, R::NoS2sAddress)
+        );
+        assert_eq!(
+            reason(ServiceStatus::Blocked, &[], None),
+            (V::Unreachable, R::NoS2sAddress)
+        );
+        assert_eq!(
+            reason(ServiceStatus::Unreachable, &[], None),
+            (V::Unreachable, R::S2sUnreachable)
+        );
+        assert_eq!(
+            reason(ServiceStatus::StreamFailed, &[], None),
+            (V::TlsFailed, R::NoTlsSession)
+        );
+        assert_eq!(
+            reason(ok, &[attempt(So, Some(SaslOutcome::Success), true)], None),
+            (V::AcceptsServerOnly, R::ExternalSucceeded)
+        );
+        let valid = db(DialbackOutcome::Valid);
+        let control = attempt(Cs, Some(SaslOutcome::Success), true);
+        assert_eq!(
+            reason(
+                ok,
+                &[attempt(So, refused(), true), control.clone()],
+                Some(&valid)
+            ),
+            (V::RejectsServerOnlyDialback, R::ExternalRefused)
+        );
+        let mut not_offered = attempt(So, None, true);
+        not_offered.external_offered = Some(false);
+        assert_eq!(
+            reason(ok, &[not_offered, control.clone()], Some(&valid)),
+            (V::RejectsServerOnlyDialback, R::ExternalNotOffered)
+        );
+        assert_eq!(
+            reason(
+                ok,
+                &[attempt(So, refused(), true), attempt(Cs, refused(), true)],
+                None
+            ),
+            (V::Inconclusive, R::BothCertificatesRefused)
+        );
+        assert_eq!(
+            reason(ok, &[attempt(So, None, false)], None),
+            (V::NoCertAuth, R::NoCertificateRequest)
+        );
+    }
+
+    /// Debian's stock Prosody (`s2s_secure_auth = true`) refuses the
+    /// passive probe's certificate-less stream after TLS; the passive s2s
+    /// summary must keep the TLS facts, and the verdict comes from the
+    /// attempts alone.
+    #[test]
+    fn secure_auth_refusal_after_tls_keeps_tls_facts_and_the_verdict() {
+        let mut refused_stream = conn(EndpointOutcome::StreamError, true, false);
+        refused_stream.phase = Some(Phase::FeaturesAfterTls);
+        let dns = DnsReport {
+            srv: vec![],
+            hosts: vec![],
+            tlsa: vec![],
+            dnssec: crate::dns::Dnssec::Unknown,
+        };
+        let s = summarize_service(Service::S2s, &dns, std::slice::from_ref(&refused_stream));
+        assert_eq!(s.status, ServiceStatus::TlsOk);
+        assert_eq!(s.tls_version.as_deref(), Some("TLSv1.3"));
+        assert_eq!(s.client_cert_requested, Some(true));
+        assert_eq!(s.endpoints_tls_ok, 0, "post-TLS features never came");
+        assert_eq!(s.dialback_offered, None);
+        let a = [attempt(So, Some(SaslOutcome::Success), true)];
+        assert_eq!(acceptance(&s, &a, None).verdict, V::AcceptsServerOnly);
+        // A TLS 1.3 alert right after the handshake is no TLS session.
+        let alert = conn(EndpointOutcome::TlsFailed, true, true);
+        let s = summarize_service(Service::S2s, &dns, &[alert]);
+        assert_eq!(s.status, ServiceStatus::TlsFailed);
+        assert_eq!(s.tls_version, None);
+    }
 
     #[test]
     fn accepts_server_only_when_external_succeeds() {
@@ -565,7 +653,7 @@ mod acceptance_tests {
                 &a,
                 Some(&db(DialbackOutcome::Invalid))
             )
-            .0,
+            .verdict,
             V::RejectsServerOnlyNoFallback
         );
     }

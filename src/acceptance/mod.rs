@@ -47,6 +47,45 @@ pub enum IqOutcome {
     Timeout,
 }
 
+/// How an exchange after the post-TLS features broke (as opposed to what
+/// the peer answered): the typed cause behind `detail`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExchangeFault {
+    /// No answer before the phase timeout.
+    Timeout,
+    /// The peer closed the connection or the stream.
+    Closed,
+    /// The answer was not well-formed XML, or forbidden XML.
+    InvalidXml,
+    /// The answer exceeded a byte or depth cap.
+    Limit,
+    /// The peer sent `<stream:error/>`.
+    StreamError,
+    /// Writing to the peer failed.
+    Write,
+    /// The peer sent an element the exchange does not allow.
+    Unexpected,
+}
+
+impl From<&crate::s2s::steps::StepError> for ExchangeFault {
+    fn from(e: &crate::s2s::steps::StepError) -> Self {
+        use crate::s2s::steps::StepError as E;
+        use crate::xmpp::reader::ReadFault as R;
+        match e {
+            E::Timeout => Self::Timeout,
+            E::Read(R::ByteLimit | R::DepthLimit) => Self::Limit,
+            E::Read(R::InvalidXml(_) | R::NotStream(_) | R::Doctype | R::ProcessingInstruction) => {
+                Self::InvalidXml
+            }
+            E::Read(R::Eof | R::StreamClosed | R::Io(_)) => Self::Closed,
+            E::Stream(_) => Self::StreamError,
+            E::Write(_) => Self::Write,
+            E::Unexpected(_) => Self::Unexpected,
+        }
+    }
+}
+
 /// One acceptance attempt: STARTTLS presenting one probe certificate, then
 /// SASL EXTERNAL (XEP-0178), then ping and version if authenticated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,6 +114,9 @@ pub struct AttemptReport {
     /// Software version (XEP-0092) after authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<SoftwareVersion>,
+    /// How the EXTERNAL exchange broke, when it did (no answer to judge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_fault: Option<ExchangeFault>,
     /// What went wrong after the connection was up, if anything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,

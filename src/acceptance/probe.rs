@@ -165,6 +165,7 @@ impl AcceptanceProbe {
             client_cert_sent: connection.tls.as_ref().is_some_and(|t| t.client_cert_sent),
             external_offered: None,
             external: None,
+            external_fault: None,
             dialback_offered: None,
             ping: IqOutcome::NotAttempted,
             version_query: IqOutcome::NotAttempted,
@@ -184,7 +185,10 @@ impl AcceptanceProbe {
             let me = self.identity.domain.clone();
             match steps::auth_external(&mut s.stream, &me, target, ctx.limits.phase_timeout).await {
                 Ok((outcome, _)) => a.external = Some(outcome),
-                Err(e) => a.detail = Some(format!("EXTERNAL: {e}")),
+                Err(e) => {
+                    a.external_fault = Some((&e).into());
+                    a.detail = Some(format!("EXTERNAL: {e}"));
+                }
             }
         }
         if a.external == Some(SaslOutcome::Success) {

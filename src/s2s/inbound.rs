@@ -138,6 +138,13 @@ pub trait InboundPolicy: Sync {
         None
     }
 
+    /// Whether a stream whose peer presented no certificate is refused
+    /// after TLS with `<not-authorized/>` (Prosody's `s2s_secure_auth`,
+    /// on in Debian's stock configuration). Default: no.
+    fn requires_peer_certificate(&self, _local: &Self::Local) -> bool {
+        false
+    }
+
     /// Whether `db:result` requests are served (XEP-0220); when not, they
     /// are answered `invalid`.
     fn dialback(&self, local: &Self::Local) -> bool;
@@ -441,6 +448,9 @@ struct Secure {
     dialbacks: usize,
 }
 
+/// The `<text/>` of a certificate-less stream's refusal, as Prosody words it.
+pub const SECURE_AUTH_REFUSAL: &str = "Your server's certificate could not be validated";
+
 /// After TLS: header and features, then the element loop.
 async fn secure<P: InboundPolicy>(
     policy: &P,
@@ -478,6 +488,21 @@ async fn secure<P: InboundPolicy>(
     }
     if let Some(p) = &st.peer {
         update(&report, |r| p.clone_into(&mut r.peer));
+    }
+    if chain.is_empty() && policy.requires_peer_certificate(&local) {
+        // Prosody's words for it (mod_s2s, s2s_secure_auth).
+        let refusal = format!(
+            "{}{}{}",
+            our_header(&st.me, st.peer.as_deref(), &st.id),
+            stream::error_xml("not-authorized", Some(SECURE_AUTH_REFUSAL)),
+            stream::CLOSE
+        );
+        let _ = timeout(CLOSE_TIMEOUT, async {
+            let _ = rd.write_all(refusal.as_bytes()).await;
+            let _ = rd.get_mut().shutdown().await;
+        })
+        .await;
+        return;
     }
     let stage = Stage::AfterTls {
         peer_chain: !chain.is_empty(),

@@ -156,6 +156,19 @@ fn cert_facts(
     }
 }
 
+/// OpenSSL's TLS-client purpose of a chain from its EKU classes (leaf
+/// first): `any` is "no EKU" in every testnet certificate and passes;
+/// server-only and other lack clientAuth. The testnet's self-signed
+/// certificates are leaves, so no anchor is ever skipped.
+fn client_purpose(classes: &[&str]) -> &'static str {
+    let lacks = |c: &&str| matches!(*c, "server_only" | "other");
+    match classes.split_first() {
+        Some((leaf, _)) if lacks(leaf) => "leaf_lacks_client_auth",
+        Some((_, rest)) if rest.iter().any(lacks) => "intermediate_lacks_client_auth",
+        _ => "ok",
+    }
+}
+
 /// Sets every field of one endpoint; starts from all-`null`.
 fn endpoint_facts(p: &Placed, e: &Ep, dates: CertDates, out: &mut Facts) {
     use crate::probe::report::Transport;
@@ -231,9 +244,11 @@ fn endpoint_facts(p: &Placed, e: &Ep, dates: CertDates, out: &mut Facts) {
             return flush(&key, f, out);
         }
         match shape.pre_tls {
+            // The forged features behind `<proceed/>` are discarded and
+            // counted; TLS goes on (RFC 6120 §5.4.3.3).
             PreTls::InjectAfterProceed => {
-                stop(&mut set, "injection_after_proceed", "starttls");
-                return flush(&key, f, out);
+                let forged = crate::testnet::server::features_xml(&shape, e.service, true);
+                set(F::StarttlsInjectedBytes, j!(forged.len()));
             }
             PreTls::StarttlsFailure => {
                 stop(&mut set, "starttls_failure", "starttls");
@@ -285,6 +300,13 @@ fn endpoint_facts(p: &Placed, e: &Ep, dates: CertDates, out: &mut Facts) {
     );
     set(F::KeyAlgorithm, j!("ec"));
     let s2s = e.service == Service::S2s;
+    if s2s && shape.secure_auth {
+        // The passive probe presents no certificate: refused after TLS.
+        set(F::Outcome, j!("stream_error"));
+        set(F::Phase, j!("features_after_tls"));
+        set(F::StreamError, j!("not-authorized"));
+        return flush(&key, f, out);
+    }
     set(F::SaslAfterTls, json(shape.sasl_after));
     set(F::DialbackAfterTls, j!(s2s && shape.dialback));
     set(F::Bidi, j!(s2s && shape.bidi));
@@ -388,7 +410,6 @@ fn summary_facts(p: &Placed, eps: &[Ep], out: &mut Facts) {
                     (Tcp::Silent, _, _) => "stream_failed",
                     (Tcp::ResetAtTls, _, _) => "tls_failed",
                     (_, PreTls::NoVersion, _) => "no_tls",
-                    (_, PreTls::InjectAfterProceed, _) => "tls_failed",
                     (
                         _,
                         PreTls::Doctype
@@ -413,6 +434,10 @@ fn summary_facts(p: &Placed, eps: &[Ep], out: &mut Facts) {
             let (_, verdict, _, classes, le) = cert_facts(p.profile.cert);
             out.insert(format!("summary.{name}.chain_verdict"), j!(verdict));
             out.insert(format!("summary.{name}.eku_class"), j!(classes[0]));
+            out.insert(
+                format!("summary.{name}.client_purpose"),
+                j!(client_purpose(classes)),
+            );
             out.insert(format!("summary.{name}.lets_encrypt"), j!(le));
             out.insert(
                 format!("summary.{name}.direct_tls"),
@@ -440,6 +465,17 @@ pub fn expected(p: &Placed, dead_ip: IpAddr, dates: CertDates) -> Facts {
     out
 }
 
+/// The target connects back to our listener (replies over its own
+/// authenticated stream, dialback verification) presenting its own
+/// certificate as TLS client: the EKU class and client purpose of that
+/// chain are what strict peers will judge (MEASUREMENTS §3.3).
+fn inbound_facts(p: &Placed, out: &mut Facts) {
+    use crate::facts::acceptance_key as k;
+    let (_, _, _, classes, _) = cert_facts(p.profile.cert);
+    out.insert(k("inbound_client_eku"), j!([classes[0]]));
+    out.insert(k("inbound_client_purpose"), j!([client_purpose(classes)]));
+}
+
 /// Expected acceptance facts (MEASUREMENTS §3) when the testnet's own probe
 /// identity (both certificates) probes the domain. Acceptance profiles
 /// state every fact; the others state the verdict that follows from their
@@ -449,11 +485,16 @@ fn acceptance_facts(p: &Placed, s2s_status: &str, out: &mut Facts) {
     use crate::testnet::profile::{ClientCertPolicy as P, S2S_GOOD, is_acceptance};
     let verdict = match s2s_status {
         "tls_ok" => None,
-        "stream_failed" | "no_tls" | "tls_failed" => Some("tls_failed"),
-        _ => Some("unreachable"),
+        "stream_failed" | "no_tls" | "tls_failed" => Some(("tls_failed", "no_tls_session")),
+        "unreachable" => Some(("unreachable", "s2s_unreachable")),
+        _ => Some(("unreachable", "no_s2s_address")),
     };
-    if let Some(v) = verdict {
+    if let Some((v, reason)) = verdict {
         out.insert(k("verdict"), j!(v));
+        out.insert(k("reason_code"), j!(reason));
+        // Nothing reached the target: it never connects back.
+        out.insert(k("inbound_client_eku"), j!([]));
+        out.insert(k("inbound_client_purpose"), j!([]));
         return;
     }
     let Some(s2s) = p.profile.s2s else {
@@ -462,8 +503,11 @@ fn acceptance_facts(p: &Placed, s2s_status: &str, out: &mut Facts) {
     if !is_acceptance(p.profile) {
         if s2s == S2S_GOOD {
             out.insert(k("verdict"), j!("accepts_server_only"));
+            out.insert(k("reason_code"), j!("external_succeeded"));
+            inbound_facts(p, out);
         } else if !s2s.request_client_cert {
             out.insert(k("verdict"), j!("no_cert_auth"));
+            out.insert(k("reason_code"), j!("no_certificate_request"));
         }
         return;
     }
@@ -483,10 +527,20 @@ fn acceptance_facts(p: &Placed, s2s_status: &str, out: &mut Facts) {
                 out.insert(k(&format!("{cert}.{name}")), v);
             }
         };
-    let (so_ext, cs_ext, verdict) = match s2s.client_certs {
+    let (so_ext, cs_ext, verdict, reason) = match s2s.client_certs {
         // SASL never answers properly: no outcome, the attempt is broken.
-        _ if s2s.hostile_sasl.is_some() => (Value::Null, Value::Null, "inconclusive"),
-        P::Lenient => (success.clone(), success.clone(), "accepts_server_only"),
+        _ if s2s.hostile_sasl.is_some() => (
+            Value::Null,
+            Value::Null,
+            "inconclusive",
+            "attempt_incomplete",
+        ),
+        P::Lenient => (
+            success.clone(),
+            success.clone(),
+            "accepts_server_only",
+            "external_succeeded",
+        ),
         P::StrictEku => (
             refused("unsupported certificate purpose"),
             success.clone(),
@@ -495,20 +549,39 @@ fn acceptance_facts(p: &Placed, s2s_status: &str, out: &mut Facts) {
             } else {
                 "rejects_server_only_no_fallback"
             },
+            "external_refused",
         ),
-        P::NoRequest => (Value::Null, Value::Null, "no_cert_auth"),
+        P::NoRequest => (
+            Value::Null,
+            Value::Null,
+            "no_cert_auth",
+            "no_certificate_request",
+        ),
         P::HandshakeReject => (
             Value::Null,
             success.clone(),
             "rejects_server_only_no_fallback",
+            "tls_alert_on_server_only",
         ),
         P::Untrusting => (
             refused("certificate not trusted"),
             refused("certificate not trusted"),
             "inconclusive",
+            "both_certificates_refused",
         ),
     };
+    out.insert(k("reason_code"), j!(reason));
+    inbound_facts(p, out);
     let offered = j!(s2s.sasl_after.contains(&"EXTERNAL"));
+    // How a hostile server's broken SASL shows (both attempts meet it).
+    let fault = j!(s2s.hostile_sasl.map(|h| match h {
+        crate::s2s::inbound::HostileSasl::Silence => "timeout",
+        crate::s2s::inbound::HostileSasl::Garbage => "invalid_xml",
+        crate::s2s::inbound::HostileSasl::Close => "closed",
+    }));
+    for cert in ["server_only", "client_and_server"] {
+        out.insert(k(&format!("{cert}.external_fault")), fault.clone());
+    }
     if s2s.client_certs == P::HandshakeReject {
         attempt(out, "server_only", j!("alert"), Value::Null, so_ext);
     } else {
@@ -533,7 +606,23 @@ fn acceptance_facts(p: &Placed, s2s_status: &str, out: &mut Facts) {
             Value::Null
         },
     );
-    out.insert(k("ping"), j!({"result": "result"}));
-    out.insert(k("software"), j!(s2s.software.0));
-    out.insert(k("software_version"), j!(s2s.software.1));
+    let refusal = j!({"result": "error", "condition": "service-unavailable"});
+    let answered = j!({"result": "result"});
+    out.insert(
+        k("ping"),
+        if s2s.refuse_ping {
+            refusal.clone()
+        } else {
+            answered.clone()
+        },
+    );
+    if s2s.refuse_version {
+        out.insert(k("version_query"), refusal);
+        out.insert(k("software"), Value::Null);
+        out.insert(k("software_version"), Value::Null);
+    } else {
+        out.insert(k("version_query"), answered);
+        out.insert(k("software"), j!(s2s.software.0));
+        out.insert(k("software_version"), j!(s2s.software.1));
+    }
 }

@@ -176,6 +176,15 @@ pub struct StreamShape {
     pub software: (&'static str, &'static str),
     /// Breaks SASL on purpose (s2s acceptance hostile profiles).
     pub hostile_sasl: Option<crate::s2s::inbound::HostileSasl>,
+    /// Refuses a peer that presented no certificate, after TLS, with
+    /// `<not-authorized/>` (Prosody's `s2s_secure_auth = true`, Debian's
+    /// default).
+    pub secure_auth: bool,
+    /// Answers the ping (XEP-0199) with `service-unavailable`.
+    pub refuse_ping: bool,
+    /// Answers the version query (XEP-0092) with `service-unavailable`
+    /// (servers that hide their software).
+    pub refuse_version: bool,
 }
 
 /// A server that requires STARTTLS and offers SCRAM after TLS.
@@ -194,6 +203,9 @@ pub const C2S_GOOD: StreamShape = StreamShape {
     client_certs: ClientCertPolicy::NoRequest,
     software: ("xmpp-survey testnet", "1.0"),
     hostile_sasl: None,
+    secure_auth: false,
+    refuse_ping: false,
+    refuse_version: false,
 };
 
 /// An s2s endpoint that requires STARTTLS and offers EXTERNAL and dialback.
@@ -212,6 +224,9 @@ pub const S2S_GOOD: StreamShape = StreamShape {
     client_certs: ClientCertPolicy::Lenient,
     software: ("xmpp-survey testnet", "1.0"),
     hostile_sasl: None,
+    secure_auth: false,
+    refuse_ping: false,
+    refuse_version: false,
 };
 
 /// An acceptance profile's s2s behaviour (TESTNET.md acceptance group).
@@ -481,6 +496,38 @@ pub const PROFILES: &[Profile] = &[
         accepting(ClientCertPolicy::Untrusting, true, ("untrusting", "0.9")),
     ),
     acceptance(
+        "secure_auth",
+        StreamShape {
+            secure_auth: true,
+            ..accepting(ClientCertPolicy::Lenient, true, ("Prosody-like", "0.12.3"))
+        },
+    ),
+    acceptance(
+        "secure_auth_strict_eku",
+        StreamShape {
+            secure_auth: true,
+            ..accepting(
+                ClientCertPolicy::StrictEku,
+                true,
+                ("ejabberd-like", "25.03"),
+            )
+        },
+    ),
+    acceptance(
+        "version_refused",
+        StreamShape {
+            refuse_version: true,
+            ..accepting(ClientCertPolicy::Lenient, true, ("discreet", "1.0"))
+        },
+    ),
+    acceptance(
+        "ping_refused",
+        StreamShape {
+            refuse_ping: true,
+            ..accepting(ClientCertPolicy::Lenient, true, ("no-ping", "1.0"))
+        },
+    ),
+    acceptance(
         "sasl_silent",
         hostile(crate::s2s::inbound::HostileSasl::Silence),
     ),
@@ -513,6 +560,10 @@ pub fn is_acceptance(p: &Profile) -> bool {
             | "no_client_cert"
             | "handshake_reject"
             | "untrusting"
+            | "secure_auth"
+            | "secure_auth_strict_eku"
+            | "version_refused"
+            | "ping_refused"
             | "sasl_silent"
             | "sasl_garbage"
             | "sasl_close"

@@ -571,30 +571,21 @@ async fn starttls(sh: &Shared, tcp: TcpStream, what: &Listener) {
             .await;
         return;
     }
-    match shape.pre_tls {
-        PreTls::StarttlsFailure => {
-            let _ = rd
-                .write_all(format!("<failure xmlns='{NS_TLS}'/>{}", stream::CLOSE).as_bytes())
-                .await;
-            return;
-        }
-        PreTls::InjectAfterProceed => {
-            let _ = rd
-                .write_all(
-                    format!(
-                        "<proceed xmlns='{NS_TLS}'/>{}",
-                        features_xml(&shape, service, true)
-                    )
-                    .as_bytes(),
-                )
-                .await;
-            let _ = tokio::time::timeout(SERVER_STEP_TIMEOUT, drain(rd.get_mut())).await;
-            return;
-        }
-        _ => {}
+    if shape.pre_tls == PreTls::StarttlsFailure {
+        let _ = rd
+            .write_all(format!("<failure xmlns='{NS_TLS}'/>{}", stream::CLOSE).as_bytes())
+            .await;
+        return;
     }
+    // The injection profile puts forged post-TLS features behind
+    // `<proceed/>` in the same segment, then goes on with TLS as an
+    // attacker relaying the real server would.
+    let injected = match shape.pre_tls {
+        PreTls::InjectAfterProceed => features_xml(&shape, service, true),
+        _ => String::new(),
+    };
     if rd
-        .write_all(format!("<proceed xmlns='{NS_TLS}'/>").as_bytes())
+        .write_all(format!("<proceed xmlns='{NS_TLS}'/>{injected}").as_bytes())
         .await
         .is_err()
     {
@@ -767,6 +758,10 @@ impl InboundPolicy for S2sPolicy<'_> {
         shape.dialback
     }
 
+    fn requires_peer_certificate(&self, (_, shape): &Self::Local) -> bool {
+        shape.secure_auth
+    }
+
     fn hostile_sasl(&self, (_, shape): &Self::Local) -> Option<inbound::HostileSasl> {
         shape.hostile_sasl
     }
@@ -797,10 +792,10 @@ impl InboundPolicy for S2sPolicy<'_> {
         let q = iq::parse(el)?;
         let to = q.from.unwrap_or(peer);
         let reply = match (&q.kind, q.payload) {
-            (IqKind::Get, Some(x)) if x.is(NS_PING, "ping") => {
+            (IqKind::Get, Some(x)) if x.is(NS_PING, "ping") && !shape.refuse_ping => {
                 iq::empty_result(&p.domain, to, q.id)
             }
-            (IqKind::Get, Some(x)) if x.is(NS_VERSION, "query") => {
+            (IqKind::Get, Some(x)) if x.is(NS_VERSION, "query") && !shape.refuse_version => {
                 let (name, version) = shape.software;
                 let v = SoftwareVersion {
                     name: Some(name.into()),
