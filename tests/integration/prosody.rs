@@ -40,8 +40,15 @@ use xmpp_survey::xmpp::Service;
 use xmpp_survey::xmpp::features::StarttlsOffer;
 use xmpp_survey::xmpp::sasl::SaslOutcome;
 
-/// This test's block, 127.60.0.0/16.
+/// The lenient-config test's block, 127.60.0.0/16.
 const NET: u8 = 60;
+/// The Debian-stock-config test's block, 127.61.0.0/16 (both tests may run
+/// at once: each has its own DNS on port 53 and its own Prosody address).
+const STOCK_NET: u8 = 61;
+/// Debian's configuration file, used as installed by the stock test.
+const DEBIAN_CONFIG: &str = "/etc/prosody/prosody.cfg.lua";
+/// What the stock test appends to Debian's file, with the same placeholders.
+const STOCK_OVERRIDES: &str = include_str!("../prosody/debian-stock-overrides.cfg.lua.in");
 /// The real server's XMPP domain, inside the testnet zone.
 const DOMAIN: &str = "prosody.xs.test";
 /// Prosody's configuration, with `@DIR@`, `@IP@` and `@DOMAIN@` to fill.
@@ -53,8 +60,19 @@ const CALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Prosody's address: in the test's block, outside the testnet's own
 /// (`.0.1` DNS, `.0.2` probe, `.0.3` dead, `.1.x` and up simulated hosts).
-fn prosody_ip() -> Ipv4Addr {
-    Ipv4Addr::new(127, NET, 0, 9)
+fn prosody_ip(net: u8) -> Ipv4Addr {
+    Ipv4Addr::new(127, net, 0, 9)
+}
+
+/// Which configuration Prosody runs with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Config {
+    /// `tests/prosody/prosody.cfg.lua.in`: minimal, `s2s_secure_auth = false`.
+    Lenient,
+    /// Debian's `/etc/prosody/prosody.cfg.lua` as installed, then
+    /// `debian-stock-overrides.cfg.lua.in` (ports, interfaces, host,
+    /// certificates, DNS, file locations only).
+    DebianStock,
 }
 
 /// The generated files and the running Prosody. Dropping it kills the
@@ -62,13 +80,14 @@ fn prosody_ip() -> Ipv4Addr {
 /// Prosody's log and keeps the directory for a post-mortem.
 struct Prosody {
     dir: PathBuf,
+    ip: Ipv4Addr,
     child: Option<Child>,
 }
 
 impl Prosody {
     /// Renders the configuration and every file it names into a new temp
     /// dir. Prosody is not started yet.
-    fn prepare(net: &Testnet) -> Self {
+    fn prepare(net: &Testnet, ip: Ipv4Addr, config: Config) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "xmpp-survey-prosody-{}-{:08x}",
             std::process::id(),
@@ -76,7 +95,15 @@ impl Prosody {
         ));
         std::fs::create_dir_all(dir.join("data")).expect("create temp dir");
         std::fs::create_dir_all(dir.join("capath")).expect("create capath");
-        let me = Self { dir, child: None };
+        // The stock file's `Include "conf.d/*.cfg.lua"` and `certificates`
+        // resolve here: empty, so only our host is served.
+        std::fs::create_dir_all(dir.join("conf.d")).expect("create conf.d");
+        std::fs::create_dir_all(dir.join("certs")).expect("create certs");
+        let me = Self {
+            dir,
+            ip,
+            child: None,
+        };
         let d = me.dir.to_str().expect("temp dir is UTF-8");
         assert!(
             !d.contains(['"', '\\', '\n']),
@@ -100,7 +127,19 @@ impl Prosody {
         me.write("resolv.conf", &format!("nameserver {}\n", dns.ip()));
         // No test name in here: every `xs.test` answer must come from DNS.
         me.write("hosts", "127.0.0.1 localhost\n::1 localhost\n");
-        me.write("prosody.cfg.lua", &render(d, prosody_ip()));
+        let text = match config {
+            Config::Lenient => render(TEMPLATE, d, ip),
+            Config::DebianStock => {
+                let stock = std::fs::read_to_string(DEBIAN_CONFIG)
+                    .unwrap_or_else(|e| panic!("read {DEBIAN_CONFIG}: {e}"));
+                assert!(
+                    stock.contains("\ns2s_secure_auth = true\n"),
+                    "{DEBIAN_CONFIG} is not Debian's stock file (no `s2s_secure_auth = true`)"
+                );
+                format!("{stock}\n{}", render(STOCK_OVERRIDES, d, ip))
+            }
+        };
+        me.write("prosody.cfg.lua", &text);
         me
     }
 
@@ -132,7 +171,7 @@ impl Prosody {
         // A stale Prosody (e.g. from a killed test run) would answer our
         // probes while the new one fails to bind: insist on free ports.
         for port in [5222, 5269] {
-            let addr = SocketAddr::new(IpAddr::V4(prosody_ip()), port);
+            let addr = SocketAddr::new(IpAddr::V4(self.ip), port);
             assert!(
                 std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_err(),
                 "something already listens on {addr} (a stale Prosody? `ss -ltnp`)"
@@ -177,14 +216,15 @@ impl Prosody {
                 self.child = None;
                 panic!("Prosody exited during start-up ({status})");
             }
-            let up = |port| TcpStream::connect(SocketAddr::new(IpAddr::V4(prosody_ip()), port));
+            let ip = self.ip;
+            let up = |port| TcpStream::connect(SocketAddr::new(IpAddr::V4(ip), port));
             if up(5222).await.is_ok() && up(5269).await.is_ok() {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
                 "Prosody did not listen on {}:5222 and :5269 within {START_TIMEOUT:?}",
-                prosody_ip()
+                self.ip
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -230,9 +270,9 @@ fn is_root() -> bool {
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
-/// Fills the template; every placeholder must be used up.
-fn render(dir: &str, ip: Ipv4Addr) -> String {
-    let out = TEMPLATE
+/// Fills a template; every placeholder must be used up.
+fn render(template: &str, dir: &str, ip: Ipv4Addr) -> String {
+    let out = template
         .replace("@DIR@", dir)
         .replace("@IP@", &ip.to_string())
         .replace("@DOMAIN@", DOMAIN);
@@ -282,12 +322,12 @@ fn probe_context(net: &Testnet) -> ProbeContext {
 }
 
 /// Prosody's s2s endpoint, as DNS names it.
-fn s2s_plan() -> EndpointPlan {
+fn s2s_plan(ip: Ipv4Addr) -> EndpointPlan {
     EndpointPlan {
         service: Service::S2s,
         transport: Transport::Starttls,
         host: DOMAIN.to_string(),
-        ip: IpAddr::V4(prosody_ip()),
+        ip: IpAddr::V4(ip),
         port: 5269,
         source: EndpointSource::Srv,
         tlsa: Vec::new(),
@@ -307,13 +347,13 @@ async fn prosody_federates_in_the_testnet() {
         profiles: vec!["srv_ok".to_string()],
         external: vec![External {
             domain: DOMAIN.to_string(),
-            ip: prosody_ip(),
+            ip: prosody_ip(NET),
         }],
     })
     .await
     .expect("testnet starts (DNS on port 53 needs root or CAP_NET_BIND_SERVICE)");
 
-    let mut prosody = Prosody::prepare(&net);
+    let mut prosody = Prosody::prepare(&net, prosody_ip(NET), Config::Lenient);
     prosody.start();
     prosody.wait_listening().await;
     println!("Prosody listening after {:?}", t0.elapsed());
@@ -379,7 +419,8 @@ async fn s2s_by_hand(net: &Testnet, prosody: &Prosody) {
     };
 
     // 1. EXTERNAL with the server-only certificate.
-    let (report, session) = open_session(&ctx, DOMAIN, &s2s_plan(), &with_cert).await;
+    let (report, session) =
+        open_session(&ctx, DOMAIN, &s2s_plan(prosody_ip(NET)), &with_cert).await;
     let Some(mut session) = session else {
         panic!("s2s with a client certificate: {report:?}");
     };
@@ -417,7 +458,8 @@ async fn s2s_by_hand(net: &Testnet, prosody: &Prosody) {
     let stand_in = TcpListener::bind(identity.listen)
         .await
         .unwrap_or_else(|e| panic!("bind stand-in listener on {}: {e}", identity.listen));
-    let (report, session) = open_session(&ctx, DOMAIN, &s2s_plan(), &with_cert).await;
+    let (report, session) =
+        open_session(&ctx, DOMAIN, &s2s_plan(prosody_ip(NET)), &with_cert).await;
     let Some(mut session) = session else {
         panic!("second s2s stream: {report:?}");
     };
@@ -458,15 +500,10 @@ async fn s2s_by_hand(net: &Testnet, prosody: &Prosody) {
     );
 }
 
-/// The acceptance probe against the real Prosody: the whole `Prober` with
-/// the testnet's probe identity and our dialback listener on
-/// 127.60.0.2:5269 (started after `s2s_by_hand` dropped its stand-in).
-/// Prosody validates client certificates as server certificates, so the
-/// server-only certificate must be accepted; it must also call our listener
-/// back for dialback and report its version.
-async fn active_probe(net: &Testnet) {
+/// The whole `Prober` with the testnet's probe identity and our dialback
+/// listener on 127.NET.0.2:5269, against Prosody.
+async fn probe_with_identity(net: &Testnet) -> xmpp_survey::probe::report::DomainReport {
     use xmpp_survey::acceptance::probe::AcceptanceProbe;
-    use xmpp_survey::acceptance::{AcceptanceVerdict, DialbackOutcome};
     use xmpp_survey::dns::resolve::{DnsConfig, Resolver};
     use xmpp_survey::listener::{ListenerConfig, ProbeListener};
     use xmpp_survey::probe::Prober;
@@ -486,12 +523,24 @@ async fn active_probe(net: &Testnet) {
         resolver: resolver.clone(),
     })
     .await
-    .expect("probe listener on 127.60.0.2:5269");
+    .expect("probe listener");
     let prober = Prober::new(resolver.clone(), ctx.clone())
         .with_acceptance(AcceptanceProbe::new(identity.clone(), listener.clone()));
     let full = prober.probe(DOMAIN).await;
     listener.shutdown().await;
     println!("{}", xmpp_survey::probe::render::domain(&full));
+    full
+}
+
+/// The acceptance probe against the real Prosody: the whole `Prober` with
+/// the testnet's probe identity and our dialback listener on
+/// 127.60.0.2:5269 (started after `s2s_by_hand` dropped its stand-in).
+/// Prosody validates client certificates as server certificates, so the
+/// server-only certificate must be accepted; it must also call our listener
+/// back for dialback and report its version.
+async fn active_probe(net: &Testnet) {
+    use xmpp_survey::acceptance::{AcceptanceVerdict, DialbackOutcome};
+    let full = probe_with_identity(net).await;
     let report = full.acceptance.clone().expect("the acceptance probe ran");
 
     assert_eq!(
@@ -517,4 +566,95 @@ async fn active_probe(net: &Testnet) {
         "version {:?}",
         sw.version
     );
+}
+
+/// Debian's Prosody with the configuration file Debian ships
+/// (`s2s_secure_auth = true`): it refuses the passive probe's
+/// certificate-less s2s stream after TLS with `<not-authorized/>`, yet
+/// accepts a peer presenting a server-only certificate. The passive summary
+/// must keep the TLS facts, and the acceptance probe must run and report
+/// `accepts_server_only` with EXTERNAL success, the dialback outcome and
+/// the version query's real answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prosody_with_debian_stock_config_accepts_server_only() {
+    use xmpp_survey::acceptance::{AcceptanceReason, AcceptanceVerdict, IqOutcome, ProbeCertKind};
+    ensure_installed();
+    xmpp_survey::install_crypto_provider();
+    let ip = prosody_ip(STOCK_NET);
+    let net = Testnet::start(TestnetConfig {
+        domains: 1,
+        seed: 42,
+        net: STOCK_NET,
+        dns_port: 53,
+        profiles: vec!["srv_ok".to_string()],
+        external: vec![External {
+            domain: DOMAIN.to_string(),
+            ip,
+        }],
+    })
+    .await
+    .expect("testnet starts (DNS on port 53 needs root or CAP_NET_BIND_SERVICE)");
+    let mut prosody = Prosody::prepare(&net, ip, Config::DebianStock);
+    prosody.start();
+    prosody.wait_listening().await;
+
+    let full = probe_with_identity(&net).await;
+    // The passive s2s stream: TLS 1.3, trusted chain, a CertificateRequest,
+    // then `<not-authorized/>` instead of features.
+    let passive = full
+        .endpoints
+        .iter()
+        .find(|e| e.service == Service::S2s)
+        .expect("an s2s endpoint");
+    assert_eq!(passive.outcome, EndpointOutcome::StreamError, "{passive:?}");
+    assert_eq!(
+        passive.stream_error.as_ref().map(|e| e.condition.as_str()),
+        Some("not-authorized")
+    );
+    let s2s = &full.summary.s2s;
+    assert_eq!(s2s.status, ServiceStatus::TlsOk, "{s2s:?}");
+    assert_eq!(s2s.tls_version.as_deref(), Some("TLSv1.3"));
+    assert_eq!(s2s.chain_verdict, Some(ChainVerdict::Trusted));
+    assert_eq!(s2s.eku_class, Some(EkuClass::ClientAndServer));
+    assert_eq!(s2s.client_cert_requested, Some(true));
+
+    let a = full.acceptance.as_ref().expect("the acceptance probe ran");
+    assert_eq!(
+        (a.verdict, a.reason_code),
+        (
+            AcceptanceVerdict::AcceptsServerOnly,
+            AcceptanceReason::ExternalSucceeded
+        ),
+        "{:?}",
+        a.reason
+    );
+    let so = a
+        .attempts
+        .iter()
+        .find(|x| x.cert == ProbeCertKind::ServerOnly)
+        .expect("server-only attempt");
+    assert_eq!(so.external, Some(SaslOutcome::Success));
+    assert_eq!(so.ping, IqOutcome::Result, "Prosody's mod_ping answers");
+    assert_eq!(
+        so.version_query,
+        IqOutcome::Result,
+        "Debian enables mod_version"
+    );
+    let sw = a.software.as_ref().expect("software version");
+    assert_eq!(sw.name.as_deref(), Some("Prosody"));
+    let db = a.dialback.as_ref().expect("dialback attempted");
+    // Seen on Debian 12's Prosody 0.12.3: secure_auth does not stop
+    // dialback from a peer whose certificate validates.
+    assert_eq!(
+        db.outcome,
+        xmpp_survey::acceptance::DialbackOutcome::Valid,
+        "dialback with the server-only certificate"
+    );
+    assert!(db.verify_received, "Prosody sent db:verify to our listener");
+    assert!(
+        !prosody.logs().contains("Using legacy DNS API"),
+        "Prosody fell back to net.dns instead of libunbound"
+    );
+    prosody.stop();
+    net.shutdown().await;
 }
