@@ -39,13 +39,15 @@ use crate::xmpp::reader::ReaderLimits;
 use crate::xmpp::sasl::SaslOutcome;
 use rustls::ServerConfig;
 use rustls_pki_types::{CertificateDer, UnixTime};
-use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use thiserror::Error;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -67,9 +69,28 @@ pub const MAX_ELEMENT_BYTES: u64 = 64 * 1024;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 /// The longest any one stream may live.
 pub const STREAM_LIFETIME: Duration = Duration::from_secs(300);
-/// Inbound reports kept (oldest dropped first), so strangers cannot grow
-/// memory without bound.
-pub const MAX_REPORTS: usize = 4096;
+/// Streams one source address may hold at once. A real target opens one
+/// or two (its reply link, a `db:verify` check); a shared host serving
+/// many probed domains at once a few more. Beyond this, a connection is
+/// closed at once (counted as `refused_address_cap`).
+pub const MAX_STREAMS_PER_ADDRESS: usize = 64;
+/// Streams one /24 (IPv4) or /48 (IPv6) may hold at once: an attacker
+/// with a block of addresses gets a few times one address's share, never
+/// the listener.
+pub const MAX_STREAMS_PER_PREFIX: usize = 256;
+/// The kernel accept queue asked for (Linux caps it at
+/// `net.core.somaxconn`, 4096 by default since 5.4): bursts of callbacks
+/// wait there instead of being refused by a full 128-entry queue.
+pub const ACCEPT_BACKLOG: u32 = 4096;
+/// Authenticated inbound reports kept per probed domain (a target opens
+/// one or two; more is a misbehaving or hostile peer).
+pub const MAX_REPORTS_PER_DOMAIN: usize = 8;
+/// Time from accept until an inbound stream must have authenticated:
+/// TLS, header, and one dialback verification round trip (the longest
+/// legitimate path). Elements do not extend it.
+pub fn auth_deadline(limits: &crate::limits::Limits) -> Duration {
+    limits.connect_timeout + limits.phase_timeout * 6
+}
 /// Outstanding [`ProbeListener::expect_iq`] waiters kept; beyond this,
 /// abandoned ones are swept.
 const WAITER_SWEEP: usize = 1024;
@@ -103,11 +124,67 @@ pub enum ListenerError {
     Tls(#[from] TlsSetupError),
 }
 
+/// Per-domain state, kept only while the domain is being probed
+/// ([`ProbeListener::begin`] … [`ProbeListener::end`]): nothing about a
+/// stranger outlives its stream.
+#[derive(Default)]
+struct InFlight {
+    /// Acceptance runs for this domain in progress (normally one).
+    runs: usize,
+    /// `db:verify` answered `valid` for keys we issued to it.
+    verifies: usize,
+    /// Streams that authenticated as this domain.
+    inbound: Vec<Arc<Mutex<InboundReport>>>,
+}
+
 #[derive(Default)]
 struct State {
     waiters: HashMap<(String, String), oneshot::Sender<Element>>,
-    verifies: HashMap<String, usize>,
-    inbound: VecDeque<Arc<Mutex<InboundReport>>>,
+    in_flight: HashMap<String, InFlight>,
+    /// Live streams per source address and per /24 or /48.
+    per_address: HashMap<IpAddr, usize>,
+    per_prefix: HashMap<IpAddr, usize>,
+    live: usize,
+}
+
+/// What the listener saw, for the crawl's progress line, summary and row.
+/// Every refusal is counted by reason; nothing per stranger is kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerStats {
+    /// Connections accepted and served.
+    pub accepted: u64,
+    /// Closed at once: the source address held [`MAX_STREAMS_PER_ADDRESS`].
+    pub refused_address_cap: u64,
+    /// Closed at once: the /24 or /48 held [`MAX_STREAMS_PER_PREFIX`].
+    pub refused_prefix_cap: u64,
+    /// Closed at once: all [`MAX_STREAMS`] slots were taken.
+    pub refused_slots: u64,
+    /// Refused after the header: its `from` is not a domain being probed.
+    pub refused_not_in_flight: u64,
+    /// Streams that authenticated (EXTERNAL or verified dialback).
+    pub authenticated: u64,
+    /// Streams that ended without authenticating (deadline, error, close).
+    pub unauthenticated: u64,
+    /// Dialback verifications we made (outbound connections).
+    pub verifications: u64,
+    /// Most streams live at once.
+    pub peak_streams: u64,
+    /// Accept errors (e.g. EMFILE: out of file descriptors).
+    pub accept_errors: u64,
+}
+
+/// The /24 (IPv4) or /48 (IPv6) an address belongs to, as its first address.
+fn prefix_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, 0))
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0))
+        }
+    }
 }
 
 /// The probe domain's listener; see the module docs. Stop it with
@@ -121,8 +198,60 @@ pub struct ProbeListener {
     tls: Arc<ServerConfig>,
     limits: InboundLimits,
     state: Mutex<State>,
+    stats: Counters,
     cancel: CancellationToken,
     tracker: TaskTracker,
+}
+
+/// [`ListenerStats`] as atomics, updated without the state lock.
+#[derive(Default)]
+struct Counters {
+    accepted: AtomicU64,
+    refused_address_cap: AtomicU64,
+    refused_prefix_cap: AtomicU64,
+    refused_slots: AtomicU64,
+    refused_not_in_flight: AtomicU64,
+    authenticated: AtomicU64,
+    unauthenticated: AtomicU64,
+    verifications: AtomicU64,
+    peak_streams: AtomicU64,
+    accept_errors: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Why a connection was closed at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    AddressCap,
+    PrefixCap,
+    Slots,
+}
+
+/// A live stream's place in the per-address and per-prefix counts;
+/// released on drop.
+struct Admission {
+    listener: Arc<ProbeListener>,
+    ip: IpAddr,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let mut guard = self.listener.lock();
+        let st = &mut *guard;
+        let prefix = prefix_of(self.ip);
+        for (map, key) in [(&mut st.per_address, self.ip), (&mut st.per_prefix, prefix)] {
+            if let Some(n) = map.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(&key);
+                }
+            }
+        }
+        st.live -= 1;
+    }
 }
 
 fn norm(d: &str) -> String {
@@ -144,12 +273,10 @@ impl ProbeListener {
             TLS12_AND_13,
             None,
         )?;
-        let socket = TcpListener::bind(id.listen)
-            .await
-            .map_err(|e| ListenerError::Bind {
-                addr: id.listen,
-                reason: e.to_string(),
-            })?;
+        let socket = bind_with_backlog(id.listen).map_err(|e| ListenerError::Bind {
+            addr: id.listen,
+            reason: e.to_string(),
+        })?;
         let addr = socket.local_addr().map_err(|e| ListenerError::Bind {
             addr: id.listen,
             reason: e.to_string(),
@@ -166,6 +293,7 @@ impl ProbeListener {
             // connect + two stream openings + TLS + the answer.
             verify: ctx.limits.connect_timeout + ctx.limits.phase_timeout * 4,
             lifetime: STREAM_LIFETIME,
+            auth_deadline: auth_deadline(&ctx.limits),
         };
         let me = Arc::new(Self {
             domain: norm(&id.domain),
@@ -176,6 +304,7 @@ impl ProbeListener {
             tls,
             limits,
             state: Mutex::new(State::default()),
+            stats: Counters::default(),
             cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),
         });
@@ -185,32 +314,126 @@ impl ProbeListener {
     }
 
     async fn accept_loop(self: Arc<Self>, socket: TcpListener) {
-        let slots = Arc::new(Semaphore::new(MAX_STREAMS));
         loop {
-            let permit = tokio::select! {
-                _ = self.cancel.cancelled() => break,
-                p = slots.clone().acquire_owned() => p,
-            };
-            let Ok(permit) = permit else { break };
             let accepted = tokio::select! {
                 _ = self.cancel.cancelled() => break,
                 a = socket.accept() => a,
             };
-            let Ok((tcp, _)) = accepted else {
-                // EMFILE and friends: back off rather than spin.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
+            let (tcp, peer) = match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off rather than spin.
+                    bump(&self.stats.accept_errors);
+                    tracing::warn!(error = %e, "dialback listener: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
             };
+            let admission = match self.admit(peer.ip()) {
+                Ok(a) => a,
+                Err(why) => {
+                    self.refused(why);
+                    // Closed at once: no TLS, no task, no state.
+                    drop(tcp);
+                    continue;
+                }
+            };
+            bump(&self.stats.accepted);
             let _ = tcp.set_nodelay(true);
             let l = self.clone();
             self.tracker.spawn(async move {
-                tokio::select! {
-                    _ = l.cancel.cancelled() => {}
-                    _ = inbound::serve(&*l, tcp, &l.limits) => {}
+                let authenticated = tokio::select! {
+                    _ = l.cancel.cancelled() => false,
+                    a = inbound::serve(&*l, tcp, &l.limits) => a,
+                };
+                if !authenticated {
+                    bump(&l.stats.unauthenticated);
                 }
-                drop(permit);
+                drop(admission);
             });
         }
+    }
+
+    /// Takes a stream slot for a connection from `ip`, within the global,
+    /// per-address and per-prefix caps.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admission, Refusal> {
+        let mut st = self.lock();
+        let prefix = prefix_of(ip);
+        if st.live >= MAX_STREAMS {
+            return Err(Refusal::Slots);
+        }
+        if st.per_address.get(&ip).copied().unwrap_or(0) >= MAX_STREAMS_PER_ADDRESS {
+            return Err(Refusal::AddressCap);
+        }
+        if st.per_prefix.get(&prefix).copied().unwrap_or(0) >= MAX_STREAMS_PER_PREFIX {
+            return Err(Refusal::PrefixCap);
+        }
+        *st.per_address.entry(ip).or_default() += 1;
+        *st.per_prefix.entry(prefix).or_default() += 1;
+        st.live += 1;
+        self.stats
+            .peak_streams
+            .fetch_max(st.live as u64, Ordering::Relaxed);
+        Ok(Admission {
+            listener: self.clone(),
+            ip,
+        })
+    }
+
+    fn refused(&self, why: Refusal) {
+        let (counter, first) = match why {
+            Refusal::AddressCap => (&self.stats.refused_address_cap, "per-address"),
+            Refusal::PrefixCap => (&self.stats.refused_prefix_cap, "per-prefix"),
+            Refusal::Slots => (&self.stats.refused_slots, "global"),
+        };
+        if counter.fetch_add(1, Ordering::Relaxed) == 0 {
+            tracing::warn!(
+                cap = first,
+                "dialback listener: stream cap reached; further connections are closed at once"
+            );
+        }
+    }
+
+    /// What the listener has seen so far.
+    pub fn stats(&self) -> ListenerStats {
+        let c = &self.stats;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ListenerStats {
+            accepted: get(&c.accepted),
+            refused_address_cap: get(&c.refused_address_cap),
+            refused_prefix_cap: get(&c.refused_prefix_cap),
+            refused_slots: get(&c.refused_slots),
+            refused_not_in_flight: get(&c.refused_not_in_flight),
+            authenticated: get(&c.authenticated),
+            unauthenticated: get(&c.unauthenticated),
+            verifications: get(&c.verifications),
+            peak_streams: get(&c.peak_streams),
+            accept_errors: get(&c.accept_errors),
+        }
+    }
+
+    /// Starts expecting streams from `peer` (an acceptance run begins):
+    /// only domains being probed may open streams that count as evidence
+    /// or make us verify a dialback key.
+    pub fn begin(&self, peer: &str) {
+        self.lock().in_flight.entry(norm(peer)).or_default().runs += 1;
+    }
+
+    /// Ends a run for `peer`; its state is dropped when no run is left.
+    pub fn end(&self, peer: &str) {
+        let peer = norm(peer);
+        let mut st = self.lock();
+        if let Some(f) = st.in_flight.get_mut(&peer) {
+            f.runs -= 1;
+            if f.runs == 0 {
+                st.in_flight.remove(&peer);
+            }
+        }
+        st.waiters.retain(|(p, _), w| *p != peer && !w.is_closed());
+    }
+
+    fn is_in_flight(&self, peer: &str) -> bool {
+        self.lock().in_flight.contains_key(&norm(peer))
     }
 
     /// The bound address (useful when `listen` had port 0).
@@ -247,19 +470,22 @@ impl ProbeListener {
     /// `db:verify` requests from `peer` we answered `valid` (XEP-0220
     /// §2.1.2): proof that `peer` checked our dialback key with us.
     pub fn verifies_from(&self, peer: &str) -> usize {
-        self.lock().verifies.get(&norm(peer)).copied().unwrap_or(0)
+        self.lock()
+            .in_flight
+            .get(&norm(peer))
+            .map_or(0, |f| f.verifies)
     }
 
     /// Streams `peer` opened to us so far (live streams included, as they
     /// stand now), oldest first.
     pub fn inbound(&self, peer: &str) -> Vec<InboundReport> {
         let peer = norm(peer);
-        self.lock()
-            .inbound
-            .iter()
-            .map(|r| r.lock().unwrap_or_else(|e| e.into_inner()).clone())
-            .filter(|r| r.peer == peer)
-            .collect()
+        self.lock().in_flight.get(&peer).map_or_else(Vec::new, |f| {
+            f.inbound
+                .iter()
+                .map(|r| r.lock().unwrap_or_else(|e| e.into_inner()).clone())
+                .collect()
+        })
     }
 
     /// Stops accepting, ends every stream and waits for their tasks.
@@ -279,6 +505,16 @@ impl InboundPolicy for ProbeListener {
 
     fn local(&self, to: Option<&str>) -> Option<()> {
         to.is_some_and(|t| norm(t) == self.domain).then_some(())
+    }
+
+    /// Only domains being probed: their replies and key checks are what
+    /// we wait for; anyone else is closed before TLS.
+    fn admits(&self, _: &(), peer: Option<&str>) -> bool {
+        let ok = peer.is_some_and(|p| self.is_in_flight(p));
+        if !ok {
+            bump(&self.stats.refused_not_in_flight);
+        }
+        ok
     }
 
     fn domain<'a>(&'a self, _: &'a ()) -> &'a str {
@@ -328,6 +564,12 @@ impl InboundPolicy for ProbeListener {
             return false;
         };
         let peer = peer.as_str();
+        // Only for a domain we are probing: the listener never connects
+        // out on a stranger's behalf.
+        if !self.is_in_flight(peer) {
+            return false;
+        }
+        bump(&self.stats.verifications);
         let plans = inbound::resolve_plans(&self.resolver, peer).await;
         inbound::verify_key(&self.ctx, &self.domain, peer, &plans, stream_id, key)
             .await
@@ -339,8 +581,8 @@ impl InboundPolicy for ProbeListener {
     }
 
     fn verify_answered(&self, _: &(), peer: &str, valid: bool) {
-        if valid {
-            *self.lock().verifies.entry(peer.to_owned()).or_default() += 1;
+        if valid && let Some(f) = self.lock().in_flight.get_mut(&norm(peer)) {
+            f.verifies += 1;
         }
     }
 
@@ -360,12 +602,19 @@ impl InboundPolicy for ProbeListener {
         None
     }
 
-    fn opened(&self, report: &Arc<Mutex<InboundReport>>) {
+    fn authenticated(&self, _: &(), report: &Arc<Mutex<InboundReport>>) {
+        bump(&self.stats.authenticated);
+        let peer = report
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .peer
+            .clone();
         let mut st = self.lock();
-        if st.inbound.len() >= MAX_REPORTS {
-            st.inbound.pop_front();
+        if let Some(f) = st.in_flight.get_mut(&peer)
+            && f.inbound.len() < MAX_REPORTS_PER_DOMAIN
+        {
+            f.inbound.push(report.clone());
         }
-        st.inbound.push_back(report.clone());
     }
 }
 
@@ -508,6 +757,7 @@ mod tests {
     use crate::xmpp::reader::StreamReader;
     use std::net::{IpAddr, Ipv4Addr};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
 
     const PEER: &str = "peer.xs.test";
 
@@ -540,6 +790,7 @@ mod tests {
     async fn xep0178_trusted_server_only_cert_authenticates_and_delivers() {
         let net = testnet(40, &["lenient"], vec![]).await;
         let l = listener(&net).await;
+        l.begin(PEER);
         let probe = net.probe_identity().expect("id").domain;
         let plan = direct_plan(&probe, l.local_addr());
         let out = inbound::connect(
@@ -605,6 +856,7 @@ mod tests {
     async fn xep0178_untrusted_cert_is_not_authorized() {
         let net = testnet(41, &["lenient"], vec![]).await;
         let l = listener(&net).await;
+        l.begin(PEER);
         let probe = net.probe_identity().expect("id").domain;
         let plan = direct_plan(&probe, l.local_addr());
         let cx = ctx(&net, PEER);
@@ -636,6 +888,7 @@ mod tests {
     async fn xep0220_db_verify_answers_with_our_secret() {
         let net = testnet(42, &["lenient"], vec![]).await;
         let l = listener(&net).await;
+        l.begin(PEER);
         let probe = net.probe_identity().expect("id").domain;
         let plan = direct_plan(&probe, l.local_addr());
         let (r, s) = session(&ctx(&net, PEER), &probe, &plan, None).await;
@@ -684,11 +937,9 @@ mod tests {
         .await;
         assert_eq!(a, Ok(Answer::Valid));
         assert_eq!(l.verifies_from(PEER), 2);
-        assert!(
-            l.inbound(PEER)
-                .iter()
-                .any(|r| !r.tls && r.auth == InboundAuth::VerifyOnly)
-        );
+        // Streams that only ask `db:verify` never authenticate their
+        // `from`: the answers count, the streams are not evidence.
+        assert!(l.inbound(PEER).is_empty(), "{:?}", l.inbound(PEER));
         l.shutdown().await;
         net.shutdown().await;
     }
@@ -698,6 +949,7 @@ mod tests {
     async fn rfc6120_4_9_3_6_other_domain_is_host_unknown() {
         let net = testnet(43, &["lenient"], vec![]).await;
         let l = listener(&net).await;
+        l.begin(PEER);
         let plan = direct_plan("other.xs.test", l.local_addr());
         let (r, s) = session(&ctx(&net, PEER), "other.xs.test", &plan, None).await;
         assert!(s.is_none());
@@ -716,6 +968,7 @@ mod tests {
     async fn flood_is_cut_off_and_listener_keeps_serving() {
         let net = testnet(44, &["lenient"], vec![]).await;
         let l = listener(&net).await;
+        l.begin(PEER);
         let probe = net.probe_identity().expect("id").domain;
         let mut tcp = tokio::net::TcpStream::connect(l.local_addr())
             .await
@@ -746,6 +999,178 @@ mod tests {
         let plan = direct_plan(&probe, l.local_addr());
         let (r, s) = session(&ctx(&net, PEER), &probe, &plan, None).await;
         assert!(s.is_some(), "{r:?}");
+        l.shutdown().await;
+        net.shutdown().await;
+    }
+
+    /// Writes a stream header from `from` to the listener over plain TCP
+    /// from source address `src` (any 127.x address), returns the socket.
+    async fn raw_stream(l: &ProbeListener, src: Ipv4Addr, from: &str, to: &str) -> TcpStream {
+        let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+        sock.bind(SocketAddr::new(IpAddr::V4(src), 0))
+            .expect("bind source");
+        let mut tcp = sock.connect(l.local_addr()).await.expect("connect");
+        let header = format!(
+            "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
+             xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' \
+             from='{from}' to='{to}' version='1.0'>"
+        );
+        tcp.write_all(header.as_bytes()).await.expect("header");
+        tcp
+    }
+
+    /// Reads until the listener closes (or `limit`), returning the text.
+    async fn read_until_closed(tcp: &mut TcpStream, limit: Duration) -> Option<String> {
+        let mut got = Vec::new();
+        tokio::time::timeout(limit, tcp.read_to_end(&mut got))
+            .await
+            .ok()
+            .map(|_| String::from_utf8_lossy(&got).into_owned())
+    }
+
+    /// A stream from a domain that is not being probed is refused right
+    /// after its header, before TLS, and makes the listener connect nowhere.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stranger_not_being_probed_is_refused_before_tls() {
+        let net = testnet(45, &["lenient"], vec![]).await;
+        let l = listener(&net).await;
+        l.begin(PEER);
+        let probe = net.probe_identity().expect("id").domain;
+        let mut tcp = raw_stream(
+            &l,
+            Ipv4Addr::new(127, 45, 0, 70),
+            "stranger.xs.test",
+            &probe,
+        )
+        .await;
+        let text = read_until_closed(&mut tcp, Duration::from_secs(5))
+            .await
+            .expect("closed at once");
+        assert!(text.contains("not-authorized"), "{text}");
+        assert!(!text.contains("starttls"), "no features offered: {text}");
+        let stats = l.stats();
+        assert_eq!(stats.refused_not_in_flight, 1, "{stats:?}");
+        assert_eq!(stats.verifications, 0);
+        // Once its run ends, even the probed domain is a stranger.
+        l.end(PEER);
+        let mut tcp = raw_stream(&l, Ipv4Addr::new(127, 45, 0, 70), PEER, &probe).await;
+        let text = read_until_closed(&mut tcp, Duration::from_secs(5))
+            .await
+            .expect("closed at once");
+        assert!(text.contains("not-authorized"), "{text}");
+        l.shutdown().await;
+        net.shutdown().await;
+    }
+
+    /// A stream whose header names a probed domain but that cannot prove
+    /// it (no certificate, a dialback key its authoritative server does not
+    /// confirm) leaves no evidence: forged `from` changes no verdict.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn forged_from_leaves_no_evidence() {
+        let net = testnet(46, &["lenient"], vec![]).await;
+        let l = listener(&net).await;
+        // A real testnet domain: its authoritative server exists and will
+        // deny a key we make up.
+        let target = net.domains().remove(0);
+        l.begin(&target);
+        let probe = net.probe_identity().expect("id").domain;
+        let plan = direct_plan(&probe, l.local_addr());
+        let (r, s) = session(&ctx(&net, &target), &probe, &plan, None).await;
+        let mut s = s.unwrap_or_else(|| panic!("session: {r:?}"));
+        let t = Duration::from_secs(10);
+        let a = steps::dialback(&mut s.stream, &target, &probe, "forged-key", t).await;
+        assert_eq!(a, Ok(Answer::Invalid));
+        s.close().await;
+        assert!(
+            eventually(|| l.stats().unauthenticated == 1).await,
+            "{:?}",
+            l.stats()
+        );
+        assert!(l.inbound(&target).is_empty(), "{:?}", l.inbound(&target));
+        assert_eq!(l.stats().authenticated, 0);
+        l.shutdown().await;
+        net.shutdown().await;
+    }
+
+    /// One source address gets [`MAX_STREAMS_PER_ADDRESS`] streams; the
+    /// next is closed at once, and other addresses are still served.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_address_cannot_take_more_than_its_share() {
+        let net = testnet(47, &["lenient"], vec![]).await;
+        let l = listener(&net).await;
+        l.begin(PEER);
+        let probe = net.probe_identity().expect("id").domain;
+        let hog = Ipv4Addr::new(127, 47, 0, 66);
+        let mut held = Vec::new();
+        for _ in 0..MAX_STREAMS_PER_ADDRESS {
+            held.push(raw_stream(&l, hog, PEER, &probe).await);
+        }
+        assert!(
+            eventually(|| l.stats().accepted == MAX_STREAMS_PER_ADDRESS as u64).await,
+            "{:?}",
+            l.stats()
+        );
+        let mut extra = raw_stream(&l, hog, PEER, &probe).await;
+        let text = read_until_closed(&mut extra, Duration::from_secs(5)).await;
+        assert_eq!(text.as_deref(), Some(""), "closed without a byte");
+        assert_eq!(l.stats().refused_address_cap, 1, "{:?}", l.stats());
+        // Another address (another /24 too) is served as usual.
+        let mut other = raw_stream(&l, Ipv4Addr::new(127, 47, 9, 9), PEER, &probe).await;
+        let mut buf = [0u8; 512];
+        let n = tokio::time::timeout(Duration::from_secs(5), other.read(&mut buf))
+            .await
+            .expect("answered")
+            .expect("read");
+        assert!(String::from_utf8_lossy(&buf[..n]).contains("stream"));
+        drop(held);
+        l.shutdown().await;
+        net.shutdown().await;
+    }
+
+    /// An unauthenticated stream ends at the authentication deadline
+    /// however busy it keeps the listener (elements do not extend it).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unauthenticated_stream_ends_at_the_deadline_however_busy() {
+        let net = testnet(48, &["lenient"], vec![]).await;
+        let identity = Arc::new(net.probe_identity().expect("identity"));
+        let mut cx = ctx(&net, &identity.domain);
+        cx.limits.connect_timeout = Duration::from_millis(500);
+        cx.limits.phase_timeout = Duration::from_millis(500);
+        let deadline = auth_deadline(&cx.limits);
+        let l = ProbeListener::start(ListenerConfig {
+            ctx: cx,
+            identity: identity.clone(),
+            resolver: resolver(&net),
+        })
+        .await
+        .expect("listener");
+        l.begin(PEER);
+        let tcp = raw_stream(&l, Ipv4Addr::new(127, 48, 0, 5), PEER, &identity.domain).await;
+        let (mut rh, mut wh) = tcp.into_split();
+        let t0 = std::time::Instant::now();
+        let writer = tokio::spawn(async move {
+            // A db:verify every 200 ms: each answered, none authenticates.
+            for i in 0..200 {
+                let el = format!("<db:verify from='{PEER}' to='x' id='{i}'>k</db:verify>");
+                if wh.write_all(el.as_bytes()).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        let mut got = Vec::new();
+        let closed = tokio::time::timeout(deadline * 3, rh.read_to_end(&mut got)).await;
+        writer.abort();
+        assert!(closed.is_ok(), "still open after {:?}", deadline * 3);
+        let took = t0.elapsed();
+        assert!(
+            took < deadline + Duration::from_secs(2),
+            "closed after {took:?}, deadline {deadline:?}"
+        );
+        assert!(
+            String::from_utf8_lossy(&got).contains("db:verify"),
+            "it was served"
+        );
         l.shutdown().await;
         net.shutdown().await;
     }
@@ -810,6 +1235,7 @@ mod tests {
         )
         .await;
         let l = listener(&net).await;
+        l.begin(AUTH);
         let probe = net.probe_identity().expect("id").domain;
         let cert = net.issue(AUTH, CertShape::ServerOnly).expect("issue");
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -839,6 +1265,7 @@ mod tests {
                 idle: Duration::from_secs(5),
                 verify: Duration::from_secs(5),
                 lifetime: Duration::from_secs(30),
+                auth_deadline: Duration::from_secs(30),
             };
             while let Ok((tcp, _)) = sock.accept().await {
                 let a3 = a2.clone();
@@ -901,4 +1328,23 @@ impl crate::acceptance::probe::Authority for ProbeListener {
     fn inbound(&self, peer: &str) -> Vec<InboundReport> {
         Self::inbound(self, peer)
     }
+    fn begin(&self, peer: &str) {
+        Self::begin(self, peer);
+    }
+    fn end(&self, peer: &str) {
+        Self::end(self, peer);
+    }
+}
+
+/// Binds `addr` with [`ACCEPT_BACKLOG`] instead of tokio's 1024 default
+/// (and std's 128).
+fn bind_with_backlog(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
 }

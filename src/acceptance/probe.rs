@@ -35,6 +35,24 @@ pub trait Authority: Send + Sync {
     fn verifies_from(&self, peer: &str) -> usize;
     /// Streams `peer` opened to us so far.
     fn inbound(&self, peer: &str) -> Vec<InboundReport>;
+    /// `peer` is being probed from now on: its streams may authenticate
+    /// and count as evidence.
+    fn begin(&self, peer: &str);
+    /// `peer`'s run ended: forget it.
+    fn end(&self, peer: &str);
+}
+
+/// Ends the authority's interest in a target when dropped, also when the
+/// run is cancelled (a crawl stopping mid-domain).
+struct InFlight<'a> {
+    authority: &'a dyn Authority,
+    target: &'a str,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.authority.end(self.target);
+    }
 }
 
 /// Runs the acceptance probe for one domain.
@@ -275,6 +293,11 @@ impl AcceptanceProbe {
         passive: &[EndpointReport],
         summary: &DomainSummary,
     ) -> AcceptanceReport {
+        self.authority.begin(target);
+        let _in_flight = InFlight {
+            authority: &*self.authority,
+            target,
+        };
         let candidates = passive.iter().zip(plans).filter(|(e, _)| {
             e.service == Service::S2s && e.tls.as_ref().is_some_and(|t| t.version.is_some())
         });

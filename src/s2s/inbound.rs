@@ -51,13 +51,14 @@ use thiserror::Error;
 use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout};
 use tokio_rustls::server::TlsStream;
 
 /// `db:result` requests served per stream: each costs an outbound
 /// verification connection, so a stranger cannot turn one stream into a
-/// scan (a real peer needs one per domain it sends from).
-const MAX_DIALBACK_PER_STREAM: usize = 8;
+/// scan. One, as XEP-0220 §8 allows more only when multiplexing is
+/// negotiated, which we never offer.
+const MAX_DIALBACK_PER_STREAM: usize = 1;
 
 /// How long the polite close (`</stream:stream>`, close_notify) may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -80,6 +81,11 @@ pub struct InboundLimits {
     pub verify: Duration,
     /// The whole stream, however active.
     pub lifetime: Duration,
+    /// From the first byte until the peer authenticates (EXTERNAL success
+    /// or a verified dialback): elements do not extend it, so a stranger
+    /// cannot hold a stream by trickling bytes. Streams that only ask
+    /// `db:verify` never authenticate and end here too.
+    pub auth_deadline: Duration,
 }
 
 /// Which feature list the policy is asked for (RFC 6120 §4.3.2).
@@ -178,21 +184,35 @@ pub trait InboundPolicy: Sync {
         iq: &Element,
     ) -> impl Future<Output = Option<String>> + Send;
 
-    /// Called once per stream, after the peer's first header, with the
-    /// report the stream keeps updating (peer, TLS chain, auth, replies).
-    fn opened(&self, _report: &Arc<Mutex<InboundReport>>) {}
+    /// Whether to serve a stream whose header names `peer` as its `from`
+    /// (`None`: absent). Refused streams get `<not-authorized/>` before
+    /// TLS, costing us no handshake. Default: all.
+    fn admits(&self, _local: &Self::Local, _peer: Option<&str>) -> bool {
+        true
+    }
+
+    /// Called once per stream, when the peer first authenticates as the
+    /// domain in `report.peer` (EXTERNAL with a certificate valid for it, or
+    /// dialback verified with its authoritative server), with the report
+    /// the stream keeps updating (TLS chain, auth, replies). Nothing from a
+    /// stream that never authenticates reaches the policy.
+    fn authenticated(&self, _local: &Self::Local, _report: &Arc<Mutex<InboundReport>>) {}
 }
 
 /// Serves one accepted TCP connection to the end (or the lifetime cap).
-pub async fn serve<P: InboundPolicy>(policy: &P, tcp: TcpStream, limits: &InboundLimits) {
+/// Returns whether the peer authenticated at some point.
+pub async fn serve<P: InboundPolicy>(policy: &P, tcp: TcpStream, limits: &InboundLimits) -> bool {
+    let deadline = Instant::now() + limits.auth_deadline;
+    let authenticated = std::sync::atomic::AtomicBool::new(false);
     let _ = timeout(limits.lifetime, async {
         let mut rd = StreamReader::new(tcp, limits.reader);
-        let Ok(Ok(header)) = timeout(limits.step, rd.read_header()).await else {
+        let Ok(Ok(header)) = timeout(until(deadline, limits.step), rd.read_header()).await else {
             return;
         };
-        plain(policy, rd, header, limits).await;
+        plain(policy, rd, header, limits, deadline, &authenticated).await;
     })
     .await;
+    authenticated.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Continues a stream whose header the caller already read (a host that
@@ -203,7 +223,13 @@ pub async fn serve_after_header<P: InboundPolicy>(
     header: StreamHeader,
     limits: &InboundLimits,
 ) {
-    let _ = timeout(limits.lifetime, plain(policy, rd, header, limits)).await;
+    let deadline = Instant::now() + limits.auth_deadline;
+    let flag = std::sync::atomic::AtomicBool::new(false);
+    let _ = timeout(
+        limits.lifetime,
+        plain(policy, rd, header, limits, deadline, &flag),
+    )
+    .await;
 }
 
 /// Serves a stream on an already accepted TLS connection (direct TLS,
@@ -215,8 +241,19 @@ pub async fn serve_tls<P: InboundPolicy>(
     limits: &InboundLimits,
 ) {
     let report = new_report(None);
-    policy.opened(&report);
-    let _ = timeout(limits.lifetime, secure(policy, tls, local, report, limits)).await;
+    let deadline = Instant::now() + limits.auth_deadline;
+    let flag = std::sync::atomic::AtomicBool::new(false);
+    let _ = timeout(
+        limits.lifetime,
+        secure(policy, tls, local, report, limits, deadline, &flag),
+    )
+    .await;
+}
+
+/// The wait for the next step: `step`, but never past `deadline` (the
+/// unauthenticated stream's end).
+fn until(deadline: Instant, step: Duration) -> Duration {
+    deadline.saturating_duration_since(Instant::now()).min(step)
 }
 
 fn new_report(peer: Option<&str>) -> Arc<Mutex<InboundReport>> {
@@ -333,6 +370,8 @@ async fn plain<P: InboundPolicy>(
     mut rd: StreamReader<TcpStream>,
     header: StreamHeader,
     limits: &InboundLimits,
+    deadline: Instant,
+    authenticated: &std::sync::atomic::AtomicBool,
 ) {
     let peer = header.from.as_deref();
     let Some(local) = policy.local(header.to.as_deref()) else {
@@ -356,9 +395,19 @@ async fn plain<P: InboundPolicy>(
         }
         return;
     };
-    let report = new_report(peer);
-    policy.opened(&report);
     let me = policy.domain(&local).to_owned();
+    if !policy.admits(&local, peer) {
+        let out = format!(
+            "{}{}",
+            our_header(&me, peer, &new_id()),
+            stream::error_xml("not-authorized", Some("not expecting a stream from you"))
+        );
+        if rd.write_all(out.as_bytes()).await.is_ok() {
+            close(rd, None).await;
+        }
+        return;
+    }
+    let report = new_report(peer);
     let out = format!(
         "{}{}",
         our_header(&me, peer, &new_id()),
@@ -368,7 +417,7 @@ async fn plain<P: InboundPolicy>(
         return;
     }
     loop {
-        let el = match next(&mut rd, limits.step).await {
+        let el = match next(&mut rd, until(deadline, limits.step)).await {
             Ok(el) => el,
             Err(condition) => return close(rd, condition).await,
         };
@@ -393,10 +442,11 @@ async fn plain<P: InboundPolicy>(
                 return;
             }
             let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
-            let Ok(Ok(tls)) = timeout(limits.step, acceptor.accept(tcp)).await else {
+            let Ok(Ok(tls)) = timeout(until(deadline, limits.step), acceptor.accept(tcp)).await
+            else {
                 return;
             };
-            return secure(policy, tls, local, report, limits).await;
+            return secure(policy, tls, local, report, limits, deadline, authenticated).await;
         }
         match dialback::parse(&el) {
             Some(Dialback::VerifyRequest { from, to, id, key }) => {
@@ -446,6 +496,8 @@ struct Secure {
     sasl_done: bool,
     /// `db:result` requests seen.
     dialbacks: usize,
+    /// The policy was told this stream authenticated.
+    published: bool,
 }
 
 /// The `<text/>` of a certificate-less stream's refusal, as Prosody words it.
@@ -458,6 +510,8 @@ async fn secure<P: InboundPolicy>(
     local: P::Local,
     report: Arc<Mutex<InboundReport>>,
     limits: &InboundLimits,
+    deadline: Instant,
+    authenticated: &std::sync::atomic::AtomicBool,
 ) {
     let chain: Vec<CertificateDer<'static>> = tls
         .get_ref()
@@ -467,7 +521,7 @@ async fn secure<P: InboundPolicy>(
         .unwrap_or_default();
     record_chain(&report, &chain);
     let mut rd = StreamReader::new(tls, limits.reader);
-    let Ok(Ok(header)) = timeout(limits.step, rd.read_header()).await else {
+    let Ok(Ok(header)) = timeout(until(deadline, limits.step), rd.read_header()).await else {
         return;
     };
     let mut st = Secure {
@@ -477,6 +531,7 @@ async fn secure<P: InboundPolicy>(
         authed: Vec::new(),
         sasl_done: false,
         dialbacks: 0,
+        published: false,
     };
     if header
         .to
@@ -517,7 +572,7 @@ async fn secure<P: InboundPolicy>(
     }
     loop {
         let wait = if st.authed.is_empty() {
-            limits.step
+            until(deadline, limits.step)
         } else {
             limits.idle
         };
@@ -538,6 +593,9 @@ async fn secure<P: InboundPolicy>(
             // Unknown top-level elements are ignored.
             Ok(None)
         };
+        if st.published {
+            authenticated.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         match step {
             Ok(Some(out)) => {
                 if rd.write_all(out.as_bytes()).await.is_err() {
@@ -571,7 +629,7 @@ async fn auth<P: InboundPolicy>(
     st: &mut Secure,
     el: &Element,
     chain: &[CertificateDer<'static>],
-    report: &Mutex<InboundReport>,
+    report: &Arc<Mutex<InboundReport>>,
     limits: &InboundLimits,
 ) -> Result<Option<String>, Option<&'static str>> {
     let fail = |c: &str, t: &str| Ok(Some(sasl::failure_xml(c, Some(t))));
@@ -631,6 +689,7 @@ async fn auth<P: InboundPolicy>(
     };
     st.sasl_done = true;
     st.id = new_id();
+    publish(policy, local, st, report, &peer);
     st.authed.push(peer);
     Ok(Some(format!(
         "{}{}",
@@ -639,13 +698,29 @@ async fn auth<P: InboundPolicy>(
     )))
 }
 
+/// Tells the policy, once per stream, that the peer authenticated as
+/// `domain`: the report is evidence from now on, keyed on that domain.
+fn publish<P: InboundPolicy>(
+    policy: &P,
+    local: &P::Local,
+    st: &mut Secure,
+    report: &Arc<Mutex<InboundReport>>,
+    domain: &str,
+) {
+    update(report, |r| domain.clone_into(&mut r.peer));
+    if !st.published {
+        st.published = true;
+        policy.authenticated(local, report);
+    }
+}
+
 /// A dialback element after TLS (XEP-0220 §2.1).
 async fn dialback_element<P: InboundPolicy>(
     policy: &P,
     local: &P::Local,
     st: &mut Secure,
     db: Dialback,
-    report: &Mutex<InboundReport>,
+    report: &Arc<Mutex<InboundReport>>,
     limits: &InboundLimits,
 ) -> Result<Option<String>, Option<&'static str>> {
     match db {
@@ -675,6 +750,7 @@ async fn dialback_element<P: InboundPolicy>(
                 }
             });
             if valid && !st.authed.contains(&from) {
+                publish(policy, local, st, report, &from);
                 st.authed.push(from.clone());
             }
             Ok(Some(dialback::result_answer(&st.me, &from, valid)))

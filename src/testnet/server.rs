@@ -58,6 +58,7 @@ const S2S_LIMITS: InboundLimits = InboundLimits {
     idle: SERVER_STEP_TIMEOUT,
     verify: Duration::from_secs(20),
     lifetime: CONNECTION_LIFETIME,
+    auth_deadline: CONNECTION_LIFETIME,
 };
 /// The longest one accepted connection lives.
 const CONNECTION_LIFETIME: Duration = Duration::from_secs(120);
@@ -913,6 +914,7 @@ mod tests {
             let l = listener(&net).await;
             let id = net.probe_identity().expect("identity");
             let target = net.domains().remove(0);
+            l.begin(&target);
             let plan = inbound::resolve_plans(&resolver(&net), &target)
                 .await
                 .into_iter()

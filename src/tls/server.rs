@@ -32,6 +32,16 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 
 use super::verify::TlsSetupError;
 
+/// The largest client certificate chain accepted (bytes of DER, all
+/// certificates): a Let's Encrypt leaf and intermediate take ~3 KiB, five
+/// RSA-4096 certificates ~10 KiB.
+pub const MAX_CLIENT_CHAIN_BYTES: usize = 32 * 1024;
+
+/// A client chain over [`MAX_CLIENT_CHAIN_BYTES`].
+#[derive(Debug, thiserror::Error)]
+#[error("client certificate chain of {0} bytes exceeds the {MAX_CLIENT_CHAIN_BYTES}-byte cap")]
+pub struct ChainTooLarge(pub usize);
+
 /// Requests a client certificate and accepts any chain, or none. The chain
 /// is judged later (SASL EXTERNAL, XEP-0178 §3) from
 /// `ServerConnection::peer_certificates()`; the handshake signatures are
@@ -58,10 +68,18 @@ impl ClientCertVerifier for AcceptAnyClientCert {
     }
     fn verify_client_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
+        let bytes: usize = end_entity.len() + intermediates.iter().map(|c| c.len()).sum::<usize>();
+        if bytes > MAX_CLIENT_CHAIN_BYTES {
+            // Analysing and keeping a stranger's huge chain is what a
+            // memory attack wants; no real peer sends one.
+            return Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Other(rustls::OtherError(Arc::new(ChainTooLarge(bytes)))),
+            ));
+        }
         Ok(ClientCertVerified::assertion())
     }
     fn verify_tls12_signature(
