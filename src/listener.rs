@@ -907,7 +907,7 @@ mod tests {
         );
         assert_eq!(l.verifies_from(PEER), 1);
         // Before TLS (XEP-0220 predates mandatory TLS).
-        let tcp = tokio::net::TcpStream::connect(l.local_addr())
+        let tcp = TcpStream::connect(l.local_addr())
             .await
             .expect("tcp");
         let mut rd = StreamReader::new(tcp, Default::default());
@@ -970,7 +970,7 @@ mod tests {
         let l = listener(&net).await;
         l.begin(PEER);
         let probe = net.probe_identity().expect("id").domain;
-        let mut tcp = tokio::net::TcpStream::connect(l.local_addr())
+        let mut tcp = TcpStream::connect(l.local_addr())
             .await
             .expect("tcp");
         let header = format!(
