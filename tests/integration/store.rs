@@ -439,6 +439,207 @@ async fn check_constraints_list_every_serde_value() {
             | D::Error => {}
         },
     );
+    // Schema 2: the acceptance evidence's enums (serde values, taken from
+    // serde itself for the tagged ones).
+    use xmpp_survey::acceptance::{
+        AcceptanceReason as R, DialbackOutcome as Db, InboundAuth as In, IqOutcome as Iq,
+        ProbeCertKind as K,
+    };
+    use xmpp_survey::probe::report::Transport as T;
+    use xmpp_survey::tls::ClientPurpose as Cp;
+    use xmpp_survey::xmpp::sasl::SaslOutcome as Sa;
+    let reasons = all(
+        &[
+            R::NoProbeIdentity,
+            R::NoS2sAddress,
+            R::S2sUnreachable,
+            R::NoTlsSession,
+            R::ExternalSucceeded,
+            R::NoCertificateRequest,
+            R::AttemptIncomplete,
+            R::BothCertificatesRefused,
+            R::TlsAlertOnServerOnly,
+            R::ExternalRefused,
+            R::ExternalNotOffered,
+        ],
+        |x| match x {
+            R::NoProbeIdentity
+            | R::NoS2sAddress
+            | R::S2sUnreachable
+            | R::NoTlsSession
+            | R::ExternalSucceeded
+            | R::NoCertificateRequest
+            | R::AttemptIncomplete
+            | R::BothCertificatesRefused
+            | R::TlsAlertOnServerOnly
+            | R::ExternalRefused
+            | R::ExternalNotOffered => {}
+        },
+    );
+    let purposes = all(
+        &[
+            Cp::Ok,
+            Cp::LeafLacksClientAuth,
+            Cp::IntermediateLacksClientAuth,
+        ],
+        |x| match x {
+            Cp::Ok | Cp::LeafLacksClientAuth | Cp::IntermediateLacksClientAuth => {}
+        },
+    );
+    let kinds = all(&[K::ServerOnly, K::ClientAndServer], |x| match x {
+        K::ServerOnly | K::ClientAndServer => {}
+    });
+    let transports = all(&[T::Starttls, T::DirectTls], |x| match x {
+        T::Starttls | T::DirectTls => {}
+    });
+    fn tags<V: serde::Serialize>(key: &str, v: Vec<V>) -> Vec<String> {
+        v.iter()
+            .map(|x| {
+                serde_json::to_value(x).unwrap()[key]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    }
+    let c = || "c".to_string();
+    let iq = tags(
+        "result",
+        vec![
+            Iq::NotAttempted,
+            Iq::Result,
+            Iq::Error { condition: c() },
+            Iq::Timeout,
+        ],
+    );
+    let _: fn(Iq) = |x| match x {
+        Iq::NotAttempted | Iq::Result | Iq::Error { .. } | Iq::Timeout => {}
+    };
+    let sasl_values = vec![
+        Sa::Success,
+        Sa::Failure {
+            condition: c(),
+            text: None,
+        },
+        Sa::Challenge,
+    ];
+    let _: fn(Sa) = |x| match x {
+        Sa::Success | Sa::Failure { .. } | Sa::Challenge => {}
+    };
+    let sasl = tags("result", sasl_values);
+    let dialback = tags(
+        "result",
+        vec![
+            Db::Valid,
+            Db::Invalid,
+            Db::Error { condition: c() },
+            Db::NotOffered,
+            Db::ConnectionFailed,
+            Db::Timeout,
+        ],
+    );
+    let _: fn(Db) = |x| match x {
+        Db::Valid
+        | Db::Invalid
+        | Db::Error { .. }
+        | Db::NotOffered
+        | Db::ConnectionFailed
+        | Db::Timeout => {}
+    };
+    let methods = tags(
+        "method",
+        vec![
+            In::External {
+                outcome: Sa::Success,
+            },
+            In::Dialback { valid: true },
+            In::VerifyOnly,
+            In::None,
+        ],
+    );
+    let _: fn(In) = |x| match x {
+        In::External { .. } | In::Dialback { .. } | In::VerifyOnly | In::None => {}
+    };
+    // Inbound auth outcome: EXTERNAL's answer, or dialback valid/invalid.
+    let mut inbound_outcomes = sasl.clone();
+    inbound_outcomes.extend(["valid".to_string(), "invalid".to_string()]);
+    let crawl_statuses: Vec<String> = [
+        CrawlStatus::Running,
+        CrawlStatus::Finished,
+        CrawlStatus::Interrupted,
+    ]
+    .iter()
+    .map(|s| s.as_str().to_string())
+    .chain(["failed".to_string()])
+    .collect();
+    let v2_checks: Vec<(&str, &str, Vec<String>)> = vec![
+        ("crawls", "status", crawl_statuses),
+        (
+            "results",
+            "acceptance_reason",
+            reasons.iter().map(label).collect(),
+        ),
+        (
+            "results",
+            "c2s_client_purpose",
+            purposes.iter().map(label).collect(),
+        ),
+        (
+            "results",
+            "s2s_client_purpose",
+            purposes.iter().map(label).collect(),
+        ),
+        ("results", "acceptance_ping", iq.clone()),
+        ("results", "acceptance_version_query", iq.clone()),
+        (
+            "endpoints",
+            "client_purpose",
+            purposes.iter().map(label).collect(),
+        ),
+        (
+            "acceptance_attempts",
+            "cert_kind",
+            kinds.iter().map(label).collect(),
+        ),
+        (
+            "acceptance_attempts",
+            "transport",
+            transports.iter().map(label).collect(),
+        ),
+        (
+            "acceptance_attempts",
+            "tls_failure",
+            failures.iter().map(label).collect(),
+        ),
+        (
+            "acceptance_attempts",
+            "outcome",
+            outcomes.iter().map(label).collect(),
+        ),
+        (
+            "acceptance_attempts",
+            "phase",
+            phases.iter().map(label).collect(),
+        ),
+        ("acceptance_attempts", "external_outcome", sasl.clone()),
+        ("acceptance_attempts", "ping", iq.clone()),
+        ("acceptance_attempts", "version_query", iq.clone()),
+        ("acceptance_dialback", "outcome", dialback),
+        ("acceptance_dialback", "ping", iq.clone()),
+        ("acceptance_dialback", "version_query", iq),
+        (
+            "inbound_streams",
+            "client_eku_class",
+            ekus.iter().map(label).collect(),
+        ),
+        (
+            "inbound_streams",
+            "client_purpose",
+            purposes.iter().map(label).collect(),
+        ),
+        ("inbound_streams", "auth_method", methods),
+        ("inbound_streams", "auth_outcome", inbound_outcomes),
+    ];
     let checks: Vec<(&str, &str, Vec<String>)> = vec![
         (
             "results",
@@ -492,7 +693,10 @@ async fn check_constraints_list_every_serde_value() {
             failures.iter().map(label).collect(),
         ),
         ("dns_records", "outcome", dns.iter().map(label).collect()),
-    ];
+    ]
+    .into_iter()
+    .chain(v2_checks)
+    .collect();
     let db = pg().await;
     let store = migrated(&db).await;
     for (table, column, values) in checks {
