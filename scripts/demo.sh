@@ -8,7 +8,8 @@
 #   4. migrate the schema, crawl every testnet domain into PostgreSQL with
 #      the active acceptance probe (the testnet's own probe identity);
 #   5. print the crawl summary read back from PostgreSQL, a few SQL-ready
-#      queries, and check every stored report against the manifest.
+#      queries (one over the acceptance-evidence tables), and check every
+#      stored report against the manifest.
 # Works on a fresh Debian with only Rust installed; installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,7 +57,13 @@ q "certificates that will renew as server-only, by month" \
 q "domains whose c2s STARTTLS is not required" \
   "SELECT d.name, r.c2s_starttls, r.c2s_sasl_before_tls FROM results r JOIN domains d ON d.id = r.domain_id WHERE r.c2s_starttls IS DISTINCT FROM 'required' AND r.c2s_status <> 'no_address' ORDER BY 1 LIMIT 10;"
 
+say "the acceptance evidence (schema 2 tables: acceptance_attempts, inbound_streams)"
+q "acceptance verdict x reason x what EXTERNAL answered the server-only certificate" \
+  "SELECT r.acceptance, r.acceptance_reason, a.external_outcome, a.external_condition, count(*) FROM results r LEFT JOIN acceptance_attempts a ON a.crawl_id = r.crawl_id AND a.domain_id = r.domain_id AND a.cert_kind = 'server_only' WHERE r.acceptance <> 'not_run' GROUP BY 1,2,3,4 ORDER BY 5 DESC, 1, 2;"
+q "streams the targets opened back to the probe: their client certificate's EKU and purpose, and how they authenticated" \
+  "SELECT client_eku_class, client_purpose, auth_method, auth_outcome, count(*) FROM inbound_streams GROUP BY 1,2,3,4 ORDER BY 5 DESC;"
+
 say "checking every stored report against the manifest"
 psql -tA "$DATABASE_URL" -c "SELECT report FROM results" >"$RUN/reports.jsonl"
 "$BIN" testnet check --manifest "$RUN/manifest.json" --reports "$RUN/reports.jsonl"
-say "done: the crawl is in $DATABASE_URL (schema: schema.sql)"
+say "done: the crawl is in $DATABASE_URL (schema: schema.sql + migrations/)"

@@ -89,7 +89,7 @@ async fn migrate_twice_is_a_noop_the_second_time() {
     let store = Store::connect(&db.url).await.unwrap();
     assert_eq!(store.schema_version().await.unwrap(), None);
     let t = Instant::now();
-    assert_eq!(store.migrate().await.unwrap(), vec![1]);
+    assert_eq!(store.migrate().await.unwrap(), vec![1, 2]);
     let first = t.elapsed();
     let t = Instant::now();
     assert_eq!(store.migrate().await.unwrap(), Vec::<i32>::new());
@@ -97,7 +97,7 @@ async fn migrate_twice_is_a_noop_the_second_time() {
     assert_eq!(store.schema_version().await.unwrap(), Some(BINARY_VERSION));
     assert_eq!(
         count(&store, "SELECT count(*) FROM schema_version").await,
-        1
+        2
     );
     eprintln!("migrate: first {first:?}, second (no-op) {second:?}");
 }
@@ -112,7 +112,8 @@ async fn concurrent_migrations_apply_each_version_once() {
     let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
     let mut all = ra.unwrap();
     all.extend(rb.unwrap());
-    assert_eq!(all, vec![1], "version 1 applied exactly once");
+    all.sort();
+    assert_eq!(all, vec![1, 2], "each version applied exactly once");
 }
 
 #[tokio::test]
@@ -145,8 +146,8 @@ async fn every_column_has_a_comment() {
     )
     .await;
     assert_eq!(
-        tables, 10,
-        "schema_version, crawls, domains, crawl_queue, certificates, results, endpoints, chain_members, dns_records, opt_outs"
+        tables, 13,
+        "schema_version, crawls, domains, crawl_queue, certificates, results, endpoints, chain_members, dns_records, opt_outs; acceptance_attempts, acceptance_dialback, inbound_streams"
     );
     let missing: Vec<String> = sqlx::query_scalar(
         "SELECT c.relname || '.' || a.attname FROM pg_class c
@@ -438,6 +439,207 @@ async fn check_constraints_list_every_serde_value() {
             | D::Error => {}
         },
     );
+    // Schema 2: the acceptance evidence's enums (serde values, taken from
+    // serde itself for the tagged ones).
+    use xmpp_survey::acceptance::{
+        AcceptanceReason as R, DialbackOutcome as Db, InboundAuth as In, IqOutcome as Iq,
+        ProbeCertKind as K,
+    };
+    use xmpp_survey::probe::report::Transport as T;
+    use xmpp_survey::tls::ClientPurpose as Cp;
+    use xmpp_survey::xmpp::sasl::SaslOutcome as Sa;
+    let reasons = all(
+        &[
+            R::NoProbeIdentity,
+            R::NoS2sAddress,
+            R::S2sUnreachable,
+            R::NoTlsSession,
+            R::ExternalSucceeded,
+            R::NoCertificateRequest,
+            R::AttemptIncomplete,
+            R::BothCertificatesRefused,
+            R::TlsAlertOnServerOnly,
+            R::ExternalRefused,
+            R::ExternalNotOffered,
+        ],
+        |x| match x {
+            R::NoProbeIdentity
+            | R::NoS2sAddress
+            | R::S2sUnreachable
+            | R::NoTlsSession
+            | R::ExternalSucceeded
+            | R::NoCertificateRequest
+            | R::AttemptIncomplete
+            | R::BothCertificatesRefused
+            | R::TlsAlertOnServerOnly
+            | R::ExternalRefused
+            | R::ExternalNotOffered => {}
+        },
+    );
+    let purposes = all(
+        &[
+            Cp::Ok,
+            Cp::LeafLacksClientAuth,
+            Cp::IntermediateLacksClientAuth,
+        ],
+        |x| match x {
+            Cp::Ok | Cp::LeafLacksClientAuth | Cp::IntermediateLacksClientAuth => {}
+        },
+    );
+    let kinds = all(&[K::ServerOnly, K::ClientAndServer], |x| match x {
+        K::ServerOnly | K::ClientAndServer => {}
+    });
+    let transports = all(&[T::Starttls, T::DirectTls], |x| match x {
+        T::Starttls | T::DirectTls => {}
+    });
+    fn tags<V: serde::Serialize>(key: &str, v: Vec<V>) -> Vec<String> {
+        v.iter()
+            .map(|x| {
+                serde_json::to_value(x).unwrap()[key]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    }
+    let c = || "c".to_string();
+    let iq = tags(
+        "result",
+        vec![
+            Iq::NotAttempted,
+            Iq::Result,
+            Iq::Error { condition: c() },
+            Iq::Timeout,
+        ],
+    );
+    let _: fn(Iq) = |x| match x {
+        Iq::NotAttempted | Iq::Result | Iq::Error { .. } | Iq::Timeout => {}
+    };
+    let sasl_values = vec![
+        Sa::Success,
+        Sa::Failure {
+            condition: c(),
+            text: None,
+        },
+        Sa::Challenge,
+    ];
+    let _: fn(Sa) = |x| match x {
+        Sa::Success | Sa::Failure { .. } | Sa::Challenge => {}
+    };
+    let sasl = tags("result", sasl_values);
+    let dialback = tags(
+        "result",
+        vec![
+            Db::Valid,
+            Db::Invalid,
+            Db::Error { condition: c() },
+            Db::NotOffered,
+            Db::ConnectionFailed,
+            Db::Timeout,
+        ],
+    );
+    let _: fn(Db) = |x| match x {
+        Db::Valid
+        | Db::Invalid
+        | Db::Error { .. }
+        | Db::NotOffered
+        | Db::ConnectionFailed
+        | Db::Timeout => {}
+    };
+    let methods = tags(
+        "method",
+        vec![
+            In::External {
+                outcome: Sa::Success,
+            },
+            In::Dialback { valid: true },
+            In::VerifyOnly,
+            In::None,
+        ],
+    );
+    let _: fn(In) = |x| match x {
+        In::External { .. } | In::Dialback { .. } | In::VerifyOnly | In::None => {}
+    };
+    // Inbound auth outcome: EXTERNAL's answer, or dialback valid/invalid.
+    let mut inbound_outcomes = sasl.clone();
+    inbound_outcomes.extend(["valid".to_string(), "invalid".to_string()]);
+    let crawl_statuses: Vec<String> = [
+        CrawlStatus::Running,
+        CrawlStatus::Finished,
+        CrawlStatus::Interrupted,
+    ]
+    .iter()
+    .map(|s| s.as_str().to_string())
+    .chain(["failed".to_string()])
+    .collect();
+    let v2_checks: Vec<(&str, &str, Vec<String>)> = vec![
+        ("crawls", "status", crawl_statuses),
+        (
+            "results",
+            "acceptance_reason",
+            reasons.iter().map(label).collect(),
+        ),
+        (
+            "results",
+            "c2s_client_purpose",
+            purposes.iter().map(label).collect(),
+        ),
+        (
+            "results",
+            "s2s_client_purpose",
+            purposes.iter().map(label).collect(),
+        ),
+        ("results", "acceptance_ping", iq.clone()),
+        ("results", "acceptance_version_query", iq.clone()),
+        (
+            "endpoints",
+            "client_purpose",
+            purposes.iter().map(label).collect(),
+        ),
+        (
+            "acceptance_attempts",
+            "cert_kind",
+            kinds.iter().map(label).collect(),
+        ),
+        (
+            "acceptance_attempts",
+            "transport",
+            transports.iter().map(label).collect(),
+        ),
+        (
+            "acceptance_attempts",
+            "tls_failure",
+            failures.iter().map(label).collect(),
+        ),
+        (
+            "acceptance_attempts",
+            "outcome",
+            outcomes.iter().map(label).collect(),
+        ),
+        (
+            "acceptance_attempts",
+            "phase",
+            phases.iter().map(label).collect(),
+        ),
+        ("acceptance_attempts", "external_outcome", sasl.clone()),
+        ("acceptance_attempts", "ping", iq.clone()),
+        ("acceptance_attempts", "version_query", iq.clone()),
+        ("acceptance_dialback", "outcome", dialback),
+        ("acceptance_dialback", "ping", iq.clone()),
+        ("acceptance_dialback", "version_query", iq),
+        (
+            "inbound_streams",
+            "client_eku_class",
+            ekus.iter().map(label).collect(),
+        ),
+        (
+            "inbound_streams",
+            "client_purpose",
+            purposes.iter().map(label).collect(),
+        ),
+        ("inbound_streams", "auth_method", methods),
+        ("inbound_streams", "auth_outcome", inbound_outcomes),
+    ];
     let checks: Vec<(&str, &str, Vec<String>)> = vec![
         (
             "results",
@@ -491,7 +693,10 @@ async fn check_constraints_list_every_serde_value() {
             failures.iter().map(label).collect(),
         ),
         ("dns_records", "outcome", dns.iter().map(label).collect()),
-    ];
+    ]
+    .into_iter()
+    .chain(v2_checks)
+    .collect();
     let db = pg().await;
     let store = migrated(&db).await;
     for (table, column, values) in checks {
@@ -1041,4 +1246,815 @@ async fn an_unreachable_server_is_unavailable_and_the_password_is_hidden() {
         Store::connect("not a url").await,
         Err(StoreError::Config { .. })
     ));
+}
+
+// ---------------------------------------------------------------------
+// Schema 2: acceptance evidence as typed rows, and the migration from 1.
+
+/// Reports built by hand from the structs (no testnet): every kind of
+/// acceptance evidence the schema has a column for.
+mod hand {
+    use time::macros::datetime;
+    use xmpp_survey::acceptance::{
+        AcceptanceReason, AcceptanceReport, AcceptanceVerdict, AttemptReport, DialbackOutcome,
+        DialbackReport, InboundAuth, InboundReport, IqOutcome, ProbeCertKind,
+    };
+    use xmpp_survey::dns::{DnsOutcome, DnsReport, Dnssec, SrvLookup, SrvRecord, SrvService};
+    use xmpp_survey::probe::report::{
+        ConnectOutcome, DomainReport, EndpointOutcome, EndpointReport, EndpointSource, Phase,
+        Transport,
+    };
+    use xmpp_survey::tls::{
+        CertInfo, ChainVerdict, Eku, EkuClass, KeyInfo, NameMatch, Sans, TlsFailure, TlsInfo,
+    };
+    use xmpp_survey::verdict::summarize;
+    use xmpp_survey::xmpp::Service;
+    use xmpp_survey::xmpp::iq::SoftwareVersion;
+    use xmpp_survey::xmpp::sasl::SaslOutcome;
+
+    pub fn cert(sha: char, client_auth: bool, self_signed: bool) -> CertInfo {
+        CertInfo {
+            sha256: sha.to_string().repeat(64),
+            subject: format!("CN={sha}"),
+            issuer: "CN=ca".into(),
+            serial: "01".into(),
+            not_before: datetime!(2026-01-01 0:00 UTC),
+            not_after: datetime!(2026-04-01 0:00 UTC),
+            key: KeyInfo {
+                algorithm: "ec".into(),
+                bits: Some(256),
+                curve: Some("P-256".into()),
+            },
+            signature_algorithm: "ecdsa-with-SHA256".into(),
+            sans: Sans::default(),
+            eku: Eku {
+                present: true,
+                server_auth: true,
+                client_auth,
+                any: false,
+                oids: vec!["1.3.6.1.5.5.7.3.1".into()],
+                class: if client_auth {
+                    EkuClass::ClientAndServer
+                } else {
+                    EkuClass::ServerOnly
+                },
+            },
+            is_ca: false,
+            self_signed,
+            lets_encrypt: false,
+            renews_server_only: None,
+        }
+    }
+
+    pub fn endpoint(service: Service, chain: Vec<CertInfo>) -> EndpointReport {
+        EndpointReport {
+            service,
+            transport: Transport::Starttls,
+            host: "xmpp.hand.test".into(),
+            ip: "192.0.2.9".parse().unwrap(),
+            port: if service == Service::C2s { 5222 } else { 5269 },
+            source: EndpointSource::Srv,
+            connect: ConnectOutcome::Connected,
+            connect_ms: Some(1),
+            outcome: EndpointOutcome::Complete,
+            phase: None,
+            detail: None,
+            header: None,
+            pre_tls: None,
+            tls: Some(TlsInfo {
+                failure: None,
+                failure_detail: None,
+                version: Some("TLSv1.3".into()),
+                cipher_suite: Some("TLS13_AES_128_GCM_SHA256".into()),
+                alpn: None,
+                client_cert_requested: service == Service::S2s,
+                client_cert_sent: false,
+                chain,
+                verdict: Some(ChainVerdict::Trusted),
+                verdict_detail: None,
+                name_match: Some(NameMatch::DnsId),
+                dane_match: None,
+            }),
+            header_after_tls: None,
+            post_tls: None,
+            stream_error: None,
+            starttls_injected_bytes: None,
+        }
+    }
+
+    fn alerted(mut c: EndpointReport) -> EndpointReport {
+        let t = c.tls.as_mut().unwrap();
+        t.failure = Some(TlsFailure::Alert);
+        t.failure_detail = Some("unsupported_certificate".into());
+        c.outcome = EndpointOutcome::TlsFailed;
+        c.phase = Some(Phase::StreamHeaderAfterTls);
+        c
+    }
+
+    /// A domain without acceptance evidence (no probe identity).
+    pub fn plain(domain: &str) -> DomainReport {
+        let dns = DnsReport {
+            srv: vec![SrvLookup {
+                service: SrvService::XmppServer,
+                outcome: DnsOutcome::Records,
+                detail: None,
+                records: vec![SrvRecord {
+                    priority: 0,
+                    weight: 0,
+                    port: 5269,
+                    target: "xmpp.hand.test".into(),
+                }],
+                decidedly_unavailable: false,
+            }],
+            hosts: vec![],
+            tlsa: vec![],
+            dnssec: Dnssec::NotValidated,
+        };
+        // Leaf client_and_server, intermediate server-only, self-signed root.
+        let chain = vec![cert('a', true, false), cert('b', false, false)];
+        let mut endpoints = vec![
+            endpoint(Service::C2s, vec![cert('a', true, false)]),
+            endpoint(Service::S2s, chain),
+        ];
+        endpoints[0].starttls_injected_bytes = Some(23);
+        DomainReport {
+            schema_version: 2,
+            domain: domain.into(),
+            started_at: datetime!(2026-03-02 10:00 UTC),
+            duration_ms: 9,
+            summary: summarize(&dns, &endpoints),
+            dns,
+            endpoints,
+            acceptance: None,
+        }
+    }
+
+    /// `alert = false`: EXTERNAL refused the server-only certificate, the
+    /// control accepted (ping answered, version refused), dialback valid.
+    /// `alert = true`: TLS alert on the server-only certificate, ping
+    /// refused on the control, dialback error.
+    pub fn accepting(domain: &str, alert: bool) -> DomainReport {
+        let mut r = plain(domain);
+        let conn = || endpoint(Service::S2s, vec![cert('c', false, false)]);
+        let so = AttemptReport {
+            cert: ProbeCertKind::ServerOnly,
+            connection: if alert { alerted(conn()) } else { conn() },
+            client_cert_sent: true,
+            external_offered: (!alert).then_some(true),
+            external: (!alert).then(|| SaslOutcome::Failure {
+                condition: "not-authorized".into(),
+                text: Some("unsupported certificate purpose".into()),
+            }),
+            dialback_offered: Some(true),
+            ping: IqOutcome::NotAttempted,
+            version_query: IqOutcome::NotAttempted,
+            version: None,
+            detail: alert.then(|| "TLS alert after our certificate".into()),
+        };
+        let cs = AttemptReport {
+            cert: ProbeCertKind::ClientAndServer,
+            connection: conn(),
+            external_offered: Some(true),
+            external: Some(SaslOutcome::Success),
+            ping: if alert {
+                IqOutcome::Error {
+                    condition: "feature-not-implemented".into(),
+                }
+            } else {
+                IqOutcome::Result
+            },
+            version_query: IqOutcome::Error {
+                condition: "service-unavailable".into(),
+            },
+            version: Some(SoftwareVersion {
+                name: Some("ejabberd".into()),
+                version: Some("24.12".into()),
+                os: None,
+            }),
+            detail: None,
+            ..so.clone()
+        };
+        let inbound = |auth, chain: Vec<CertInfo>| InboundReport {
+            peer: domain.into(),
+            at: datetime!(2026-03-02 10:00:01 UTC),
+            tls: true,
+            client_eku: chain.first().map(|c| c.eku.class),
+            client_purpose: None,
+            client_chain: chain,
+            auth,
+            replies: 1,
+        };
+        let verdict = AcceptanceVerdict::RejectsServerOnlyDialback;
+        r.acceptance = Some(AcceptanceReport {
+            probe_domain: "probe.test".into(),
+            attempts: vec![so, cs],
+            dialback: Some(DialbackReport {
+                connection: conn(),
+                outcome: if alert {
+                    DialbackOutcome::Error {
+                        condition: "remote-connection-failed".into(),
+                    }
+                } else {
+                    DialbackOutcome::Valid
+                },
+                verify_received: !alert,
+                ping: if alert {
+                    IqOutcome::Error {
+                        condition: "not-authorized".into(),
+                    }
+                } else {
+                    IqOutcome::Timeout
+                },
+                version_query: IqOutcome::Error {
+                    condition: "service-unavailable".into(),
+                },
+                version: None,
+            }),
+            inbound: vec![
+                inbound(
+                    InboundAuth::External {
+                        outcome: SaslOutcome::Failure {
+                            condition: "not-authorized".into(),
+                            text: None,
+                        },
+                    },
+                    vec![cert('d', false, false), cert('e', true, true)],
+                ),
+                inbound(InboundAuth::Dialback { valid: true }, vec![]),
+                inbound(InboundAuth::VerifyOnly, vec![cert('f', true, false)]),
+            ],
+            software: None,
+            verdict,
+            reason_code: if alert {
+                AcceptanceReason::TlsAlertOnServerOnly
+            } else {
+                AcceptanceReason::ExternalRefused
+            },
+            endpoint: Some("192.0.2.9:5269 starttls".into()),
+            reason: Some("the server-only certificate was refused".into()),
+        });
+        r.summary.acceptance = verdict;
+        r.summary.software = Some(SoftwareVersion {
+            name: Some("ejabberd".into()),
+            version: Some("24.12".into()),
+            os: None,
+        });
+        r
+    }
+}
+
+/// Columns added by migration 2 (`table.column`), new tables included.
+async fn v2_columns(store: &Store) -> Vec<(String, String)> {
+    sqlx::query_as(
+        "SELECT table_name::text, column_name::text FROM information_schema.columns
+         WHERE table_schema = 'public' AND column_name NOT IN ('crawl_id', 'domain_id')
+           AND (table_name IN ('acceptance_attempts', 'acceptance_dialback', 'inbound_streams')
+                OR (table_name, column_name) IN (
+                    ('results', 'acceptance_reason'), ('results', 'acceptance_reason_text'),
+                    ('results', 'acceptance_endpoint'), ('results', 'c2s_client_purpose'),
+                    ('results', 's2s_client_purpose'), ('results', 'acceptance_ping'),
+                    ('results', 'acceptance_version_query'),
+                    ('endpoints', 'starttls_injected_bytes'), ('endpoints', 'client_purpose')))
+         ORDER BY 1, 2",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+#[allow(clippy::type_complexity)] // rows read back as tuples
+async fn record_fills_every_acceptance_table_and_column() {
+    let db = pg().await;
+    let store = migrated(&db).await;
+    let reports = vec![
+        hand::accepting("a.hand.test", false),
+        hand::accepting("b.hand.test", true),
+        hand::plain("c.hand.test"),
+    ];
+    // The row structs' keys are the new tables' columns.
+    let rows = from_report(&reports[0]);
+    let first = |v: serde_json::Value| v.as_array().expect("rows")[0].clone();
+    for (table, row) in [
+        (
+            "acceptance_attempts",
+            first(serde_json::to_value(&rows.acceptance_attempts).unwrap()),
+        ),
+        (
+            "acceptance_dialback",
+            serde_json::to_value(&rows.acceptance_dialback).unwrap(),
+        ),
+        (
+            "inbound_streams",
+            first(serde_json::to_value(&rows.inbound_streams).unwrap()),
+        ),
+    ] {
+        assert_eq!(keys(&row), columns(&store, table).await, "{table}");
+    }
+
+    let (crawl, batch) = crawl_of(&store, "hand", &reports).await;
+    assert_eq!(store.record(crawl, &batch).await.unwrap(), 3);
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM acceptance_attempts").await,
+        4
+    );
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM acceptance_dialback").await,
+        2
+    );
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM inbound_streams").await,
+        6
+    );
+    // Every new column holds a value somewhere.
+    for (table, column) in v2_columns(&store).await {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {table} WHERE {column} IS NOT NULL"
+        )))
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert!(n > 0, "{table}.{column} is never filled");
+    }
+    // The values are the report's.
+    let id = |d: &str| batch.iter().find(|(_, r)| r.domain == d).unwrap().0;
+    let got: (
+        String,
+        String,
+        Option<String>,
+        String,
+        String,
+        String,
+        String,
+    ) = sqlx::query_as(
+        "SELECT acceptance, acceptance_reason, acceptance_reason_text, acceptance_endpoint,
+                s2s_client_purpose, acceptance_ping, acceptance_version_query
+         FROM results WHERE crawl_id = $1 AND domain_id = $2",
+    )
+    .bind(crawl)
+    .bind(id("a.hand.test"))
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        got,
+        (
+            "rejects_server_only_dialback".into(),
+            "external_refused".into(),
+            Some("the server-only certificate was refused".into()),
+            "192.0.2.9:5269 starttls".into(),
+            "intermediate_lacks_client_auth".into(),
+            "result".into(),
+            "error".into(),
+        )
+    );
+    let attempts: Vec<(
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        String,
+    )> = sqlx::query_as(
+        "SELECT cert_kind, external_outcome, external_condition, tls_failure, ping
+             FROM acceptance_attempts WHERE crawl_id = $1 AND domain_id = $2 ORDER BY ordinal",
+    )
+    .bind(crawl)
+    .bind(id("b.hand.test"))
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        attempts,
+        [
+            (
+                "server_only".into(),
+                None,
+                None,
+                Some("alert".into()),
+                "not_attempted".into()
+            ),
+            (
+                "client_and_server".into(),
+                Some("success".into()),
+                None,
+                None,
+                "error".into()
+            ),
+        ]
+    );
+    let plain: (String, Option<String>, i64) = sqlx::query_as(
+        "SELECT acceptance_reason, acceptance_ping,
+                (SELECT count(*) FROM acceptance_dialback d WHERE d.domain_id = r.domain_id)
+         FROM results r WHERE crawl_id = $1 AND domain_id = $2",
+    )
+    .bind(crawl)
+    .bind(id("c.hand.test"))
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(plain, ("no_probe_identity".into(), None, 0));
+    let injected: Vec<Option<i64>> = sqlx::query_scalar(
+        "SELECT starttls_injected_bytes FROM endpoints WHERE domain_id = $1 ORDER BY ordinal",
+    )
+    .bind(id("c.hand.test"))
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(injected, [Some(23), None]);
+
+    // A crawl that stopped on an error says why; resuming clears it.
+    store.fail_crawl(crawl, "database full").await.unwrap();
+    let state = async || -> (String, Option<String>, bool) {
+        sqlx::query_as("SELECT status, error, finished_at IS NOT NULL FROM crawls WHERE id = $1")
+            .bind(crawl)
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        state().await,
+        ("failed".into(), Some("database full".into()), true)
+    );
+    store.create_or_resume_crawl(&meta("hand")).await.unwrap();
+    assert_eq!(state().await, ("running".into(), None, false));
+    assert!(matches!(
+        store.fail_crawl(-1, "x").await,
+        Err(StoreError::NoSuchCrawl(-1))
+    ));
+}
+
+/// Every row of a table as JSON objects, sorted (a comparable dump).
+async fn dump(store: &Store, table: &str) -> Vec<serde_json::Value> {
+    let mut rows: Vec<serde_json::Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT to_jsonb(t) FROM {table} t"
+    )))
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    rows.sort_by_key(|v| v.to_string());
+    rows
+}
+
+async fn tables(store: &Store) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY 1",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap()
+}
+
+/// A report as a schema-1 binary wrote it: no reason code, endpoint,
+/// version-query outcome or client purpose; a ping not sent was absent.
+fn as_json_schema_1(r: &DomainReport) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).unwrap();
+    v["schema_version"] = 1.into();
+    for s in ["c2s", "s2s"] {
+        v["summary"][s]
+            .as_object_mut()
+            .unwrap()
+            .remove("client_purpose");
+    }
+    for e in v["endpoints"].as_array_mut().unwrap() {
+        e.as_object_mut().unwrap().remove("starttls_injected_bytes");
+    }
+    if let Some(a) = v.get_mut("acceptance").and_then(|a| a.as_object_mut()) {
+        a.remove("reason_code");
+        a.remove("endpoint");
+        let v1_stream = |s: &mut serde_json::Value| {
+            let s = s.as_object_mut().unwrap();
+            s.remove("version_query");
+            if s["ping"]["result"] == "not_attempted" {
+                s.remove("ping");
+            }
+        };
+        a["attempts"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .for_each(v1_stream);
+        if let Some(d) = a.get_mut("dialback") {
+            v1_stream(d);
+        }
+        for i in a["inbound"].as_array_mut().unwrap() {
+            i.as_object_mut().unwrap().remove("client_purpose");
+        }
+    }
+    v
+}
+
+#[tokio::test]
+#[allow(clippy::type_complexity)] // rows read back as tuples
+async fn migration_from_v1_keeps_every_row_and_backfills_the_evidence() {
+    let db = pg().await;
+    let store = Store::connect(&db.url).await.unwrap();
+    assert_eq!(store.migrate_to(1).await.unwrap(), vec![1]);
+    assert_eq!(store.schema_version().await.unwrap(), Some(1));
+    assert!(matches!(
+        store.migrate_to(BINARY_VERSION + 1).await,
+        Err(StoreError::UnknownSchemaVersion { .. })
+    ));
+
+    // A crawl written the version 1 way: raw SQL, v1 columns only, with
+    // schema-1 reports (a) and a schema-2 report a newer probe wrote into
+    // a version 1 database (b), and one without acceptance evidence (c).
+    let v1 = hand::accepting("a.hand.test", false);
+    let v2 = hand::accepting("b.hand.test", true);
+    let plain = hand::plain("c.hand.test");
+    let crawl: i64 = sqlx::query_scalar(
+        "INSERT INTO crawls (label, vantage, software_version, roots_version, status, finished_at)
+         VALUES ('v1', 'loopback', '0.0.1', 'test', 'finished', now()) RETURNING id",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    for (report, json) in [
+        (&v1, as_json_schema_1(&v1)),
+        (&v2, serde_json::to_value(&v2).unwrap()),
+        (&plain, as_json_schema_1(&plain)),
+    ] {
+        let domain: i64 = sqlx::query_scalar("INSERT INTO domains (name) VALUES ($1) RETURNING id")
+            .bind(&report.domain)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO crawl_queue (crawl_id, domain_id, state, done_at) VALUES ($1, $2, 'done', now())",
+        )
+        .bind(crawl)
+        .bind(domain)
+        .execute(store.pool())
+        .await
+        .unwrap();
+        let rows = from_report(report);
+        let mut result = serde_json::to_value(&rows.result).unwrap();
+        // Version 1: acceptance_reason held the text; no other new column.
+        result["acceptance_reason"] = result["acceptance_reason_text"].clone();
+        result["report"] = json;
+        result["recorded_at"] = "2026-03-02T10:00:05Z".into();
+        let ids = |n: usize| vec![domain; n];
+        for (table, data, n) in [
+            ("results", serde_json::json!([result]), 1),
+            (
+                "certificates",
+                serde_json::to_value(&rows.certificates).unwrap(),
+                rows.certificates.len(),
+            ),
+            (
+                "endpoints",
+                serde_json::to_value(&rows.endpoints).unwrap(),
+                rows.endpoints.len(),
+            ),
+            (
+                "chain_members",
+                serde_json::to_value(&rows.chain_members).unwrap(),
+                rows.chain_members.len(),
+            ),
+        ] {
+            let (keys, extra) = if table == "certificates" {
+                ("", " ON CONFLICT DO NOTHING")
+            } else {
+                ("'crawl_id', $2::bigint, 'domain_id', ($3::bigint[])[i]", "")
+            };
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {table} SELECT r.* FROM jsonb_array_elements($1) WITH ORDINALITY AS e(x, i),
+                   LATERAL jsonb_populate_record(NULL::{table}, x || jsonb_build_object({keys})) r{extra}"
+            )))
+            .bind(data)
+            .bind(crawl)
+            .bind(ids(n))
+            .execute(store.pool())
+            .await
+            .unwrap_or_else(|e| panic!("{table}: {e}"));
+        }
+    }
+    let v1_tables = tables(&store).await;
+    let mut before = BTreeMap::new();
+    for t in &v1_tables {
+        before.insert(t.clone(), dump(&store, t).await);
+    }
+    assert_eq!(before["results"].len(), 3);
+
+    assert_eq!(store.migrate().await.unwrap(), vec![2]);
+
+    // Every version 1 row is kept, every version 1 column unchanged (the
+    // renamed one under its new name).
+    for t in &v1_tables {
+        let mut after = dump(&store, t).await;
+        let old_keys: HashSet<String> = before[t]
+            .first()
+            .map(|r| r.as_object().unwrap().keys().cloned().collect())
+            .unwrap_or_default();
+        for row in &mut after {
+            let o = row.as_object_mut().unwrap();
+            if t == "results" {
+                let text = o.remove("acceptance_reason_text").unwrap();
+                o.insert("acceptance_reason".into(), text);
+            }
+            o.retain(|k, _| old_keys.contains(k));
+        }
+        if t == "schema_version" {
+            after.retain(|r| r["version"] == 1);
+        }
+        after.sort_by_key(|v| v.to_string());
+        assert_eq!(after, before[t], "{t}: a version 1 row was lost or changed");
+    }
+
+    // The backfill, from the schema-1 report (a).
+    let domain_of = async |d: &str| -> i64 {
+        sqlx::query_scalar("SELECT id FROM domains WHERE name = $1")
+            .bind(d)
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+    };
+    let a = domain_of("a.hand.test").await;
+    let result: (
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ) = sqlx::query_as(
+        "SELECT acceptance_reason, acceptance_reason_text, s2s_client_purpose, c2s_client_purpose,
+                    acceptance_ping, acceptance_version_query
+             FROM results WHERE domain_id = $1",
+    )
+    .bind(a)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        result,
+        (
+            None,
+            Some("the server-only certificate was refused".into()),
+            Some("intermediate_lacks_client_auth".into()),
+            Some("ok".into()),
+            Some("result".into()),
+            // Schema 1 kept the version (so the query was answered).
+            Some("result".into()),
+        )
+    );
+    let attempts: Vec<(
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        String,
+        Option<String>,
+    )> = sqlx::query_as(
+        "SELECT cert_kind, external_outcome, external_condition, external_text, ping, software_name
+             FROM acceptance_attempts WHERE domain_id = $1 ORDER BY ordinal",
+    )
+    .bind(a)
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        attempts,
+        [
+            (
+                "server_only".into(),
+                Some("failure".into()),
+                Some("not-authorized".into()),
+                Some("unsupported certificate purpose".into()),
+                "not_attempted".into(),
+                None
+            ),
+            (
+                "client_and_server".into(),
+                Some("success".into()),
+                None,
+                None,
+                "result".into(),
+                Some("ejabberd".into())
+            ),
+        ]
+    );
+    let dialback: (bool, bool, Option<String>, Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT offered, attempted, outcome, ping, version_query FROM acceptance_dialback WHERE domain_id = $1",
+    )
+    .bind(a)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    // The version query after dialback: unknown in a schema-1 report.
+    assert_eq!(
+        dialback,
+        (
+            true,
+            true,
+            Some("valid".into()),
+            Some("timeout".into()),
+            None
+        )
+    );
+    let inbound: Vec<(String, Option<String>, Option<String>, i32)> = sqlx::query_as(
+        "SELECT auth_method, auth_outcome, client_purpose, client_chain_length
+         FROM inbound_streams WHERE domain_id = $1 ORDER BY ordinal",
+    )
+    .bind(a)
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        inbound,
+        [
+            (
+                "external".into(),
+                Some("failure".into()),
+                Some("leaf_lacks_client_auth".into()),
+                2
+            ),
+            ("dialback".into(), Some("valid".into()), None, 0),
+            ("verify_only".into(), None, Some("ok".into()), 1),
+        ]
+    );
+    let purposes: Vec<Option<String>> = sqlx::query_scalar(
+        "SELECT client_purpose FROM endpoints WHERE domain_id = $1 ORDER BY ordinal",
+    )
+    .bind(a)
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        purposes,
+        [
+            Some("ok".into()),
+            Some("intermediate_lacks_client_auth".into())
+        ]
+    );
+    let c = domain_of("c.hand.test").await;
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM acceptance_dialback").await,
+        2,
+        "no acceptance evidence, no row"
+    );
+    let not_run: Option<String> =
+        sqlx::query_scalar("SELECT acceptance_reason FROM results WHERE domain_id = $1")
+            .bind(c)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(not_run, None, "not re-derived for version 1 rows");
+
+    // A schema-2 report stored by version 1 (b) backfills exactly the rows
+    // record() writes for it today.
+    let b = domain_of("b.hand.test").await;
+    let (crawl2, batch) = crawl_of(&store, "v2", std::slice::from_ref(&v2)).await;
+    assert_eq!(store.record(crawl2, &batch).await.unwrap(), 1);
+    for table in [
+        "acceptance_attempts",
+        "acceptance_dialback",
+        "inbound_streams",
+        "endpoints",
+    ] {
+        let of = async |crawl: i64| -> Vec<serde_json::Value> {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT to_jsonb(t) - 'crawl_id' FROM {table} t
+                 WHERE crawl_id = $1 AND domain_id = $2 ORDER BY 1::text"
+            )))
+            .bind(crawl)
+            .bind(b)
+            .fetch_all(store.pool())
+            .await
+            .unwrap()
+        };
+        let (backfilled, recorded) = (of(crawl).await, of(crawl2).await);
+        assert!(!recorded.is_empty(), "{table}");
+        assert_eq!(backfilled, recorded, "{table}");
+    }
+    let new_columns = "acceptance_reason, acceptance_reason_text, acceptance_endpoint,
+        c2s_client_purpose, s2s_client_purpose, acceptance_ping, acceptance_version_query";
+    let of = async |crawl: i64| -> serde_json::Value {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT to_jsonb(x) FROM (SELECT {new_columns} FROM results
+             WHERE crawl_id = $1 AND domain_id = $2) x"
+        )))
+        .bind(crawl)
+        .bind(b)
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+    };
+    assert_eq!(of(crawl).await, of(crawl2).await);
+
+    // Migrating again changes nothing.
+    let mut all = BTreeMap::new();
+    for t in tables(&store).await {
+        all.insert(t.clone(), dump(&store, &t).await);
+    }
+    assert_eq!(store.migrate().await.unwrap(), Vec::<i32>::new());
+    assert_eq!(
+        store.migrate_to(1).await.unwrap(),
+        Vec::<i32>::new(),
+        "never down"
+    );
+    for (t, rows) in &all {
+        assert_eq!(&dump(&store, t).await, rows, "{t} changed");
+    }
+    assert_eq!(store.schema_version().await.unwrap(), Some(2));
 }
