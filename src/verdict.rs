@@ -565,7 +565,7 @@ mod acceptance_tests {
                 &a,
                 Some(&db(DialbackOutcome::Invalid))
             )
-            .0,
+            .verdict,
             V::RejectsServerOnlyNoFallback
         );
     }
