@@ -334,13 +334,15 @@ fn collect_domains(a: &ProbeArgs) -> Result<Vec<String>> {
         }
     }
     for f in &a.files {
-        let text = if f.as_os_str() == "-" {
-            std::io::read_to_string(std::io::stdin()).context("cannot read domains from stdin")?
+        let bytes = if f.as_os_str() == "-" {
+            let mut b = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
+                .context("cannot read domains from stdin")?;
+            b
         } else {
-            std::fs::read_to_string(f)
-                .with_context(|| format!("cannot read domain list {}", f.display()))?
+            std::fs::read(f).with_context(|| format!("cannot read domain list {}", f.display()))?
         };
-        let (good, errs) = xmpp_survey::domain::parse_list(f, &text);
+        let (good, errs) = xmpp_survey::domain::parse_list(f, &bytes);
         out.extend(good);
         bad.extend(errs.iter().map(ToString::to_string));
     }
