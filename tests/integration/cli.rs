@@ -108,6 +108,47 @@ fn unreadable_or_empty_ca_file_is_named() {
         .arg("example.test"));
     assert!(!out.status.success());
     assert!(text.contains("empty-ca.pem"), "{text}");
+
+    // Valid PEM, corrupt DER: the file, the block and what is wrong.
+    let corrupt = tmp(
+        "corrupt-ca.pem",
+        "-----BEGIN CERTIFICATE-----\nAAECAwQFBgcICQ==\n-----END CERTIFICATE-----\n",
+    );
+    let (out, text) = run(bin()
+        .args(["probe", "--resolver", "127.0.0.1:1", "--extra-ca"])
+        .arg(&corrupt)
+        .arg("example.test"));
+    assert!(!out.status.success());
+    assert!(text.contains("corrupt-ca.pem"), "{text}");
+    assert!(text.contains("certificate 1 of 1"), "{text}");
+    assert!(text.contains("X.509"), "{text}");
+}
+
+#[test]
+fn corrupt_probe_identity_files_are_named() {
+    let cert = tmp(
+        "corrupt-probe.pem",
+        "-----BEGIN CERTIFICATE-----\nAAECAwQFBgcICQ==\n-----END CERTIFICATE-----\n",
+    );
+    let key = tmp("probe.key", "no key here\n");
+    let (out, text) = run(bin()
+        .args([
+            "probe",
+            "--resolver",
+            "127.0.0.1:1",
+            "--dns-timeout",
+            "300ms",
+            "--probe-domain",
+            "probe.example",
+            "--probe-cert",
+        ])
+        .arg(&cert)
+        .arg("--probe-key")
+        .arg(&key)
+        .arg("example.test"));
+    assert!(!out.status.success());
+    assert!(text.contains("corrupt-probe.pem"), "{text}");
+    assert!(text.contains("X.509"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
