@@ -38,6 +38,15 @@ pub enum StoreError {
         /// Highest version this binary can apply.
         binary: i32,
     },
+    /// A schema version this binary has no migration for was asked for
+    /// (`Store::migrate_to`).
+    #[error("schema version {version} is unknown to this binary (it knows 1 to {binary})")]
+    UnknownSchemaVersion {
+        /// The version asked for.
+        version: i32,
+        /// Highest version this binary can apply.
+        binary: i32,
+    },
     /// The crawl id does not exist.
     #[error("crawl {0} does not exist")]
     NoSuchCrawl(i64),

@@ -38,6 +38,52 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// statement when a list has hundreds of thousands of names.
 const ENQUEUE_CHUNK: usize = 10_000;
 
+/// The tables holding per-domain rows of a result besides `results`
+/// itself, in the order `Store::record` binds them (`$2, $3` for the first,
+/// `$4, $5` for the second, ...): each takes the rows as one JSON text and
+/// the domain id of each row.
+pub const CHILD_TABLES: [&str; 6] = [
+    "endpoints",
+    "chain_members",
+    "dns_records",
+    "acceptance_attempts",
+    "acceptance_dialback",
+    "inbound_streams",
+];
+
+/// The statement that inserts every [`CHILD_TABLES`] row of a batch and
+/// marks its domains done: `$1` the crawl, then (rows, ids) per table, then
+/// the ids of the domains recorded. Data-modifying CTEs run once each;
+/// the foreign keys between them (chain_members to endpoints) are checked
+/// at the end of the statement.
+static CHILDREN_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let mut ctes: Vec<String> = CHILD_TABLES
+        .iter()
+        .enumerate()
+        .map(|(k, name)| {
+            let (data, ids) = (2 + 2 * k, 3 + 2 * k);
+            format!(
+                "{name}_in AS (
+                    INSERT INTO {name}
+                    SELECT r.* FROM jsonb_array_elements(${data}::text::jsonb) WITH ORDINALITY AS e(x, i),
+                         LATERAL jsonb_populate_record(NULL::{name},
+                             x || jsonb_build_object('crawl_id', $1::bigint, 'domain_id', (${ids}::bigint[])[i])) r
+                    RETURNING 1)"
+            )
+        })
+        .collect();
+    let done = 2 + 2 * CHILD_TABLES.len();
+    ctes.push(format!(
+        "done AS (
+            UPDATE crawl_queue
+               SET state = 'done', lease_owner = NULL, lease_until = NULL,
+                   last_error = NULL, done_at = now()
+             WHERE crawl_id = $1 AND domain_id = ANY(${done}::bigint[])
+            RETURNING 1)"
+    ));
+    format!("WITH {} SELECT count(*) FROM done", ctes.join(",\n"))
+});
+
 /// Handle on the database; cheap to clone (a shared pool).
 #[derive(Clone)]
 pub struct Store {
@@ -238,13 +284,28 @@ impl Store {
     /// lock so concurrent callers apply each version once; refuses a
     /// database newer than the binary ([`StoreError::SchemaTooNew`]).
     pub async fn migrate(&self) -> Result<Vec<i32>, StoreError> {
+        self.migrate_to(migrate::BINARY_VERSION).await
+    }
+
+    /// Like [`Store::migrate`], but stops at `version` (a staged upgrade,
+    /// or a test that needs a database at an older schema): applies the
+    /// missing migrations up to it and never downgrades (a database
+    /// already past `version` is left alone). A version this binary does
+    /// not know is [`StoreError::UnknownSchemaVersion`].
+    pub async fn migrate_to(&self, version: i32) -> Result<Vec<i32>, StoreError> {
+        if !migrate::MIGRATIONS.iter().any(|m| m.version == version) {
+            return Err(StoreError::UnknownSchemaVersion {
+                version,
+                binary: migrate::BINARY_VERSION,
+            });
+        }
         let mut conn = self.pool.acquire().await.map_err(self.err())?;
         sqlx::query("SELECT pg_advisory_lock($1)")
             .bind(migrate::MIGRATION_LOCK)
             .execute(&mut *conn)
             .await
             .map_err(self.err())?;
-        let result = migrate::apply_missing(&mut conn, &self.url).await;
+        let result = migrate::apply_missing(&mut conn, &self.url, version).await;
         let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
             .bind(migrate::MIGRATION_LOCK)
             .execute(&mut *conn)
@@ -273,7 +334,7 @@ impl Store {
             "INSERT INTO crawls (label, sources, vantage, probe_domain, software_version, roots_version, config)
              VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (label) DO UPDATE
-                SET status = 'running', finished_at = NULL,
+                SET status = 'running', finished_at = NULL, error = NULL,
                     resumes = crawls.resumes + 1, resumed_at = now()
              RETURNING id, label, resumes",
         )
@@ -403,7 +464,10 @@ impl Store {
     /// nothing of the batch is stored and recording it again is safe.
     ///
     /// (One transaction per domain cost nine round trips each and capped a
-    /// crawl near 140 domains/s; a batch costs seven in all.)
+    /// crawl near 140 domains/s. A batch costs four statements, plus BEGIN
+    /// and COMMIT: lock the queue rows, insert the results, upsert the
+    /// certificates, then one statement for every per-domain table of
+    /// [`CHILD_TABLES`] and the queue update.)
     pub async fn record(
         &self,
         crawl_id: i64,
@@ -541,40 +605,21 @@ impl Store {
             }
             (text(&items), ids)
         }
-        for (name, (data, data_ids)) in [
-            ("endpoints", table(&new_rows, |r| &r.endpoints)),
-            ("chain_members", table(&new_rows, |r| &r.chain_members)),
-            ("dns_records", table(&new_rows, |r| &r.dns_records)),
-        ] {
-            if data_ids.is_empty() {
-                continue;
-            }
-            // `name` is one of three constants above, never input.
-            let sql = format!(
-                "INSERT INTO {name}
-                 SELECT r.* FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS e(x, i),
-                      LATERAL jsonb_populate_record(NULL::{name},
-                          x || jsonb_build_object('crawl_id', $2::bigint, 'domain_id', ($3::bigint[])[i])) r"
-            );
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(data)
-                .bind(crawl_id)
-                .bind(data_ids)
-                .execute(&mut *tx)
-                .await
-                .map_err(&e)?;
+        // Every per-domain table and the queue update in one statement
+        // (the order of CHILD_TABLES; foreign keys are checked at its end).
+        let children = [
+            table(&new_rows, |r| &r.endpoints),
+            table(&new_rows, |r| &r.chain_members),
+            table(&new_rows, |r| &r.dns_records),
+            table(&new_rows, |r| &r.acceptance_attempts),
+            table(&new_rows, |r| r.acceptance_dialback.as_slice()),
+            table(&new_rows, |r| &r.inbound_streams),
+        ];
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(CHILDREN_SQL.as_str())).bind(crawl_id);
+        for (data, data_ids) in children {
+            query = query.bind(data).bind(data_ids);
         }
-        sqlx::query(
-            "UPDATE crawl_queue
-                SET state = 'done', lease_owner = NULL, lease_until = NULL,
-                    last_error = NULL, done_at = now()
-              WHERE crawl_id = $1 AND domain_id = ANY($2)",
-        )
-        .bind(crawl_id)
-        .bind(&new_ids)
-        .execute(&mut *tx)
-        .await
-        .map_err(&e)?;
+        query.bind(&new_ids).execute(&mut *tx).await.map_err(&e)?;
         tx.commit().await.map_err(&e)?;
         Ok(new_ids.len())
     }
@@ -718,16 +763,36 @@ impl Store {
     }
 
     /// Ends (or re-opens, with `Running`) a crawl; `finished_at` is set for
-    /// `Finished` and `Interrupted`.
+    /// `Finished` and `Interrupted`; the error of an earlier
+    /// [`Store::fail_crawl`] is cleared.
     pub async fn finish_crawl(&self, crawl_id: i64, status: CrawlStatus) -> Result<(), StoreError> {
         let changed = sqlx::query(
             "UPDATE crawls
-                SET status = $2,
+                SET status = $2, error = NULL,
                     finished_at = CASE WHEN $2 = 'running' THEN NULL ELSE now() END
               WHERE id = $1",
         )
         .bind(crawl_id)
         .bind(status.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(self.err())?
+        .rows_affected();
+        if changed == 0 {
+            return Err(StoreError::NoSuchCrawl(crawl_id));
+        }
+        Ok(())
+    }
+
+    /// Marks a crawl as stopped on an error: status `failed`, `finished_at`
+    /// now, and `error` saying why (kept until the crawl is resumed, which
+    /// clears it). Its queue is kept: resuming the label continues it.
+    pub async fn fail_crawl(&self, crawl_id: i64, error: &str) -> Result<(), StoreError> {
+        let changed = sqlx::query(
+            "UPDATE crawls SET status = 'failed', finished_at = now(), error = $2 WHERE id = $1",
+        )
+        .bind(crawl_id)
+        .bind(error)
         .execute(&self.pool)
         .await
         .map_err(self.err())?

@@ -9,15 +9,19 @@
 //! step. Columns the database fills itself (`crawl_id`, `domain_id`,
 //! `recorded_at`) are not here.
 
-use crate::acceptance::AcceptanceVerdict;
+use crate::acceptance::{
+    AcceptanceReason, AcceptanceReport, AcceptanceVerdict, AttemptReport, DialbackOutcome,
+    DialbackReport, InboundAuth, InboundReport, IqOutcome, ProbeCertKind,
+};
 use crate::dns::{DnsOutcome, DnsReport, Dnssec};
 use crate::probe::report::{
     ConnectOutcome, DomainReport, EndpointOutcome, EndpointReport, EndpointSource, Phase, Transport,
 };
-use crate::tls::{CertInfo, ChainVerdict, EkuClass, NameMatch, TlsFailure};
+use crate::tls::{CertInfo, ChainVerdict, ClientPurpose, EkuClass, NameMatch, TlsFailure};
 use crate::verdict::{ServiceStatus, ServiceSummary};
 use crate::xmpp::Service;
 use crate::xmpp::features::StarttlsOffer;
+use crate::xmpp::sasl::SaslOutcome;
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -40,6 +44,13 @@ pub struct Rows {
     pub chain_members: Vec<ChainMemberRow>,
     /// One `dns_records` row per DNS question.
     pub dns_records: Vec<DnsRow>,
+    /// One `acceptance_attempts` row per acceptance attempt, in report order.
+    pub acceptance_attempts: Vec<AttemptRow>,
+    /// The `acceptance_dialback` row, when the acceptance probe ran.
+    pub acceptance_dialback: Option<DialbackRow>,
+    /// One `inbound_streams` row per stream the target opened to the
+    /// probe's listener, in report order.
+    pub inbound_streams: Vec<InboundRow>,
 }
 
 /// A `results` row: the per-domain verdicts as typed columns plus the report.
@@ -64,8 +75,17 @@ pub struct ResultRow {
     pub s2s_bidi_offered: Option<bool>,
     /// Acceptance verdict (MEASUREMENTS §3).
     pub acceptance: AcceptanceVerdict,
-    /// Why that verdict.
-    pub acceptance_reason: Option<String>,
+    /// Why that verdict, as a stable code (`no_probe_identity` when the
+    /// probe did not run).
+    pub acceptance_reason: Option<AcceptanceReason>,
+    /// Why that verdict, in words.
+    pub acceptance_reason_text: Option<String>,
+    /// The s2s endpoint the attempts ran against.
+    pub acceptance_endpoint: Option<String>,
+    /// Ping outcome on the first authenticated acceptance stream.
+    pub acceptance_ping: Option<&'static str>,
+    /// Version-query outcome on the first authenticated acceptance stream.
+    pub acceptance_version_query: Option<&'static str>,
     /// XEP-0092 name.
     pub software_name: Option<String>,
     /// XEP-0092 version.
@@ -98,6 +118,8 @@ pub struct ServiceColumns {
     pub name_match: Option<NameMatch>,
     /// Primary end-entity's EKU class.
     pub eku_class: Option<EkuClass>,
+    /// Primary chain's TLS-client purpose check.
+    pub client_purpose: Option<ClientPurpose>,
     /// Issued by Let's Encrypt.
     pub lets_encrypt: Option<bool>,
     /// Date the successor turns server-only.
@@ -124,6 +146,7 @@ impl From<&ServiceSummary> for ServiceColumns {
             chain_verdict: s.chain_verdict,
             name_match: s.name_match,
             eku_class: s.eku_class,
+            client_purpose: s.client_purpose,
             lets_encrypt: s.lets_encrypt,
             renews_server_only: s.renews_server_only,
             client_cert_requested: s.client_cert_requested,
@@ -230,6 +253,165 @@ pub struct EndpointRow {
     pub leaf_sha256: Option<String>,
     /// The endpoint JSON, `tls.chain` replaced by `tls.chain_sha256`.
     pub evidence: Value,
+    /// Plaintext bytes discarded after `<proceed/>`.
+    pub starttls_injected_bytes: Option<u64>,
+    /// The presented chain's TLS-client purpose check.
+    pub client_purpose: Option<ClientPurpose>,
+}
+
+/// An `acceptance_attempts` row: one probe certificate presented to the
+/// target's s2s endpoint (MEASUREMENTS §3).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttemptRow {
+    /// Index in the report's attempt list.
+    pub ordinal: usize,
+    /// The certificate presented.
+    pub cert_kind: ProbeCertKind,
+    /// STARTTLS / direct TLS.
+    pub transport: Transport,
+    /// Address.
+    pub ip: IpAddr,
+    /// Port.
+    pub port: u16,
+    /// CertificateRequest seen (`None`: no TLS attempted).
+    pub client_cert_requested: Option<bool>,
+    /// Our certificate was sent.
+    pub client_cert_sent: bool,
+    /// TLS version.
+    pub tls_version: Option<String>,
+    /// TLS failure class.
+    pub tls_failure: Option<TlsFailure>,
+    /// TLS failure in words (alert description).
+    pub tls_failure_detail: Option<String>,
+    /// Connection outcome.
+    pub outcome: EndpointOutcome,
+    /// Phase of the outcome.
+    pub phase: Option<Phase>,
+    /// EXTERNAL offered after TLS.
+    pub external_offered: Option<bool>,
+    /// The answer to EXTERNAL ([`sasl_kind`]).
+    pub external_outcome: Option<&'static str>,
+    /// Its failure condition.
+    pub external_condition: Option<String>,
+    /// Its failure text.
+    pub external_text: Option<String>,
+    /// Dialback offered.
+    pub dialback_offered: Option<bool>,
+    /// Ping outcome ([`iq_kind`]).
+    pub ping: &'static str,
+    /// Ping error condition.
+    pub ping_condition: Option<String>,
+    /// Version-query outcome ([`iq_kind`]).
+    pub version_query: &'static str,
+    /// Version-query error condition.
+    pub version_query_condition: Option<String>,
+    /// XEP-0092 name.
+    pub software_name: Option<String>,
+    /// XEP-0092 version.
+    pub software_version: Option<String>,
+    /// What went wrong after the connection was up.
+    pub detail: Option<String>,
+}
+
+/// The `acceptance_dialback` row of a domain whose acceptance probe ran.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DialbackRow {
+    /// Any attempt saw dialback offered.
+    pub offered: bool,
+    /// A dialback attempt was made.
+    pub attempted: bool,
+    /// Its outcome ([`dialback_kind`]).
+    pub outcome: Option<&'static str>,
+    /// Error condition.
+    pub condition: Option<String>,
+    /// `db:verify` reached our listener.
+    pub verify_received: Option<bool>,
+    /// Ping outcome after dialback.
+    pub ping: Option<&'static str>,
+    /// Ping error condition.
+    pub ping_condition: Option<String>,
+    /// Version-query outcome after dialback.
+    pub version_query: Option<&'static str>,
+    /// Version-query error condition.
+    pub version_query_condition: Option<String>,
+}
+
+/// An `inbound_streams` row: a stream the target opened to our listener.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InboundRow {
+    /// Index in the report's inbound list.
+    pub ordinal: usize,
+    /// Stream header `from`.
+    pub peer: String,
+    /// When it connected.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// TLS negotiated.
+    pub tls: bool,
+    /// Certificates presented as TLS client.
+    pub client_chain_length: usize,
+    /// End-entity certificate.
+    pub client_leaf_sha256: Option<String>,
+    /// End-entity EKU class.
+    pub client_eku_class: Option<EkuClass>,
+    /// The chain's TLS-client purpose check.
+    pub client_purpose: Option<ClientPurpose>,
+    /// How it authenticated ([`inbound_method`]).
+    pub auth_method: &'static str,
+    /// The outcome of that method.
+    pub auth_outcome: Option<&'static str>,
+    /// EXTERNAL failure condition.
+    pub auth_condition: Option<String>,
+    /// IQ replies delivered.
+    pub replies: usize,
+}
+
+/// The `result` tag serde gives an [`IqOutcome`] (the column value).
+pub fn iq_kind(o: &IqOutcome) -> &'static str {
+    match o {
+        IqOutcome::NotAttempted => "not_attempted",
+        IqOutcome::Result => "result",
+        IqOutcome::Error { .. } => "error",
+        IqOutcome::Timeout => "timeout",
+    }
+}
+
+fn iq_condition(o: &IqOutcome) -> Option<String> {
+    match o {
+        IqOutcome::Error { condition } => Some(condition.clone()),
+        _ => None,
+    }
+}
+
+/// The `result` tag serde gives a [`SaslOutcome`].
+pub fn sasl_kind(o: &SaslOutcome) -> &'static str {
+    match o {
+        SaslOutcome::Success => "success",
+        SaslOutcome::Failure { .. } => "failure",
+        SaslOutcome::Challenge => "challenge",
+    }
+}
+
+/// The `result` tag serde gives a [`DialbackOutcome`].
+pub fn dialback_kind(o: &DialbackOutcome) -> &'static str {
+    match o {
+        DialbackOutcome::Valid => "valid",
+        DialbackOutcome::Invalid => "invalid",
+        DialbackOutcome::Error { .. } => "error",
+        DialbackOutcome::NotOffered => "not_offered",
+        DialbackOutcome::ConnectionFailed => "connection_failed",
+        DialbackOutcome::Timeout => "timeout",
+    }
+}
+
+/// The `method` tag serde gives an [`InboundAuth`].
+pub fn inbound_method(a: &InboundAuth) -> &'static str {
+    match a {
+        InboundAuth::External { .. } => "external",
+        InboundAuth::Dialback { .. } => "dialback",
+        InboundAuth::VerifyOnly => "verify_only",
+        InboundAuth::None => "none",
+    }
 }
 
 /// A `chain_members` row.
@@ -258,8 +440,6 @@ pub struct DnsRow {
     pub data: Value,
 }
 
-/// Maps one report to its rows. Deterministic: the same report gives the
-/// same rows, which is what makes re-recording a no-op comparable.
 /// The whole report, already serialised: kept as compact JSON text, not a
 /// JSON value tree (a batch of reports would otherwise cost hundreds of
 /// MiB), and compared by its text.
@@ -273,6 +453,8 @@ impl PartialEq for Report {
     }
 }
 
+/// Maps one report to its rows. Deterministic: the same report gives the
+/// same rows, which is what makes re-recording a no-op comparable.
 pub fn from_report(report: &DomainReport) -> Rows {
     let seen = report.started_at;
     let mut certificates: BTreeMap<&str, CertificateRow> = BTreeMap::new();
@@ -294,7 +476,8 @@ pub fn from_report(report: &DomainReport) -> Rows {
     }
     let summary = &report.summary;
     let software = summary.software.as_ref();
-    let acceptance_reason = report.acceptance.as_ref().and_then(|a| a.reason.clone());
+    let acceptance = report.acceptance.as_ref();
+    let authenticated = acceptance.and_then(first_authenticated);
     Rows {
         result: ResultRow {
             probed_at: report.started_at,
@@ -305,7 +488,17 @@ pub fn from_report(report: &DomainReport) -> Rows {
             s2s_dialback_offered: summary.s2s.dialback_offered,
             s2s_bidi_offered: summary.s2s.bidi_offered,
             acceptance: summary.acceptance,
-            acceptance_reason,
+            acceptance_reason: match acceptance {
+                Some(a) => Some(a.reason_code),
+                None if summary.acceptance == AcceptanceVerdict::NotRun => {
+                    Some(AcceptanceReason::NoProbeIdentity)
+                }
+                None => None,
+            },
+            acceptance_reason_text: acceptance.and_then(|a| a.reason.clone()),
+            acceptance_endpoint: acceptance.and_then(|a| a.endpoint.clone()),
+            acceptance_ping: authenticated.map(|(ping, _)| iq_kind(ping)),
+            acceptance_version_query: authenticated.map(|(_, vq)| iq_kind(vq)),
             software_name: software.and_then(|s| s.name.clone()),
             software_version: software.and_then(|s| s.version.clone()),
             report: Report(
@@ -318,6 +511,112 @@ pub fn from_report(report: &DomainReport) -> Rows {
         endpoints,
         chain_members,
         dns_records: dns_rows(&report.domain, &report.dns),
+        acceptance_attempts: acceptance
+            .map(|a| a.attempts.iter().enumerate().map(attempt_row).collect())
+            .unwrap_or_default(),
+        acceptance_dialback: acceptance.map(dialback_row),
+        inbound_streams: acceptance
+            .map(|a| a.inbound.iter().enumerate().map(inbound_row).collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// The ping and version-query outcomes of the first stream that
+/// authenticated: the attempts in order (EXTERNAL success), then the
+/// dialback attempt (valid).
+fn first_authenticated(a: &AcceptanceReport) -> Option<(&IqOutcome, &IqOutcome)> {
+    a.attempts
+        .iter()
+        .find(|x| x.external == Some(SaslOutcome::Success))
+        .map(|x| (&x.ping, &x.version_query))
+        .or_else(|| {
+            a.dialback
+                .as_ref()
+                .filter(|d| d.outcome == DialbackOutcome::Valid)
+                .map(|d| (&d.ping, &d.version_query))
+        })
+}
+
+fn attempt_row((ordinal, a): (usize, &AttemptReport)) -> AttemptRow {
+    let c = &a.connection;
+    let tls = c.tls.as_ref();
+    let (external_condition, external_text) = match &a.external {
+        Some(SaslOutcome::Failure { condition, text }) => (Some(condition.clone()), text.clone()),
+        _ => (None, None),
+    };
+    AttemptRow {
+        ordinal,
+        cert_kind: a.cert,
+        transport: c.transport,
+        ip: c.ip,
+        port: c.port,
+        client_cert_requested: tls.map(|t| t.client_cert_requested),
+        client_cert_sent: a.client_cert_sent,
+        tls_version: tls.and_then(|t| t.version.clone()),
+        tls_failure: tls.and_then(|t| t.failure),
+        tls_failure_detail: tls.and_then(|t| t.failure_detail.clone()),
+        outcome: c.outcome,
+        phase: c.phase,
+        external_offered: a.external_offered,
+        external_outcome: a.external.as_ref().map(sasl_kind),
+        external_condition,
+        external_text,
+        dialback_offered: a.dialback_offered,
+        ping: iq_kind(&a.ping),
+        ping_condition: iq_condition(&a.ping),
+        version_query: iq_kind(&a.version_query),
+        version_query_condition: iq_condition(&a.version_query),
+        software_name: a.version.as_ref().and_then(|v| v.name.clone()),
+        software_version: a.version.as_ref().and_then(|v| v.version.clone()),
+        detail: a.detail.clone(),
+    }
+}
+
+fn dialback_row(a: &AcceptanceReport) -> DialbackRow {
+    let d: Option<&DialbackReport> = a.dialback.as_ref();
+    DialbackRow {
+        offered: a.attempts.iter().any(|x| x.dialback_offered == Some(true)),
+        attempted: d.is_some(),
+        outcome: d.map(|d| dialback_kind(&d.outcome)),
+        condition: d.and_then(|d| match &d.outcome {
+            DialbackOutcome::Error { condition } => Some(condition.clone()),
+            _ => None,
+        }),
+        verify_received: d.map(|d| d.verify_received),
+        ping: d.map(|d| iq_kind(&d.ping)),
+        ping_condition: d.and_then(|d| iq_condition(&d.ping)),
+        version_query: d.map(|d| iq_kind(&d.version_query)),
+        version_query_condition: d.and_then(|d| iq_condition(&d.version_query)),
+    }
+}
+
+fn inbound_row((ordinal, i): (usize, &InboundReport)) -> InboundRow {
+    let (auth_outcome, auth_condition) = match &i.auth {
+        InboundAuth::External { outcome } => (
+            Some(sasl_kind(outcome)),
+            match outcome {
+                SaslOutcome::Failure { condition, .. } => Some(condition.clone()),
+                _ => None,
+            },
+        ),
+        InboundAuth::Dialback { valid } => (Some(if *valid { "valid" } else { "invalid" }), None),
+        InboundAuth::VerifyOnly | InboundAuth::None => (None, None),
+    };
+    InboundRow {
+        ordinal,
+        peer: i.peer.clone(),
+        at: i.at,
+        tls: i.tls,
+        client_chain_length: i.client_chain.len(),
+        client_leaf_sha256: i.client_chain.first().map(|c| c.sha256.clone()),
+        client_eku_class: i.client_eku,
+        client_purpose: i
+            .client_purpose
+            .or_else(|| crate::tls::eku::client_purpose(&i.client_chain)),
+        auth_method: inbound_method(&i.auth),
+        auth_outcome,
+        auth_condition,
+        replies: i.replies,
     }
 }
 
@@ -379,6 +678,8 @@ fn endpoint_row(ordinal: usize, e: &EndpointReport) -> EndpointRow {
         dane_match: tls.and_then(|t| t.dane_match),
         leaf_sha256: tls.and_then(|t| t.chain.first()).map(|c| c.sha256.clone()),
         evidence,
+        starttls_injected_bytes: e.starttls_injected_bytes,
+        client_purpose: tls.and_then(|t| crate::tls::eku::client_purpose(&t.chain)),
     }
 }
 
@@ -668,8 +969,244 @@ mod tests {
         assert_eq!(rows.dns_records[0].data["records"][0]["port"], 5269);
     }
 
+    /// An acceptance report with every kind of evidence: a server-only
+    /// attempt refused by EXTERNAL, a client-and-server control accepted
+    /// (ping answered, version refused), a valid dialback, two inbound
+    /// streams.
+    fn with_acceptance() -> DomainReport {
+        use crate::acceptance::AcceptanceReport;
+        use crate::xmpp::iq::SoftwareVersion;
+        let mut r = report();
+        let conn = |alert: bool| {
+            let mut c = endpoint(Service::S2s, vec![cert('c', EkuClass::ServerOnly, None)]);
+            if alert {
+                let t = c.tls.as_mut().unwrap();
+                t.failure = Some(TlsFailure::Alert);
+                t.failure_detail = Some("unsupported_certificate".into());
+                c.outcome = EndpointOutcome::TlsFailed;
+                c.phase = Some(Phase::StreamHeaderAfterTls);
+            }
+            c
+        };
+        let so = AttemptReport {
+            cert: ProbeCertKind::ServerOnly,
+            connection: conn(false),
+            client_cert_sent: true,
+            external_offered: Some(true),
+            external: Some(SaslOutcome::Failure {
+                condition: "not-authorized".into(),
+                text: Some("unsupported certificate purpose".into()),
+            }),
+            dialback_offered: Some(true),
+            ping: IqOutcome::NotAttempted,
+            version_query: IqOutcome::NotAttempted,
+            version: None,
+            detail: None,
+        };
+        let cs = AttemptReport {
+            cert: ProbeCertKind::ClientAndServer,
+            external: Some(SaslOutcome::Success),
+            ping: IqOutcome::Result,
+            version_query: IqOutcome::Error {
+                condition: "service-unavailable".into(),
+            },
+            version: Some(SoftwareVersion {
+                name: Some("ejabberd".into()),
+                version: Some("24.12".into()),
+                os: None,
+            }),
+            ..so.clone()
+        };
+        let inbound = |auth, chain: Vec<CertInfo>| InboundReport {
+            peer: "example.test".into(),
+            at: datetime!(2026-03-01 12:00:01 UTC),
+            tls: true,
+            client_eku: chain.first().map(|c| c.eku.class),
+            client_purpose: None,
+            client_chain: chain,
+            auth,
+            replies: 2,
+        };
+        r.acceptance = Some(AcceptanceReport {
+            probe_domain: "probe.test".into(),
+            attempts: vec![so, cs],
+            dialback: Some(DialbackReport {
+                connection: conn(true),
+                outcome: DialbackOutcome::Valid,
+                verify_received: true,
+                ping: IqOutcome::Timeout,
+                version_query: IqOutcome::NotAttempted,
+                version: None,
+            }),
+            inbound: vec![
+                inbound(
+                    InboundAuth::External {
+                        outcome: SaslOutcome::Failure {
+                            condition: "not-authorized".into(),
+                            text: None,
+                        },
+                    },
+                    vec![cert('d', EkuClass::ServerOnly, None)],
+                ),
+                inbound(InboundAuth::Dialback { valid: true }, vec![]),
+            ],
+            software: None,
+            verdict: AcceptanceVerdict::RejectsServerOnlyDialback,
+            reason_code: AcceptanceReason::ExternalRefused,
+            endpoint: Some("192.0.2.7:5269 starttls".into()),
+            reason: Some("EXTERNAL refused the server-only certificate".into()),
+        });
+        r.summary.acceptance = AcceptanceVerdict::RejectsServerOnlyDialback;
+        r
+    }
+
+    #[test]
+    fn acceptance_evidence_becomes_typed_rows() {
+        let rows = from_report(&with_acceptance());
+        let a = &rows.acceptance_attempts;
+        assert_eq!(a.len(), 2);
+        assert_eq!(
+            (a[0].ordinal, a[0].cert_kind, a[1].cert_kind),
+            (0, ProbeCertKind::ServerOnly, ProbeCertKind::ClientAndServer)
+        );
+        assert_eq!(a[0].external_outcome, Some("failure"));
+        assert_eq!(a[0].external_condition.as_deref(), Some("not-authorized"));
+        assert_eq!(
+            a[0].external_text.as_deref(),
+            Some("unsupported certificate purpose")
+        );
+        assert_eq!(
+            (a[0].ping, a[0].version_query),
+            ("not_attempted", "not_attempted")
+        );
+        assert_eq!(a[1].external_outcome, Some("success"));
+        assert_eq!((a[1].ping, a[1].version_query), ("result", "error"));
+        assert_eq!(
+            a[1].version_query_condition.as_deref(),
+            Some("service-unavailable")
+        );
+        assert_eq!(a[1].software_name.as_deref(), Some("ejabberd"));
+        assert_eq!(a[0].client_cert_requested, Some(true));
+        assert!(a[0].client_cert_sent);
+        assert_eq!(a[0].port, 5269);
+
+        let d = rows.acceptance_dialback.as_ref().unwrap();
+        assert!(d.offered && d.attempted);
+        assert_eq!((d.outcome, d.verify_received), (Some("valid"), Some(true)));
+        assert_eq!(
+            (d.ping, d.version_query),
+            (Some("timeout"), Some("not_attempted"))
+        );
+
+        let i = &rows.inbound_streams;
+        assert_eq!(i.len(), 2);
+        assert_eq!(
+            (
+                i[0].auth_method,
+                i[0].auth_outcome,
+                i[0].auth_condition.as_deref()
+            ),
+            ("external", Some("failure"), Some("not-authorized"))
+        );
+        assert_eq!(i[0].client_eku_class, Some(EkuClass::ServerOnly));
+        assert_eq!(
+            i[0].client_purpose,
+            Some(ClientPurpose::LeafLacksClientAuth),
+            "derived from the chain when the report has none"
+        );
+        assert_eq!(i[0].client_leaf_sha256.as_deref(), Some(&*"d".repeat(64)));
+        assert_eq!(
+            (i[1].auth_method, i[1].auth_outcome),
+            ("dialback", Some("valid"))
+        );
+        assert_eq!((i[1].client_chain_length, i[1].client_purpose), (0, None));
+
+        let v = serde_json::to_value(&rows.result).unwrap();
+        assert_eq!(v["acceptance"], "rejects_server_only_dialback");
+        assert_eq!(v["acceptance_reason"], "external_refused");
+        assert_eq!(
+            v["acceptance_reason_text"],
+            "EXTERNAL refused the server-only certificate"
+        );
+        assert_eq!(v["acceptance_endpoint"], "192.0.2.7:5269 starttls");
+        // The control attempt authenticated first (the dialback later).
+        assert_eq!(v["acceptance_ping"], "result");
+        assert_eq!(v["acceptance_version_query"], "error");
+        // The leaf is client_and_server, the intermediate server-only.
+        assert_eq!(v["s2s_client_purpose"], "intermediate_lacks_client_auth");
+        assert_eq!(
+            rows.endpoints[1].client_purpose,
+            Some(ClientPurpose::IntermediateLacksClientAuth)
+        );
+    }
+
+    #[test]
+    fn without_a_probe_identity_only_the_reason_code_says_so() {
+        let mut r = report();
+        r.endpoints[0].starttls_injected_bytes = Some(17);
+        let rows = from_report(&r);
+        assert!(rows.acceptance_attempts.is_empty() && rows.inbound_streams.is_empty());
+        assert_eq!(rows.acceptance_dialback, None);
+        let v = serde_json::to_value(&rows.result).unwrap();
+        assert_eq!(v["acceptance_reason"], "no_probe_identity");
+        assert!(v["acceptance_ping"].is_null() && v["acceptance_reason_text"].is_null());
+        assert_eq!(rows.endpoints[0].starttls_injected_bytes, Some(17));
+        assert_eq!(rows.endpoints[1].starttls_injected_bytes, None);
+    }
+
+    #[test]
+    fn tag_helpers_are_the_serde_tags() {
+        let tag = |v: Value, key: &str| v[key].as_str().unwrap().to_string();
+        for o in [
+            IqOutcome::NotAttempted,
+            IqOutcome::Result,
+            IqOutcome::Error {
+                condition: "x".into(),
+            },
+            IqOutcome::Timeout,
+        ] {
+            assert_eq!(iq_kind(&o), tag(json!(o), "result"));
+        }
+        for o in [
+            SaslOutcome::Success,
+            SaslOutcome::Failure {
+                condition: "x".into(),
+                text: None,
+            },
+            SaslOutcome::Challenge,
+        ] {
+            assert_eq!(sasl_kind(&o), tag(json!(o), "result"));
+        }
+        for o in [
+            DialbackOutcome::Valid,
+            DialbackOutcome::Invalid,
+            DialbackOutcome::Error {
+                condition: "x".into(),
+            },
+            DialbackOutcome::NotOffered,
+            DialbackOutcome::ConnectionFailed,
+            DialbackOutcome::Timeout,
+        ] {
+            assert_eq!(dialback_kind(&o), tag(json!(o), "result"));
+        }
+        for a in [
+            InboundAuth::External {
+                outcome: SaslOutcome::Success,
+            },
+            InboundAuth::Dialback { valid: true },
+            InboundAuth::VerifyOnly,
+            InboundAuth::None,
+        ] {
+            assert_eq!(inbound_method(&a), tag(json!(a), "method"));
+        }
+    }
+
     #[test]
     fn mapping_is_deterministic() {
         assert_eq!(from_report(&report()), from_report(&report()));
+        assert_eq!(
+            from_report(&with_acceptance()),
+            from_report(&with_acceptance())
+        );
     }
 }
