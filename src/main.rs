@@ -821,12 +821,9 @@ async fn crawl(a: CrawlArgs) -> Result<()> {
 /// database too broken to take that is reported, not allowed to hide the
 /// error that stopped the crawl.
 async fn mark_failed(store: &Store, crawl: &Crawl, error: &anyhow::Error) {
-    // TODO(helper/store: `store: schema v2 migration`): enable once
-    // `Store::fail_crawl(&self, crawl_id: i64, error: &str)` is merged.
-    // if let Err(e) = store.fail_crawl(crawl.id, &format!("{error:#}")).await {
-    //     eprintln!("warning: cannot mark crawl {} failed: {e}", crawl.label);
-    // }
-    let _ = (store, crawl, error);
+    if let Err(e) = store.fail_crawl(crawl.id, &format!("{error:#}")).await {
+        eprintln!("warning: cannot mark crawl {} failed: {e}", crawl.label);
+    }
 }
 
 async fn worker(a: WorkerArgs) -> Result<()> {
