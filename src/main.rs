@@ -33,7 +33,7 @@ use xmpp_survey::tls::client::TlsProbe;
 #[derive(Parser)]
 #[command(
     name = "xmpp-survey",
-    version,
+    version = SOFTWARE_VERSION,
     about = "Measures XMPP servers' TLS readiness (2026): mandatory STARTTLS, server-only certificates, federation acceptance."
 )]
 struct Cli {
