@@ -34,6 +34,25 @@ pub enum DomainError {
     /// A single label: not resolvable as an XMPP service on the Internet.
     #[error("a single label is not a public domain")]
     SingleLabel,
+    /// The line is not UTF-8 text (a list saved as Latin-1, a stray byte).
+    #[error("not UTF-8: byte 0x{byte:02x} at column {column} (save the list as UTF-8)")]
+    NotUtf8 {
+        /// The first offending byte.
+        byte: u8,
+        /// Its 1-based byte column in the line.
+        column: usize,
+    },
+}
+
+impl DomainError {
+    /// The error for a line that is not UTF-8, from the decoder's error.
+    pub fn not_utf8(line: &[u8], e: &std::str::Utf8Error) -> Self {
+        let at = e.valid_up_to();
+        Self::NotUtf8 {
+            byte: line.get(at).copied().unwrap_or(0),
+            column: at + 1,
+        }
+    }
 }
 
 /// Normalises one domain: trims, drops one trailing dot, maps IDNA to
@@ -98,12 +117,32 @@ pub struct BadLine {
 /// Parses a text domain list: one domain a line, `#` starts a comment,
 /// blank lines ignored, duplicates dropped (first one kept). Returns the
 /// valid domains in order and every bad line.
-pub fn parse_list(file: &Path, text: &str) -> (Vec<String>, Vec<BadLine>) {
+///
+/// The list is bytes, not text: a line that is not UTF-8 is one bad line
+/// ([`DomainError::NotUtf8`], with its number) while the rest is read, and
+/// bytes in a comment are never looked at. A leading UTF-8 byte-order mark
+/// and CRLF line ends are accepted.
+pub fn parse_list(file: &Path, bytes: &[u8]) -> (Vec<String>, Vec<BadLine>) {
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     let mut seen = std::collections::HashSet::new();
     let mut good = Vec::new();
     let mut bad = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let content = raw.split('#').next().unwrap_or("").trim();
+    for (i, raw) in lines(bytes).enumerate() {
+        let bad_line = |error| BadLine {
+            file: file.to_path_buf(),
+            line: i + 1,
+            text: String::from_utf8_lossy(raw).into_owned(),
+            error,
+        };
+        // '#' is ASCII: splitting before decoding leaves comments alone.
+        let content = raw.split(|&b| b == b'#').next().unwrap_or(&[]);
+        let content = match std::str::from_utf8(content) {
+            Ok(c) => c.trim(),
+            Err(e) => {
+                bad.push(bad_line(DomainError::not_utf8(content, &e)));
+                continue;
+            }
+        };
         if content.is_empty() {
             continue;
         }
@@ -113,15 +152,20 @@ pub fn parse_list(file: &Path, text: &str) -> (Vec<String>, Vec<BadLine>) {
                     good.push(d);
                 }
             }
-            Err(error) => bad.push(BadLine {
-                file: file.to_path_buf(),
-                line: i + 1,
-                text: raw.to_string(),
-                error,
-            }),
+            Err(error) => bad.push(bad_line(error)),
         }
     }
     (good, bad)
+}
+
+/// Splits bytes into lines like [`str::lines`]: on `\n`, a trailing `\r`
+/// dropped, no empty last line after a final newline.
+pub fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    let empty = bytes.is_empty();
+    body.split(|&b| b == b'\n')
+        .filter(move |_| !empty)
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
 }
 
 #[cfg(test)]
@@ -187,12 +231,37 @@ mod tests {
     fn list_reports_bad_lines_with_numbers_and_keeps_the_rest() {
         let text =
             "# comment\nexample.org\n\nbad domain.org # typo\nExample.org.\nxmpp.test # ok\n";
-        let (good, bad) = parse_list(Path::new("list.txt"), text);
+        let (good, bad) = parse_list(Path::new("list.txt"), text.as_bytes());
         assert_eq!(good, vec!["example.org", "xmpp.test"]);
         assert_eq!(bad.len(), 1);
         assert_eq!(bad[0].line, 4);
         let msg = bad[0].to_string();
         assert!(msg.starts_with("list.txt:4: "), "{msg}");
         assert!(msg.contains("bad domain.org"), "{msg}");
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_one_bad_line_with_its_number() {
+        let text =
+            b"\xef\xbb\xbfone.example\r\ncaf\xe9.example\nok.example # caf\xe9\n\ntwo.example";
+        let (good, bad) = parse_list(Path::new("l.txt"), text);
+        assert_eq!(good, vec!["one.example", "ok.example", "two.example"]);
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert_eq!(bad[0].line, 2);
+        assert_eq!(
+            bad[0].error,
+            DomainError::NotUtf8 {
+                byte: 0xe9,
+                column: 4
+            }
+        );
+        let msg = bad[0].to_string();
+        assert!(msg.starts_with("l.txt:2: "), "{msg}");
+        assert!(msg.contains("0xe9"), "{msg}");
+        assert_eq!(lines(b"").count(), 0);
+        assert_eq!(
+            lines(b"a\n\nb").collect::<Vec<_>>(),
+            vec![&b"a"[..], b"", b"b"]
+        );
     }
 }

@@ -51,6 +51,19 @@ pub enum IdentityError {
     /// The domain is not a valid domain.
     #[error("probe identity domain {0:?}: {1}")]
     BadDomain(String, String),
+    /// The key file does not go with the certificate file (or rustls
+    /// refused the pair): both files are named.
+    #[error("{what} {cert} with key {key}: {reason}")]
+    Pair {
+        /// Which pair.
+        what: &'static str,
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The key does not match the certificate, or another TLS error.
     #[error("probe identity {what}: {reason}")]
     Tls {
@@ -180,7 +193,10 @@ impl ProbeCert {
         })
     }
 
-    /// Loads a PEM chain and key.
+    /// Loads a PEM chain and key. Every error names the file at fault and
+    /// what is wrong with it: unreadable, not PEM, no certificate or key
+    /// block, a block that is not an X.509 certificate (by position), or a
+    /// key that does not go with the certificate (both files named).
     pub fn load(cert: &Path, key: &Path, what: &'static str) -> Result<Self, IdentityError> {
         let pem_err = |path: &Path, reason: String| IdentityError::Pem {
             what,
@@ -194,8 +210,32 @@ impl ProbeCert {
         if chain.is_empty() {
             return Err(pem_err(cert, "no CERTIFICATE block".into()));
         }
-        let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| pem_err(key, e.to_string()))?;
-        Self::new(chain, key_der, what)
+        for (i, der) in chain.iter().enumerate() {
+            crate::tls::cert::analyze(der).map_err(|e| {
+                pem_err(
+                    cert,
+                    format!("certificate {} of {} is {e}", i + 1, chain.len()),
+                )
+            })?;
+        }
+        let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+            pem_err(
+                key,
+                match e {
+                    rustls_pki_types::pem::Error::NoItemsFound => "no PRIVATE KEY block".into(),
+                    e => e.to_string(),
+                },
+            )
+        })?;
+        Self::new(chain, key_der, what).map_err(|e| match e {
+            IdentityError::Tls { what, reason } => IdentityError::Pair {
+                what,
+                cert: cert.to_path_buf(),
+                key: key.to_path_buf(),
+                reason,
+            },
+            other => other,
+        })
     }
 }
 
@@ -315,5 +355,63 @@ mod tests {
         });
         assert_eq!(merged.domain.as_deref(), Some("q.example"));
         assert_eq!(merged.listen, Some("127.0.0.1:5269".parse().unwrap()));
+    }
+
+    #[test]
+    fn certificate_and_key_errors_name_their_file() {
+        let dir = std::env::temp_dir().join(format!("xs-identity-pem-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let gen_pair = || {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let cert = rcgen::CertificateParams::new(vec!["probe.example".to_string()])
+                .unwrap()
+                .self_signed(&key)
+                .unwrap();
+            (cert.pem(), key.serialize_pem())
+        };
+        let (cert_pem, key_pem) = gen_pair();
+        let (_, other_key) = gen_pair();
+        let write = |name: &str, body: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, body).unwrap();
+            p
+        };
+        let cert = write("so.pem", &cert_pem);
+        let key = write("so.key", &key_pem);
+        ProbeCert::load(&cert, &key, "server-only certificate").expect("a good pair loads");
+
+        let corrupt = write(
+            "corrupt.pem",
+            "-----BEGIN CERTIFICATE-----\nAAECAwQFBgcICQ==\n-----END CERTIFICATE-----\n",
+        );
+        let e = ProbeCert::load(&corrupt, &key, "server-only certificate")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("corrupt.pem") && e.contains("certificate 1 of 1"),
+            "{e}"
+        );
+
+        let truncated = write("truncated.pem", "-----BEGIN CERTIFICATE-----\nAAEC\n");
+        let e = ProbeCert::load(&truncated, &key, "server-only certificate")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("truncated.pem"), "{e}");
+
+        let no_key = write("nokey.key", &cert_pem);
+        let e = ProbeCert::load(&cert, &no_key, "server-only certificate")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("nokey.key") && e.contains("no PRIVATE KEY"),
+            "{e}"
+        );
+
+        let wrong = write("wrong.key", &other_key);
+        let e = ProbeCert::load(&cert, &wrong, "server-only certificate")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("so.pem") && e.contains("wrong.key"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use xmpp_survey::acceptance::probe::AcceptanceProbe;
+use xmpp_survey::crawl::config::{CrawlConfig, SOFTWARE_VERSION, Settings};
 use xmpp_survey::crawl::{WorkerConfig, default_worker_id, iso_week_label, run_worker};
 use xmpp_survey::dns::resolve::{DnsConfig, Resolver};
 use xmpp_survey::identity::{ConfigFile, IdentityConfig, ProbeIdentity};
@@ -32,7 +33,7 @@ use xmpp_survey::tls::client::TlsProbe;
 #[derive(Parser)]
 #[command(
     name = "xmpp-survey",
-    version,
+    version = SOFTWARE_VERSION,
     about = "Measures XMPP servers' TLS readiness (2026): mandatory STARTTLS, server-only certificates, federation acceptance."
 )]
 struct Cli {
@@ -334,13 +335,15 @@ fn collect_domains(a: &ProbeArgs) -> Result<Vec<String>> {
         }
     }
     for f in &a.files {
-        let text = if f.as_os_str() == "-" {
-            std::io::read_to_string(std::io::stdin()).context("cannot read domains from stdin")?
+        let bytes = if f.as_os_str() == "-" {
+            let mut b = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
+                .context("cannot read domains from stdin")?;
+            b
         } else {
-            std::fs::read_to_string(f)
-                .with_context(|| format!("cannot read domain list {}", f.display()))?
+            std::fs::read(f).with_context(|| format!("cannot read domain list {}", f.display()))?
         };
-        let (good, errs) = xmpp_survey::domain::parse_list(f, &text);
+        let (good, errs) = xmpp_survey::domain::parse_list(f, &bytes);
         out.extend(good);
         bad.extend(errs.iter().map(ToString::to_string));
     }
@@ -364,55 +367,76 @@ fn collect_domains(a: &ProbeArgs) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// A prober for the given options: TLS roots, resolver (checked to
-/// answer), and, with a probe identity, the acceptance probe and its
-/// dialback listener (returned so the caller can shut it down).
-async fn build_prober(
-    o: &NetOptions,
-    gate: Option<Arc<Politeness>>,
-) -> Result<(Prober, Option<Arc<ProbeListener>>)> {
-    let mut extra = Vec::new();
+/// A prober and everything it was built from, all checked: the CA files
+/// parse, the identity loads, the resolver answers, the dialback listener
+/// is bound. A crawl is created only once this exists.
+struct Setup {
+    prober: Prober,
+    /// The dialback listener (shut down by the caller).
+    listener: Option<Arc<ProbeListener>>,
+    /// Each `--extra-ca` file with its certificates.
+    extra_ca: Vec<(PathBuf, Vec<rustls_pki_types::CertificateDer<'static>>)>,
+    identity: Option<Arc<ProbeIdentity>>,
+    policy: AddressPolicy,
+    limits: Limits,
+}
+
+/// Builds the prober for the given options, checking every part before
+/// anything is probed or recorded: local files first (CAs, identity), then
+/// the resolver (one question to the configured server, which must
+/// answer), then the listener's bind. Each error names its culprit.
+async fn build_prober(o: &NetOptions, gate: Option<Arc<Politeness>>) -> Result<Setup> {
+    let mut extra_ca = Vec::new();
     for path in &o.extra_ca {
-        extra.extend(xmpp_survey::tls::verify::load_extra_ca(path)?);
+        extra_ca.push((path.clone(), xmpp_survey::tls::verify::load_extra_ca(path)?));
     }
-    let tls = TlsProbe::new(extra).context("cannot set up TLS")?;
+    let tls = TlsProbe::new(extra_ca.iter().flat_map(|(_, c)| c.clone()).collect())
+        .context("cannot set up TLS")?;
+    let identity = load_identity(o)?.map(Arc::new);
     let resolver = Resolver::new(&DnsConfig {
         server: o.resolver,
         timeout: o.dns_timeout,
     })
     .context("cannot set up the DNS resolver")?;
     resolver.check_reachable().await?;
-    let identity = load_identity(o)?;
     let limits = Limits {
         connect_timeout: o.connect_timeout,
         phase_timeout: o.phase_timeout,
         dns_timeout: o.dns_timeout,
         ..Limits::default()
     };
+    let policy = if o.allow_private {
+        AddressPolicy::ALLOW_PRIVATE
+    } else {
+        AddressPolicy::STRICT
+    };
     let resolver = Arc::new(resolver);
     let prober = Prober::new(
         resolver.clone(),
         ProbeContext {
             limits,
-            policy: if o.allow_private {
-                AddressPolicy::ALLOW_PRIVATE
-            } else {
-                AddressPolicy::STRICT
-            },
+            policy,
             tls: Arc::new(tls),
             probe_domain: identity.as_ref().map(|i| i.domain.clone()),
             gate,
         },
     );
-    let Some(id) = identity else {
-        return Ok((prober, None));
+    let mut setup = Setup {
+        prober,
+        listener: None,
+        extra_ca,
+        identity: identity.clone(),
+        policy,
+        limits,
     };
-    let id = Arc::new(id);
+    let Some(id) = identity else {
+        return Ok(setup);
+    };
     // The listener's outbound connections (verifying a target's dialback
     // key) answer the target's own request while our probes of that target
     // wait for it: gating them on the same per-address slots would
     // deadlock, so they bypass politeness (they are one per request).
-    let mut listener_ctx = prober.context().clone();
+    let mut listener_ctx = setup.prober.context().clone();
     listener_ctx.gate = None;
     let l = ProbeListener::start(ListenerConfig {
         identity: id.clone(),
@@ -420,21 +444,24 @@ async fn build_prober(
         resolver,
     })
     .await
-    .context("cannot start the dialback listener")?;
+    .with_context(|| format!("cannot start the dialback listener on {}", id.listen))?;
     eprintln!(
         "acceptance probe on: as {} (dialback listener on {})",
         id.domain,
         l.local_addr()
     );
-    Ok((
-        prober.with_acceptance(AcceptanceProbe::new(id, l.clone())),
-        Some(l),
-    ))
+    setup.prober = setup
+        .prober
+        .with_acceptance(AcceptanceProbe::new(id, l.clone()));
+    setup.listener = Some(l);
+    Ok(setup)
 }
 
 async fn probe(a: ProbeArgs) -> Result<()> {
     let domains = collect_domains(&a)?;
-    let (prober, listener) = build_prober(&a.net, None).await?;
+    let Setup {
+        prober, listener, ..
+    } = build_prober(&a.net, None).await?;
     let mut results = futures::stream::iter(domains)
         .map(|d| {
             let prober = prober.clone();
@@ -596,15 +623,18 @@ async fn db_migrate(a: &DbArgs) -> Result<()> {
     Ok(())
 }
 
+/// Politeness settings from the flags (none with --no-limits).
+fn politeness_config(w: &WorkArgs) -> Option<PolitenessConfig> {
+    (!w.no_limits).then_some(PolitenessConfig {
+        global_rate: w.rate,
+        per_ip_rate: w.per_ip_rate,
+        per_ip_concurrency: w.per_ip_concurrency,
+    })
+}
+
 /// Politeness from the flags (none with --no-limits).
 fn politeness(w: &WorkArgs) -> Option<Arc<Politeness>> {
-    (!w.no_limits).then(|| {
-        Arc::new(Politeness::new(PolitenessConfig {
-            global_rate: w.rate,
-            per_ip_rate: w.per_ip_rate,
-            per_ip_concurrency: w.per_ip_concurrency,
-        }))
-    })
+    politeness_config(w).map(|c| Arc::new(Politeness::new(c)))
 }
 
 fn worker_config(w: &WorkArgs) -> WorkerConfig {
@@ -634,8 +664,10 @@ async fn open_store(url: &str) -> Result<Store> {
 
 /// Runs this process's worker on a crawl with Ctrl-C handling and
 /// prints the crawl summary.
-async fn work(store: &Store, crawl: &Crawl, w: &WorkArgs, net: &NetOptions) -> Result<()> {
-    let (prober, listener) = build_prober(net, politeness(w)).await?;
+async fn work(store: &Store, crawl: &Crawl, w: &WorkArgs, setup: Setup) -> Result<()> {
+    let Setup {
+        prober, listener, ..
+    } = setup;
     let cfg = worker_config(w);
     let before = store.progress(crawl.id).await?;
     let total = before.total();
@@ -695,6 +727,22 @@ async fn work(store: &Store, crawl: &Crawl, w: &WorkArgs, net: &NetOptions) -> R
     Ok(())
 }
 
+/// `crawls.config`: every setting that can change a result (see
+/// [`CrawlConfig`]).
+fn crawl_config(setup: &Setup, w: &WorkArgs, net: &NetOptions) -> Result<CrawlConfig> {
+    Ok(CrawlConfig::new(&Settings {
+        policy: setup.policy,
+        extra_ca: &setup.extra_ca,
+        resolver: net.resolver,
+        limits: setup.limits,
+        politeness: politeness_config(w),
+        worker: &worker_config(w),
+        identity: setup.identity.as_deref(),
+        bound: setup.listener.as_ref().map(|l| l.local_addr()),
+        roots_version: xmpp_survey::tls::verify::roots_version(),
+    })?)
+}
+
 async fn crawl(a: CrawlArgs) -> Result<()> {
     let store = open_store(&a.database_url).await?;
     let specs = a
@@ -706,6 +754,10 @@ async fn crawl(a: CrawlArgs) -> Result<()> {
     for f in &a.opt_out {
         opt_out.extend(xmpp_survey::sources::load_opt_out_file(f)?);
     }
+    // Everything that can fail is checked before the crawl exists: a crawl
+    // that cannot start is never left `running`.
+    let setup = build_prober(&a.net, politeness(&a.work)).await?;
+    let config = crawl_config(&setup, &a.work, &a.net)?;
     let known = if specs.iter().any(|s| matches!(s, SourceSpec::Database)) {
         Some(store.known_domains().await?)
     } else {
@@ -742,27 +794,36 @@ async fn crawl(a: CrawlArgs) -> Result<()> {
         label: label.clone(),
         sources: serde_json::json!(a.sources),
         vantage: a.vantage.clone(),
-        probe_domain: a.net.probe_domain.clone(),
-        software_version: env!("CARGO_PKG_VERSION").to_string(),
+        probe_domain: setup.identity.as_ref().map(|i| i.domain.clone()),
+        software_version: SOFTWARE_VERSION.to_string(),
         roots_version: xmpp_survey::tls::verify::roots_version(),
-        config: serde_json::json!({
-            "concurrency": a.work.concurrency,
-            "rate": a.work.rate,
-            "per_ip_rate": a.work.per_ip_rate,
-            "per_ip_concurrency": a.work.per_ip_concurrency,
-            "no_limits": a.work.no_limits,
-            "phase_timeout_ms": a.net.phase_timeout.as_millis() as u64,
-        }),
+        config: config.to_json(),
     };
     let crawl = store.create_or_resume_crawl(&meta).await?;
-    let added = store.enqueue(crawl.id, &loaded.domains).await?;
-    eprintln!(
-        "crawl {} {}: {} domain(s) from the sources, {added} newly queued",
-        crawl.label,
-        if crawl.resumed { "resumed" } else { "created" },
-        loaded.domains.len()
-    );
-    work(&store, &crawl, &a.work, &a.net).await
+    let run = async {
+        let added = store.enqueue(crawl.id, &loaded.domains).await?;
+        eprintln!(
+            "crawl {} {}: {} domain(s) from the sources, {added} newly queued",
+            crawl.label,
+            if crawl.resumed { "resumed" } else { "created" },
+            loaded.domains.len()
+        );
+        work(&store, &crawl, &a.work, setup).await
+    };
+    let result = run.await;
+    if let Err(e) = &result {
+        mark_failed(&store, &crawl, e).await;
+    }
+    result
+}
+
+/// Records why a started crawl stopped, so it is not left `running`. A
+/// database too broken to take that is reported, not allowed to hide the
+/// error that stopped the crawl.
+async fn mark_failed(store: &Store, crawl: &Crawl, error: &anyhow::Error) {
+    if let Err(e) = store.fail_crawl(crawl.id, &format!("{error:#}")).await {
+        eprintln!("warning: cannot mark crawl {} failed: {e}", crawl.label);
+    }
 }
 
 async fn worker(a: WorkerArgs) -> Result<()> {
@@ -771,7 +832,8 @@ async fn worker(a: WorkerArgs) -> Result<()> {
         .find_crawl(&a.crawl)
         .await?
         .with_context(|| format!("no crawl labelled {:?} in the database", a.crawl))?;
-    work(&store, &crawl, &a.work, &a.net).await
+    let setup = build_prober(&a.net, politeness(&a.work)).await?;
+    work(&store, &crawl, &a.work, setup).await
 }
 
 async fn tls_ceiling(a: &CeilingArgs) -> Result<()> {

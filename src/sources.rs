@@ -391,11 +391,11 @@ pub async fn load(
             SourceSpec::Text(path) => load_text(path, &label).await,
             SourceSpec::Csv { path, column } => load_csv(path, column.as_deref(), &label).await,
             SourceSpec::Providers(loc) => {
-                let text = match loc {
+                let body = match loc {
                     ProvidersLocation::Url(url) => fetch(http, url).await,
                     ProvidersLocation::File(path) => read(path).await,
                 };
-                match text.and_then(|t| parse_providers(&t, &label)) {
+                match body.and_then(|b| parse_providers_bytes(&b, &label)) {
                     Ok(list) => {
                         for d in list.no_consent {
                             if !out.no_consent.contains(&d) {
@@ -439,11 +439,11 @@ pub async fn load(
 /// Reads an opt-out list: the same text format as domain lists. Any bad
 /// line fails the whole list (see [`SourceError::OptOut`]).
 pub fn load_opt_out_file(path: &Path) -> Result<HashSet<String>, SourceError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SourceError::Read {
+    let bytes = std::fs::read(path).map_err(|source| SourceError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    let (good, bad) = domain::parse_list(path, &text);
+    let (good, bad) = domain::parse_list(path, &bytes);
     if bad.is_empty() {
         Ok(good.into_iter().collect())
     } else {
@@ -451,8 +451,10 @@ pub fn load_opt_out_file(path: &Path) -> Result<HashSet<String>, SourceError> {
     }
 }
 
-async fn read(path: &Path) -> Result<String, SourceError> {
-    tokio::fs::read_to_string(path)
+/// A source file's bytes: decoding is per line (or per record), so one
+/// byte that is not UTF-8 costs one line, named, not the whole file.
+async fn read(path: &Path) -> Result<Vec<u8>, SourceError> {
+    tokio::fs::read(path)
         .await
         .map_err(|source| SourceError::Read {
             path: path.to_path_buf(),
@@ -462,8 +464,8 @@ async fn read(path: &Path) -> Result<String, SourceError> {
 
 async fn load_text(path: &Path, label: &str) -> (Vec<String>, Vec<SourceProblem>) {
     match read(path).await {
-        Ok(text) => {
-            let (good, bad) = domain::parse_list(path, &text);
+        Ok(bytes) => {
+            let (good, bad) = domain::parse_list(path, &bytes);
             let bad = bad
                 .into_iter()
                 .map(|b| SourceProblem::from_bad_line(label, b))
@@ -503,7 +505,7 @@ async fn load_csv(
     label: &str,
 ) -> (Vec<String>, Vec<SourceProblem>) {
     match read(path).await {
-        Ok(text) => match parse_csv(path, &text, column, label) {
+        Ok(bytes) => match parse_csv(path, &bytes, column, label) {
             Ok(r) => r,
             Err(e) => (Vec::new(), vec![SourceProblem::failed(label, &e)]),
         },
@@ -527,10 +529,12 @@ pub fn jid_domain(jid: &str) -> &str {
 /// [`CSV_DEFAULT_COLUMNS`]. Only the `jid` column is reduced to the
 /// domainpart: elsewhere `user@host` is more likely a mistake (an e-mail
 /// address) and is reported. Empty cells are reported, not skipped: a
-/// record without its domain is a broken record.
+/// record without its domain is a broken record. Only the domain cell
+/// must be UTF-8 (other columns are never decoded; header names are
+/// decoded leniently): a cell that is not is reported with its line.
 pub fn parse_csv(
     path: &Path,
-    text: &str,
+    text: &[u8],
     column: Option<&str>,
     label: &str,
 ) -> Result<(Vec<String>, Vec<SourceProblem>), SourceError> {
@@ -542,17 +546,19 @@ pub fn parse_csv(
         .has_headers(true)
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    let headers = rdr
-        .headers()
+        .from_reader(text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(text));
+    let headers: Vec<String> = rdr
+        .byte_headers()
         .map_err(|e| header_err(format!("cannot read the header row: {e}")))?
-        .clone();
-    if headers.is_empty() || headers.iter().all(str::is_empty) {
+        .iter()
+        .map(|h| String::from_utf8_lossy(h).into_owned())
+        .collect();
+    if headers.is_empty() || headers.iter().all(String::is_empty) {
         return Err(header_err(
             "empty; a header row naming the domain column is required".into(),
         ));
     }
-    let shown = || format!("{:?}", headers.iter().collect::<Vec<_>>());
+    let shown = || format!("{headers:?}");
     let find = |name: &str| {
         headers
             .iter()
@@ -578,10 +584,11 @@ pub fn parse_csv(
     let is_jid = headers
         .get(idx)
         .is_some_and(|h| h.eq_ignore_ascii_case("jid"));
+    let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     let mut seen = HashSet::new();
     let mut good = Vec::new();
     let mut bad = Vec::new();
-    for result in rdr.records() {
+    for result in rdr.byte_records() {
         let rec = match result {
             Ok(r) => r,
             Err(e) => {
@@ -609,10 +616,20 @@ pub fn parse_csv(
         };
         let Some(cell) = rec.get(idx) else {
             bad.push(problem(
-                &rec.iter().collect::<Vec<_>>().join(","),
+                &rec.iter().map(lossy).collect::<Vec<_>>().join(","),
                 format!("record has no {col_name:?} column"),
             ));
             continue;
+        };
+        let cell = match std::str::from_utf8(cell) {
+            Ok(c) => c,
+            Err(e) => {
+                bad.push(problem(
+                    &lossy(cell),
+                    DomainError::not_utf8(cell, &e).to_string(),
+                ));
+                continue;
+            }
         };
         let name = if is_jid { jid_domain(cell) } else { cell };
         match domain::normalize(name) {
@@ -633,7 +650,7 @@ pub fn parse_csv(
 /// Fetches a providers list with [`PROVIDERS_TIMEOUT`] and
 /// [`PROVIDERS_MAX_BYTES`], streaming so that a lying or absent
 /// `Content-Length` cannot make us buffer more than the cap.
-async fn fetch(http: &reqwest::Client, url: &str) -> Result<String, SourceError> {
+async fn fetch(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, SourceError> {
     let fetch_err = |e: reqwest::Error| SourceError::Fetch {
         url: url.to_string(),
         why: describe(&e),
@@ -669,10 +686,7 @@ async fn fetch(http: &reqwest::Client, url: &str) -> Result<String, SourceError>
         }
         body.extend_from_slice(&chunk);
     }
-    String::from_utf8(body).map_err(|e| SourceError::BadJson {
-        origin: url.to_string(),
-        why: format!("not UTF-8: {e}"),
-    })
+    Ok(body)
 }
 
 /// A reqwest error with its causes ("connection refused" is two levels
@@ -828,6 +842,43 @@ fn consent(v: Option<&Value>) -> Result<Consent, String> {
 /// like an opt-out. `alternativeJids` are not crawled: consent is given for
 /// the provider's server under its main JID.
 pub fn parse_providers(text: &str, label: &str) -> Result<ProvidersList, SourceError> {
+    parse_providers_doc(text, label, false)
+}
+
+/// [`parse_providers`] on bytes as read or fetched. Each line holding bytes
+/// that are not UTF-8 is a problem naming that line (JSON strings must be
+/// UTF-8, RFC 8259 §8.1); those bytes are read as U+FFFD so the rest of the
+/// document still loads, and the entry they fall in is not crawled (it is
+/// not reported a second time). Bytes that break the JSON structure make
+/// the document unusable, as any other syntax error does.
+pub fn parse_providers_bytes(bytes: &[u8], label: &str) -> Result<ProvidersList, SourceError> {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return parse_providers(text, label);
+    }
+    let mut bad_lines = Vec::new();
+    for (i, line) in domain::lines(bytes).enumerate() {
+        if let Err(e) = std::str::from_utf8(line) {
+            bad_lines.push(SourceProblem {
+                source: label.to_string(),
+                line: Some(i + 1),
+                entry: None,
+                text: String::from_utf8_lossy(line).trim().to_string(),
+                error: format!(
+                    "{}; the entry there is not crawled",
+                    DomainError::not_utf8(line, &e)
+                ),
+            });
+        }
+    }
+    let mut list = parse_providers_doc(&String::from_utf8_lossy(bytes), label, true)?;
+    bad_lines.append(&mut list.problems);
+    list.problems = bad_lines;
+    Ok(list)
+}
+
+/// Parses a providers document; with `lossy`, entries holding U+FFFD (a
+/// replaced byte, already reported by line) are dropped without a problem.
+fn parse_providers_doc(text: &str, label: &str, lossy: bool) -> Result<ProvidersList, SourceError> {
     let doc: ProvidersDoc = serde_json::from_str(text).map_err(|e| SourceError::BadJson {
         origin: label.to_string(),
         why: e.to_string(),
@@ -839,6 +890,12 @@ pub fn parse_providers(text: &str, label: &str) -> Result<ProvidersList, SourceE
     let mut out = ProvidersList::default();
     let mut seen = HashSet::new();
     for (i, (key, entry)) in entries.into_iter().enumerate() {
+        if lossy
+            && (key.as_deref().is_some_and(|k| k.contains('\u{FFFD}'))
+                || entry.to_string().contains('\u{FFFD}'))
+        {
+            continue;
+        }
         let problem = |text: &str, error: String| SourceProblem {
             source: label.to_string(),
             line: None,
@@ -1024,7 +1081,7 @@ mod tests {
         text: &str,
         column: Option<&str>,
     ) -> Result<(Vec<String>, Vec<SourceProblem>), SourceError> {
-        parse_csv(Path::new("s.csv"), text, column, "s.csv")
+        parse_csv(Path::new("s.csv"), text.as_bytes(), column, "s.csv")
     }
 
     #[test]
@@ -1248,5 +1305,52 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("cannot read /nonexistent/opt.txt"), "{e}");
+    }
+
+    #[test]
+    fn csv_cell_that_is_not_utf8_is_one_problem_with_its_line() {
+        let text = b"domain,note\na.example,caf\xe9\nb\xe9.example,x\nc.example,y\n";
+        let (good, bad) = parse_csv(Path::new("s.csv"), text, None, "s.csv").unwrap();
+        assert_eq!(
+            good,
+            vec!["a.example", "c.example"],
+            "other columns are not decoded"
+        );
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        let msg = bad[0].to_string();
+        assert!(msg.starts_with("s.csv:3: "), "{msg}");
+        assert!(msg.contains("not UTF-8"), "{msg}");
+    }
+
+    #[test]
+    fn providers_line_that_is_not_utf8_is_named_and_the_rest_loads() {
+        let json = b"{\n  \"a.example\": {\"serverTesting\": true},\n  \"b\xe9.example\": {\"serverTesting\": true},\n  \"c.example\": {\"serverTesting\": true}\n}\n";
+        let p = parse_providers_bytes(json, "p.json").unwrap();
+        assert_eq!(p.domains, vec!["a.example", "c.example"]);
+        assert_eq!(p.problems.len(), 1, "{:?}", p.problems);
+        let msg = p.problems[0].to_string();
+        assert!(msg.starts_with("p.json:3: "), "{msg}");
+        assert!(msg.contains("not UTF-8"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn text_source_line_that_is_not_utf8_is_named_and_the_rest_loads() {
+        let t = tmp("latin1.txt", "");
+        std::fs::write(&t, b"one.example\ncaf\xe9.example\ntwo.example\n").unwrap();
+        let l = load(
+            &[SourceSpec::Text(t.clone())],
+            None,
+            &reqwest::Client::new(),
+            &HashSet::new(),
+        )
+        .await;
+        assert_eq!(l.domains, vec!["one.example", "two.example"]);
+        assert_eq!(l.problems.len(), 1);
+        let msg = l.problems[0].to_string();
+        assert!(msg.contains("latin1.txt:2: "), "{msg}");
+        let opt = tmp("opt-latin1.txt", "");
+        std::fs::write(&opt, b"ok.example\nbad\xff.example\n").unwrap();
+        let e = load_opt_out_file(&opt).unwrap_err().to_string();
+        assert!(e.contains("opt-latin1.txt:2: "), "{e}");
     }
 }

@@ -8,6 +8,7 @@
 //! expire and are taken again. When the database goes away the worker
 //! keeps its finished results in memory and waits for it to return.
 
+pub mod config;
 pub mod progress;
 pub mod retry;
 pub mod summary;
@@ -24,6 +25,9 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+
+/// Longest delay before a retry, however many attempts came before.
+pub const RETRY_CAP: Duration = Duration::from_secs(3600);
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -340,8 +344,7 @@ pub async fn run_worker(
                     .map_err(|_| ())
             }
             Disposition::Retry(why) if lease.attempts < cfg.max_attempts => {
-                let after =
-                    retry::backoff(cfg.retry_base, lease.attempts, Duration::from_secs(3600));
+                let after = retry::backoff(cfg.retry_base, lease.attempts, RETRY_CAP);
                 stats.retried += 1;
                 with_db(
                     &mut stats.db_waits,

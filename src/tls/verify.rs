@@ -46,6 +46,19 @@ pub enum TlsSetupError {
         /// The file.
         path: String,
     },
+    /// A `CERTIFICATE` block of an `--extra-ca` file does not hold a
+    /// usable certificate (corrupt DER, or refused as a trust anchor).
+    #[error("CA file {path}: certificate {index} of {count} {reason}")]
+    BadCertificate {
+        /// The file.
+        path: String,
+        /// 1-based position of the block in the file.
+        index: usize,
+        /// Certificates in the file.
+        count: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// An extra CA certificate cannot be used as a trust anchor.
     #[error("extra CA certificate rejected as trust anchor: {0}")]
     BadTrustAnchor(String),
@@ -55,7 +68,10 @@ pub enum TlsSetupError {
 }
 
 /// Reads an `--extra-ca` PEM file holding one or more certificates.
-/// Errors name the path, so a typo in the option is obvious.
+/// Errors name the path, so a typo in the option is obvious, and say what
+/// is wrong: unreadable, not PEM (bad base64, a block without its END
+/// line), no certificate, or a block whose DER is not an X.509
+/// certificate usable as a trust anchor (named by its position).
 pub fn load_extra_ca(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
     let shown = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| TlsSetupError::ReadCa {
@@ -70,6 +86,18 @@ pub fn load_extra_ca(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSet
         })?;
     if certs.is_empty() {
         return Err(TlsSetupError::NoCertificate { path: shown });
+    }
+    let count = certs.len();
+    for (i, der) in certs.iter().enumerate() {
+        let bad = |reason: String| TlsSetupError::BadCertificate {
+            path: shown.clone(),
+            index: i + 1,
+            count,
+            reason,
+        };
+        cert::analyze(der).map_err(|e| bad(format!("is {e}")))?;
+        webpki::anchor_from_trusted_cert(der)
+            .map_err(|e| bad(format!("cannot be a trust anchor: {e}")))?;
     }
     Ok(certs)
 }
@@ -425,6 +453,35 @@ mod tests {
         std::fs::write(&good, ca.pem() + &inter.pem()).expect("write");
         let certs = load_extra_ca(&good).expect("load");
         assert_eq!(certs, vec![ca.der().clone(), inter.der().clone()]);
+
+        // Valid base64 whose DER is no certificate: named by file and position.
+        let corrupt = dir.join("corrupt.pem");
+        let junk = "-----BEGIN CERTIFICATE-----\nAAECAwQFBgcICQ==\n-----END CERTIFICATE-----\n";
+        std::fs::write(&corrupt, ca.pem() + junk).expect("write");
+        let err = load_extra_ca(&corrupt)
+            .expect_err("corrupt DER")
+            .to_string();
+        assert!(err.contains("corrupt.pem"), "{err}");
+        assert!(err.contains("certificate 2 of 2"), "{err}");
+        assert!(err.contains("X.509"), "{err}");
+
+        // Broken base64, and a block cut off before its END line.
+        for (name, body) in [
+            (
+                "base64.pem",
+                "-----BEGIN CERTIFICATE-----\n!!not base64!!\n-----END CERTIFICATE-----\n",
+            ),
+            (
+                "truncated.pem",
+                "-----BEGIN CERTIFICATE-----\nAAECAwQFBgcICQ==\n",
+            ),
+        ] {
+            let p = dir.join(name);
+            std::fs::write(&p, body).expect("write");
+            let err = load_extra_ca(&p).expect_err(name);
+            assert!(matches!(err, TlsSetupError::BadPem { .. }), "{name}: {err}");
+            assert!(err.to_string().contains(name), "{err}");
+        }
 
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }

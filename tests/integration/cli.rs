@@ -44,6 +44,39 @@ fn bad_line_in_domain_list_is_named_with_file_and_line() {
 }
 
 #[test]
+fn a_line_that_is_not_utf8_is_named_with_file_and_line_or_skipped() {
+    let list = tmp("latin1.txt", "");
+    std::fs::write(&list, b"one.example\ncaf\xe9.example\ntwo.example\n").expect("write");
+    let (out, text) = run(bin()
+        .args(["probe", "--resolver", "127.0.0.1:1", "--file"])
+        .arg(&list));
+    assert!(!out.status.success());
+    assert!(text.contains("latin1.txt:2:"), "{text}");
+    assert!(text.contains("not UTF-8"), "{text}");
+    assert!(
+        !text.contains("latin1.txt:1:") && !text.contains("latin1.txt:3:"),
+        "{text}"
+    );
+    // --skip-invalid: that line is skipped with a warning, the rest goes on
+    // (to the resolver check, which this unreachable resolver fails).
+    let (out, text) = run(bin()
+        .args([
+            "probe",
+            "--skip-invalid",
+            "--resolver",
+            "127.0.0.1:1",
+            "--dns-timeout",
+            "300ms",
+            "--file",
+        ])
+        .arg(&list));
+    assert!(!out.status.success());
+    assert!(text.contains("warning: skipped"), "{text}");
+    assert!(text.contains("latin1.txt:2:"), "{text}");
+    assert!(text.contains("127.0.0.1:1"), "{text}");
+}
+
+#[test]
 fn unreachable_resolver_is_named() {
     let (out, text) = run(bin().args([
         "probe",
@@ -75,6 +108,47 @@ fn unreadable_or_empty_ca_file_is_named() {
         .arg("example.test"));
     assert!(!out.status.success());
     assert!(text.contains("empty-ca.pem"), "{text}");
+
+    // Valid PEM, corrupt DER: the file, the block and what is wrong.
+    let corrupt = tmp(
+        "corrupt-ca.pem",
+        "-----BEGIN CERTIFICATE-----\nAAECAwQFBgcICQ==\n-----END CERTIFICATE-----\n",
+    );
+    let (out, text) = run(bin()
+        .args(["probe", "--resolver", "127.0.0.1:1", "--extra-ca"])
+        .arg(&corrupt)
+        .arg("example.test"));
+    assert!(!out.status.success());
+    assert!(text.contains("corrupt-ca.pem"), "{text}");
+    assert!(text.contains("certificate 1 of 1"), "{text}");
+    assert!(text.contains("X.509"), "{text}");
+}
+
+#[test]
+fn corrupt_probe_identity_files_are_named() {
+    let cert = tmp(
+        "corrupt-probe.pem",
+        "-----BEGIN CERTIFICATE-----\nAAECAwQFBgcICQ==\n-----END CERTIFICATE-----\n",
+    );
+    let key = tmp("probe.key", "no key here\n");
+    let (out, text) = run(bin()
+        .args([
+            "probe",
+            "--resolver",
+            "127.0.0.1:1",
+            "--dns-timeout",
+            "300ms",
+            "--probe-domain",
+            "probe.example",
+            "--probe-cert",
+        ])
+        .arg(&cert)
+        .arg("--probe-key")
+        .arg(&key)
+        .arg("example.test"));
+    assert!(!out.status.success());
+    assert!(text.contains("corrupt-probe.pem"), "{text}");
+    assert!(text.contains("X.509"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,7 +183,10 @@ async fn json_output_is_one_versioned_object_per_domain() {
     assert_eq!(lines.len(), 3, "{stdout}");
     for l in lines {
         let v: serde_json::Value = serde_json::from_str(l).expect("each line is JSON");
-        assert_eq!(v["schema_version"], 1);
+        assert_eq!(
+            v["schema_version"],
+            xmpp_survey::probe::report::SCHEMA_VERSION
+        );
         assert!(
             v["domain"]
                 .as_str()

@@ -45,10 +45,15 @@ fn migrate(db: &str) {
 
 /// `crawl` (or `worker`) arguments pointed at the testnet.
 fn net_args(cmd: &mut Command, net: &Testnet, ca: &Path, db: &str) {
+    args_with_resolver(cmd, &net.dns_addr().to_string(), ca, db);
+}
+
+/// [`net_args`] with another resolver.
+fn args_with_resolver(cmd: &mut Command, resolver: &str, ca: &Path, db: &str) {
     cmd.arg("--database-url")
         .arg(db)
         .arg("--resolver")
-        .arg(net.dns_addr().to_string())
+        .arg(resolver)
         .arg("--extra-ca")
         .arg(ca)
         .args([
@@ -330,8 +335,9 @@ async fn bad_sources_are_named_and_the_valid_rest_still_crawls() {
     assert!(text.contains("gopher:list"), "{text}");
     // Invalid lines, an unreachable providers URL and broken JSON: warnings,
     // the valid domains still crawl.
-    let mut text_list = std::fs::read_to_string(&list).expect("list");
-    text_list.push_str("\nnot a domain\n");
+    let mut text_list = std::fs::read(&list).expect("list");
+    text_list.extend_from_slice(b"\nnot a domain\ncaf\xe9.example\n");
+    let latin1_line = text_list.iter().filter(|&&b| b == b'\n').count();
     std::fs::write(&list, &text_list).expect("write");
     let broken = dir.join("providers.json");
     std::fs::write(&broken, "[{\"jid\": ").expect("write");
@@ -350,8 +356,261 @@ async fn bad_sources_are_named_and_the_valid_rest_still_crawls() {
     );
     let out = wait_ok(child, Duration::from_secs(60)).await;
     assert!(out.contains("not a domain"), "{out}");
+    // A line that is not UTF-8 costs that line, named, not the list.
+    assert!(
+        out.contains(&format!("domains.txt:{latin1_line}: ")) && out.contains("not UTF-8"),
+        "{out}"
+    );
     assert!(out.contains("127.0.0.1:1"), "{out}");
     assert!(out.contains("providers.json"), "{out}");
     assert_complete(&db, 6).await;
+    net.shutdown().await;
+}
+
+/// Runs the binary to completion; returns (success, stdout + stderr).
+async fn run_cmd(mut cmd: Command) -> (bool, String) {
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// PEM of DER items (base64 in 64-column lines).
+fn pem(label: &str, ders: &[&[u8]]) -> String {
+    use base64::Engine;
+    let mut out = String::new();
+    for der in ders {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        out.push_str(&format!("-----BEGIN {label}-----\n"));
+        for chunk in b64.as_bytes().chunks(64) {
+            out.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
+            out.push('\n');
+        }
+        out.push_str(&format!("-----END {label}-----\n"));
+    }
+    out
+}
+
+/// The testnet's probe identity as files: (domain, listen, cert, key, leaf
+/// SHA-256 of the server-only certificate).
+fn identity_files(net: &Testnet, dir: &Path) -> (String, String, PathBuf, PathBuf, String) {
+    use sha2::Digest;
+    let id = net.probe_identity().expect("identity");
+    let so = &id.server_only;
+    let cert = dir.join("probe.pem");
+    let chain: Vec<&[u8]> = so.chain.iter().map(|c| c.as_ref()).collect();
+    std::fs::write(&cert, pem("CERTIFICATE", &chain)).expect("cert");
+    let key = dir.join("probe.key");
+    let label = match so.key_der.as_ref() {
+        rustls_pki_types::PrivateKeyDer::Pkcs1(_) => "RSA PRIVATE KEY",
+        rustls_pki_types::PrivateKeyDer::Sec1(_) => "EC PRIVATE KEY",
+        _ => "PRIVATE KEY",
+    };
+    std::fs::write(&key, pem(label, &[so.key_der.secret_der()])).expect("key");
+    let sha = hex::encode(sha2::Sha256::digest(so.chain[0].as_ref()));
+    (id.domain.clone(), id.listen.to_string(), cert, key, sha)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crawl_that_cannot_start_creates_no_crawl_and_names_the_culprit() {
+    let net = testnet(95, 2, &["srv_ok"]).await;
+    let dir = tmpdir("nostart");
+    let (list, ca) = files(&net, &dir);
+    let tdb = pg().await;
+    let db = tdb.url.clone();
+    migrate(&db);
+    let crawl = |label: &str| {
+        let mut cmd = bin();
+        cmd.args(["crawl", "--label", label, "--source"]).arg(&list);
+        cmd
+    };
+    // Unreachable resolver (nothing listens on 127.0.0.1:1).
+    let mut cmd = crawl("nostart");
+    args_with_resolver(&mut cmd, "127.0.0.1:1", &ca, &db);
+    let (ok, text) = run_cmd(cmd).await;
+    assert!(!ok, "{text}");
+    assert!(text.contains("127.0.0.1:1"), "{text}");
+    assert_eq!(
+        scalar(&db, "SELECT count(*) FROM crawls").await,
+        0,
+        "{text}"
+    );
+    assert_eq!(scalar(&db, "SELECT count(*) FROM crawl_queue").await, 0);
+
+    // A corrupt CA file.
+    let corrupt = dir.join("corrupt-ca.pem");
+    std::fs::write(
+        &corrupt,
+        "-----BEGIN CERTIFICATE-----\nAAECAwQFBgcICQ==\n-----END CERTIFICATE-----\n",
+    )
+    .expect("write");
+    let mut cmd = crawl("nostart");
+    net_args(&mut cmd, &net, &corrupt, &db);
+    let (ok, text) = run_cmd(cmd).await;
+    assert!(!ok, "{text}");
+    assert!(text.contains("corrupt-ca.pem"), "{text}");
+    assert_eq!(
+        scalar(&db, "SELECT count(*) FROM crawls").await,
+        0,
+        "{text}"
+    );
+
+    // The dialback listener cannot bind (its address is taken).
+    let (domain, listen, cert, key, _) = identity_files(&net, &dir);
+    let taken = std::net::TcpListener::bind(&listen).expect("take the listen address");
+    let mut cmd = crawl("nostart");
+    net_args(&mut cmd, &net, &ca, &db);
+    cmd.args(["--probe-domain", &domain, "--listen", &listen])
+        .arg("--probe-cert")
+        .arg(&cert)
+        .arg("--probe-key")
+        .arg(&key);
+    let (ok, text) = run_cmd(cmd).await;
+    drop(taken);
+    assert!(!ok, "{text}");
+    assert!(text.contains(&listen), "{text}");
+    assert_eq!(
+        scalar(&db, "SELECT count(*) FROM crawls").await,
+        0,
+        "{text}"
+    );
+
+    // An existing crawl is not resumed by a run that cannot start.
+    let mut cmd = crawl("nostart");
+    net_args(&mut cmd, &net, &ca, &db);
+    let (ok, text) = run_cmd(cmd).await;
+    assert!(ok, "{text}");
+    let mut cmd = crawl("nostart");
+    args_with_resolver(&mut cmd, "127.0.0.1:1", &ca, &db);
+    let (ok, text) = run_cmd(cmd).await;
+    assert!(!ok, "{text}");
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT count(*) FROM crawls WHERE status = 'finished' AND resumes = 0"
+        )
+        .await,
+        1,
+        "{text}"
+    );
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crawls_config_records_how_the_crawl_was_measured() {
+    let net = testnet(96, 3, &["srv_ok", "cert_server_only"]).await;
+    let dir = tmpdir("config");
+    let (list, ca) = files(&net, &dir);
+    let (domain, listen, cert, key, so_sha) = identity_files(&net, &dir);
+    let tdb = pg().await;
+    let db = tdb.url.clone();
+    migrate(&db);
+    let mut cmd = bin();
+    cmd.args(["crawl", "--label", "config", "--source"])
+        .arg(&list);
+    net_args(&mut cmd, &net, &ca, &db);
+    cmd.args([
+        "--probe-domain",
+        &domain,
+        "--listen",
+        &listen,
+        "--per-ip-rate",
+        "7",
+        "--write-batch",
+        "5",
+    ])
+    .arg("--probe-cert")
+    .arg(&cert)
+    .arg("--probe-key")
+    .arg(&key);
+    let (ok, text) = run_cmd(cmd).await;
+    assert!(ok, "{text}");
+    let pool = sqlx::PgPool::connect(&db).await.expect("db");
+    let (config, version, probe_domain): (serde_json::Value, String, Option<String>) =
+        sqlx::query_as("SELECT config, software_version, probe_domain FROM crawls")
+            .fetch_one(&pool)
+            .await
+            .expect("crawl row");
+    pool.close().await;
+    let c = &config;
+    assert_eq!(c["address_policy"]["allow_private"], true, "{c:#}");
+    assert_eq!(c["resolver"], net.dns_addr().to_string(), "{c:#}");
+    assert_eq!(c["extra_ca"][0]["path"], ca.display().to_string(), "{c:#}");
+    assert_eq!(c["extra_ca"][0]["sha256"].as_array().map(Vec::len), Some(1));
+    assert_eq!(c["limits"]["phase_timeout_ms"], 2000, "{c:#}");
+    assert_eq!(c["limits"]["dns_timeout_ms"], 800, "{c:#}");
+    assert_eq!(c["politeness"]["per_ip_rate"], 7, "{c:#}");
+    assert_eq!(c["retries"]["max_attempts"], 2, "{c:#}");
+    assert_eq!(c["retries"]["retry_base_ms"], 200, "{c:#}");
+    assert_eq!(c["worker"]["write_batch"], 5, "{c:#}");
+    assert_eq!(c["identity"]["domain"], domain.as_str(), "{c:#}");
+    assert_eq!(c["identity"]["listen"], listen.as_str(), "{c:#}");
+    let so = &c["identity"]["certificates"][0];
+    assert_eq!(so["role"], "server_only", "{c:#}");
+    assert_eq!(so["eku_class"], "server_only", "{c:#}");
+    assert_eq!(so["sha256"], so_sha.as_str(), "{c:#}");
+    assert!(
+        c["roots_version"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("webpki-roots"))
+    );
+    assert_eq!(probe_domain.as_deref(), Some(domain.as_str()));
+    // "0.1.0 (<git describe>)": the crate version and a revision.
+    let revision = version
+        .strip_prefix(env!("CARGO_PKG_VERSION"))
+        .and_then(|r| r.strip_prefix(" ("))
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("software_version {version:?}"));
+    assert!(!revision.is_empty(), "{version}");
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crawl_that_stops_on_an_error_is_marked_failed_with_it() {
+    let net = testnet(97, 3, &["srv_ok"]).await;
+    let dir = tmpdir("failed");
+    let (list, ca) = files(&net, &dir);
+    let tdb = pg().await;
+    let db = tdb.url.clone();
+    migrate(&db);
+    // A real PostgreSQL error on every result write (not a lost
+    // connection, which the worker waits out): the crawl cannot go on.
+    let pool = sqlx::PgPool::connect(&db).await.expect("db");
+    for sql in [
+        "CREATE FUNCTION xs_test_refuse() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'injected write failure'; END $$",
+        "CREATE TRIGGER xs_test_refuse BEFORE INSERT ON results \
+         FOR EACH ROW EXECUTE FUNCTION xs_test_refuse()",
+    ] {
+        sqlx::query(sql).execute(&pool).await.expect(sql);
+    }
+    pool.close().await;
+    let mut cmd = bin();
+    cmd.args(["crawl", "--label", "failed", "--source"])
+        .arg(&list);
+    net_args(&mut cmd, &net, &ca, &db);
+    let (ok, text) = run_cmd(cmd).await;
+    assert!(!ok, "{text}");
+    assert!(text.contains("injected write failure"), "{text}");
+    let pool = sqlx::PgPool::connect(&db).await.expect("db");
+    let (status, error): (String, Option<String>) =
+        sqlx::query_as("SELECT status::text, error FROM crawls WHERE label = 'failed'")
+            .fetch_one(&pool)
+            .await
+            .expect("crawl row");
+    pool.close().await;
+    assert_eq!(status, "failed", "{text}");
+    assert!(
+        error
+            .as_deref()
+            .is_some_and(|e| e.contains("injected write failure")),
+        "{error:?}"
+    );
     net.shutdown().await;
 }
