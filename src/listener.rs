@@ -907,9 +907,7 @@ mod tests {
         );
         assert_eq!(l.verifies_from(PEER), 1);
         // Before TLS (XEP-0220 predates mandatory TLS).
-        let tcp = TcpStream::connect(l.local_addr())
-            .await
-            .expect("tcp");
+        let tcp = TcpStream::connect(l.local_addr()).await.expect("tcp");
         let mut rd = StreamReader::new(tcp, Default::default());
         rd.write_all(
             crate::xmpp::stream::open_header(&crate::xmpp::stream::HeaderSpec {
@@ -970,9 +968,7 @@ mod tests {
         let l = listener(&net).await;
         l.begin(PEER);
         let probe = net.probe_identity().expect("id").domain;
-        let mut tcp = TcpStream::connect(l.local_addr())
-            .await
-            .expect("tcp");
+        let mut tcp = TcpStream::connect(l.local_addr()).await.expect("tcp");
         let header = format!(
             "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
              xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' \
