@@ -87,6 +87,8 @@ CREATE TABLE acceptance_attempts (
     software_name           TEXT,
     software_version        TEXT,
     detail                  TEXT,
+    external_fault          TEXT
+        CHECK (external_fault IN ('timeout', 'closed', 'invalid_xml', 'limit', 'stream_error', 'write', 'unexpected')),
     PRIMARY KEY (crawl_id, domain_id, ordinal),
     FOREIGN KEY (crawl_id, domain_id) REFERENCES results (crawl_id, domain_id) ON DELETE CASCADE,
     CHECK (external_condition IS NULL OR external_outcome = 'failure'),
@@ -112,6 +114,7 @@ COMMENT ON COLUMN acceptance_attempts.external_offered IS 'MEASUREMENTS §3.2: E
 COMMENT ON COLUMN acceptance_attempts.external_outcome IS 'MEASUREMENTS §3.3: the answer to <auth mechanism=''EXTERNAL''/>: success, failure, challenge; NULL when not sent.';
 COMMENT ON COLUMN acceptance_attempts.external_condition IS 'The <failure/> condition (RFC 6120 §6.5), e.g. not-authorized.';
 COMMENT ON COLUMN acceptance_attempts.external_text IS 'The <failure/> text, e.g. unsupported certificate purpose (ejabberd before 25.08).';
+COMMENT ON COLUMN acceptance_attempts.external_fault IS 'How the EXTERNAL exchange broke instead of answering (timeout, closed, invalid_xml, limit, stream_error, write, unexpected); NULL when it answered or was not sent. Such an attempt makes the verdict inconclusive (attempt_incomplete).';
 COMMENT ON COLUMN acceptance_attempts.dialback_offered IS 'MEASUREMENTS §3.4: dialback offered (feature or xmlns:db on the header); NULL when not seen.';
 COMMENT ON COLUMN acceptance_attempts.ping IS 'MEASUREMENTS §3.5: answer to the XEP-0199 ping after authenticating: not_attempted (not authenticated), result, error, timeout.';
 COMMENT ON COLUMN acceptance_attempts.ping_condition IS 'The ping''s error condition (RFC 6120 §8.3.3).';

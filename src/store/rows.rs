@@ -295,6 +295,8 @@ pub struct AttemptRow {
     pub external_condition: Option<String>,
     /// Its failure text.
     pub external_text: Option<String>,
+    /// How the exchange broke instead of answering.
+    pub external_fault: Option<crate::acceptance::ExchangeFault>,
     /// Dialback offered.
     pub dialback_offered: Option<bool>,
     /// Ping outcome ([`iq_kind`]).
@@ -561,6 +563,7 @@ fn attempt_row((ordinal, a): (usize, &AttemptReport)) -> AttemptRow {
         external_outcome: a.external.as_ref().map(sasl_kind),
         external_condition,
         external_text,
+        external_fault: a.external_fault,
         dialback_offered: a.dialback_offered,
         ping: iq_kind(&a.ping),
         ping_condition: iq_condition(&a.ping),
@@ -997,6 +1000,7 @@ mod tests {
                 condition: "not-authorized".into(),
                 text: Some("unsupported certificate purpose".into()),
             }),
+            external_fault: None,
             dialback_offered: Some(true),
             ping: IqOutcome::NotAttempted,
             version_query: IqOutcome::NotAttempted,
@@ -1006,6 +1010,7 @@ mod tests {
         let cs = AttemptReport {
             cert: ProbeCertKind::ClientAndServer,
             external: Some(SaslOutcome::Success),
+            external_fault: None,
             ping: IqOutcome::Result,
             version_query: IqOutcome::Error {
                 condition: "service-unavailable".into(),

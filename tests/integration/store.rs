@@ -441,6 +441,7 @@ async fn check_constraints_list_every_serde_value() {
     );
     // Schema 2: the acceptance evidence's enums (serde values, taken from
     // serde itself for the tagged ones).
+    use xmpp_survey::acceptance::ExchangeFault as Xf;
     use xmpp_survey::acceptance::{
         AcceptanceReason as R, DialbackOutcome as Db, InboundAuth as In, IqOutcome as Iq,
         ProbeCertKind as K,
@@ -448,6 +449,26 @@ async fn check_constraints_list_every_serde_value() {
     use xmpp_survey::probe::report::Transport as T;
     use xmpp_survey::tls::ClientPurpose as Cp;
     use xmpp_survey::xmpp::sasl::SaslOutcome as Sa;
+    let faults = all(
+        &[
+            Xf::Timeout,
+            Xf::Closed,
+            Xf::InvalidXml,
+            Xf::Limit,
+            Xf::StreamError,
+            Xf::Write,
+            Xf::Unexpected,
+        ],
+        |x| match x {
+            Xf::Timeout
+            | Xf::Closed
+            | Xf::InvalidXml
+            | Xf::Limit
+            | Xf::StreamError
+            | Xf::Write
+            | Xf::Unexpected => {}
+        },
+    );
     let reasons = all(
         &[
             R::NoProbeIdentity,
@@ -622,6 +643,11 @@ async fn check_constraints_list_every_serde_value() {
             phases.iter().map(label).collect(),
         ),
         ("acceptance_attempts", "external_outcome", sasl.clone()),
+        (
+            "acceptance_attempts",
+            "external_fault",
+            faults.iter().map(label).collect(),
+        ),
         ("acceptance_attempts", "ping", iq.clone()),
         ("acceptance_attempts", "version_query", iq.clone()),
         ("acceptance_dialback", "outcome", dialback),
@@ -1405,6 +1431,7 @@ mod hand {
                 condition: "not-authorized".into(),
                 text: Some("unsupported certificate purpose".into()),
             }),
+            external_fault: None,
             dialback_offered: Some(true),
             ping: IqOutcome::NotAttempted,
             version_query: IqOutcome::NotAttempted,
@@ -1416,6 +1443,7 @@ mod hand {
             connection: conn(),
             external_offered: Some(true),
             external: Some(SaslOutcome::Success),
+            external_fault: None,
             ping: if alert {
                 IqOutcome::Error {
                     condition: "feature-not-implemented".into(),
@@ -1527,10 +1555,17 @@ async fn v2_columns(store: &Store) -> Vec<(String, String)> {
 async fn record_fills_every_acceptance_table_and_column() {
     let db = pg().await;
     let store = migrated(&db).await;
+    let mut broken = hand::accepting("d.hand.test", false);
+    if let Some(a) = broken.acceptance.as_mut() {
+        // A hostile server that never answers EXTERNAL.
+        a.attempts[0].external = None;
+        a.attempts[0].external_fault = Some(xmpp_survey::acceptance::ExchangeFault::Timeout);
+    }
     let reports = vec![
         hand::accepting("a.hand.test", false),
         hand::accepting("b.hand.test", true),
         hand::plain("c.hand.test"),
+        broken,
     ];
     // The row structs' keys are the new tables' columns.
     let rows = from_report(&reports[0]);
@@ -1553,18 +1588,18 @@ async fn record_fills_every_acceptance_table_and_column() {
     }
 
     let (crawl, batch) = crawl_of(&store, "hand", &reports).await;
-    assert_eq!(store.record(crawl, &batch).await.unwrap(), 3);
+    assert_eq!(store.record(crawl, &batch).await.unwrap(), 4);
     assert_eq!(
         count(&store, "SELECT count(*) FROM acceptance_attempts").await,
-        4
+        6
     );
     assert_eq!(
         count(&store, "SELECT count(*) FROM acceptance_dialback").await,
-        2
+        3
     );
     assert_eq!(
         count(&store, "SELECT count(*) FROM inbound_streams").await,
-        6
+        9
     );
     // Every new column holds a value somewhere.
     for (table, column) in v2_columns(&store).await {
