@@ -230,15 +230,23 @@ enum Refusal {
     Slots,
 }
 
-/// A live stream's place in the per-address and per-prefix counts;
-/// released on drop.
+/// A live stream's place in the global count and, until it
+/// authenticates, in the per-address and per-prefix counts; released on
+/// drop. The per-address caps are for strangers: once a stream proves it
+/// is a domain being probed, it no longer counts against its address (a
+/// shared host delivering replies for many probed domains at once).
 struct Admission {
     listener: Arc<ProbeListener>,
     ip: IpAddr,
+    counted: std::cell::Cell<bool>,
 }
 
-impl Drop for Admission {
-    fn drop(&mut self) {
+impl Admission {
+    /// Takes the stream out of the per-address and per-prefix counts.
+    fn release_address(&self) {
+        if !self.counted.replace(false) {
+            return;
+        }
         let mut guard = self.listener.lock();
         let st = &mut *guard;
         let prefix = prefix_of(self.ip);
@@ -250,8 +258,20 @@ impl Drop for Admission {
                 }
             }
         }
-        st.live -= 1;
     }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.release_address();
+        self.listener.lock().live -= 1;
+    }
+}
+
+tokio::task_local! {
+    /// The admission of the stream the current task serves (the inbound
+    /// engine calls [`InboundPolicy::authenticated`] from that task).
+    static ADMISSION: Admission;
 }
 
 fn norm(d: &str) -> String {
@@ -341,7 +361,7 @@ impl ProbeListener {
             bump(&self.stats.accepted);
             let _ = tcp.set_nodelay(true);
             let l = self.clone();
-            self.tracker.spawn(async move {
+            self.tracker.spawn(ADMISSION.scope(admission, async move {
                 let authenticated = tokio::select! {
                     _ = l.cancel.cancelled() => false,
                     a = inbound::serve(&*l, tcp, &l.limits) => a,
@@ -349,8 +369,7 @@ impl ProbeListener {
                 if !authenticated {
                     bump(&l.stats.unauthenticated);
                 }
-                drop(admission);
-            });
+            }));
         }
     }
 
@@ -377,6 +396,7 @@ impl ProbeListener {
         Ok(Admission {
             listener: self.clone(),
             ip,
+            counted: std::cell::Cell::new(true),
         })
     }
 
@@ -604,6 +624,7 @@ impl InboundPolicy for ProbeListener {
 
     fn authenticated(&self, _: &(), report: &Arc<Mutex<InboundReport>>) {
         bump(&self.stats.authenticated);
+        let _ = ADMISSION.try_with(Admission::release_address);
         let peer = report
             .lock()
             .unwrap_or_else(|e| e.into_inner())
