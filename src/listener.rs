@@ -106,6 +106,9 @@ pub struct ListenerConfig {
     pub ctx: ProbeContext,
     /// DNS for finding a dialback peer's authoritative server.
     pub resolver: Arc<Resolver>,
+    /// Streams served at once ([`MAX_STREAMS`] unless the process's file
+    /// descriptor budget calls for fewer).
+    pub max_streams: usize,
 }
 
 /// Why the listener could not start.
@@ -157,7 +160,7 @@ pub struct ListenerStats {
     pub refused_address_cap: u64,
     /// Closed at once: the /24 or /48 held [`MAX_STREAMS_PER_PREFIX`].
     pub refused_prefix_cap: u64,
-    /// Closed at once: all [`MAX_STREAMS`] slots were taken.
+    /// Closed at once: all stream slots ([`ListenerConfig::max_streams`]) were taken.
     pub refused_slots: u64,
     /// Refused after the header: its `from` is not a domain being probed.
     pub refused_not_in_flight: u64,
@@ -198,6 +201,7 @@ pub struct ProbeListener {
     tls: Arc<ServerConfig>,
     limits: InboundLimits,
     state: Mutex<State>,
+    max_streams: usize,
     stats: Counters,
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -324,6 +328,7 @@ impl ProbeListener {
             tls,
             limits,
             state: Mutex::new(State::default()),
+            max_streams: cfg.max_streams.max(1),
             stats: Counters::default(),
             cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),
@@ -378,7 +383,7 @@ impl ProbeListener {
     fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admission, Refusal> {
         let mut st = self.lock();
         let prefix = prefix_of(ip);
-        if st.live >= MAX_STREAMS {
+        if st.live >= self.max_streams {
             return Err(Refusal::Slots);
         }
         if st.per_address.get(&ip).copied().unwrap_or(0) >= MAX_STREAMS_PER_ADDRESS {
@@ -715,6 +720,7 @@ pub(crate) mod test_support {
     pub async fn listener(net: &Testnet) -> Arc<ProbeListener> {
         let identity = Arc::new(net.probe_identity().expect("identity"));
         ProbeListener::start(ListenerConfig {
+            max_streams: MAX_STREAMS,
             ctx: ctx(net, &identity.domain),
             identity,
             resolver: resolver(net),
@@ -1155,6 +1161,7 @@ mod tests {
         cx.limits.phase_timeout = Duration::from_millis(500);
         let deadline = auth_deadline(&cx.limits);
         let l = ProbeListener::start(ListenerConfig {
+            max_streams: MAX_STREAMS,
             ctx: cx,
             identity: identity.clone(),
             resolver: resolver(&net),

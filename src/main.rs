@@ -439,6 +439,7 @@ async fn build_prober(o: &NetOptions, gate: Option<Arc<Politeness>>) -> Result<S
     let mut listener_ctx = setup.prober.context().clone();
     listener_ctx.gate = None;
     let l = ProbeListener::start(ListenerConfig {
+        max_streams: xmpp_survey::listener::MAX_STREAMS,
         identity: id.clone(),
         ctx: listener_ctx,
         resolver,

@@ -42,6 +42,7 @@ async fn acceptance_profiles_match_the_manifest() {
         .expect("resolver"),
     );
     let listener = ProbeListener::start(ListenerConfig {
+        max_streams: xmpp_survey::listener::MAX_STREAMS,
         identity: identity.clone(),
         ctx: base.context().clone(),
         resolver,

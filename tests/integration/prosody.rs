@@ -518,6 +518,7 @@ async fn probe_with_identity(net: &Testnet) -> xmpp_survey::probe::report::Domai
         .expect("resolver"),
     );
     let listener = ProbeListener::start(ListenerConfig {
+        max_streams: xmpp_survey::listener::MAX_STREAMS,
         identity: identity.clone(),
         ctx: ctx.clone(),
         resolver: resolver.clone(),
