@@ -9,6 +9,7 @@
 //! - [`dns`]: the authoritative DNS server.
 //! - [`server`]: the simulated XMPP servers.
 
+pub mod attack;
 pub mod ceiling;
 pub mod certs;
 pub mod dns;

@@ -4,6 +4,7 @@
 
 mod acceptance;
 mod address_safety;
+mod attack;
 mod cli;
 mod crawl;
 mod politeness;
