@@ -4,9 +4,30 @@
 # DB rows/s and the crawler's peak RSS, plus the machine's raw TLS
 # handshake ceiling against the same testnet measured in the same run
 # (a minimal rustls loop), so the crawler's figure is also a ratio.
+#
+# `scripts/bench.sh attacks`: the dialback listener under each attack of
+# the "No one outside can change a verdict" issue, one process per case: a
+# testnet crawl with the acceptance probe (ATTACK_DOMAINS, default 300)
+# while a hostile client attacks from one address and from a /24
+# (ATTACK_SECONDS, default 20); prints manifest mismatches, peak RSS and
+# fds (compare with the no-attack row) and the listener's counters.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
+
+if [ "${1:-}" = attacks ]; then
+  ensure_rust
+  raise_nofile
+  say "building the stress test"
+  cargo test --quiet --test integration --no-run 2>/dev/null
+  header=1
+  for kind in none verify_flood idle_hold slow_text big_client_chain forged_from; do
+    if [ -n "$header" ]; then export ATTACK_HEADER=1; header=; else unset ATTACK_HEADER; fi
+    ATTACK_ONLY=$kind cargo test --quiet --test integration attack_figures -- --ignored --nocapture 2>/dev/null \
+      | grep -E '^(attack|none|[a-z_]+) +[0-9a-z]' || die "attack case $kind failed"
+  done
+  exit 0
+fi
 
 DOMAINS="${DOMAINS:-10000}"
 NET="${NET:-23}"

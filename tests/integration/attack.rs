@@ -131,3 +131,144 @@ async fn every_attack_at_once_changes_no_fact() {
         failures.join("\n")
     );
 }
+
+/// Peak RSS of this process in KiB since the last [`reset_peak_rss`].
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Resets the peak RSS (Linux: `5` to `/proc/self/clear_refs`).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn open_fds() -> u64 {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64)
+}
+
+/// The figures of `docs/benchmarks.md` ("Listener under attack"): for no
+/// attack and for each attack alone (from one address, then from a /24 at
+/// once), a testnet crawl with the acceptance probe: manifest mismatches,
+/// peak RSS and open fds of this process (crawler, listener and testnet
+/// together: compare each row with the no-attack row), and the listener's
+/// counters. Run by `scripts/bench.sh attacks`; ignored in `cargo test`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: scripts/bench.sh attacks"]
+async fn attack_figures() {
+    let domains: usize = std::env::var("ATTACK_DOMAINS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let secs: u64 = std::env::var("ATTACK_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    // One case per process (ATTACK_ONLY=none|verify_flood|…), so that no
+    // case inherits memory the allocator kept from another.
+    let only = std::env::var("ATTACK_ONLY").ok();
+    let mut runs: Vec<Option<AttackKind>> = vec![None];
+    runs.extend(AttackKind::ALL.map(Some));
+    runs.retain(|k| {
+        only.as_deref()
+            .is_none_or(|o| o == k.map_or("none".to_string(), |k| xmpp_survey::facts::label(k)))
+    });
+    if only.as_deref() != Some("none") && only.is_some() && runs.is_empty() {
+        panic!("ATTACK_ONLY={only:?} names no attack");
+    }
+    if std::env::var("ATTACK_HEADER").is_ok() {
+        println!(
+            "{:<16} {:>10} {:>9} {:>8} {:>9} {:>8} {:>8} {:>8}",
+            "attack", "mismatch", "RSS MiB", "fd peak", "accepted", "refused", "unauth", "auth"
+        );
+    }
+    for (i, kind) in runs.into_iter().enumerate() {
+        let net = 120 + i as u8;
+        let t = testnet(net, domains, &[]).await;
+        let identity = Arc::new(t.probe_identity().expect("identity"));
+        let base = prober(&t, AddressPolicy::ALLOW_PRIVATE);
+        let resolver = Arc::new(
+            Resolver::new(&DnsConfig {
+                server: Some(t.dns_addr()),
+                timeout: test_limits().dns_timeout,
+            })
+            .expect("resolver"),
+        );
+        let listener = ProbeListener::start(ListenerConfig {
+            max_streams: MAX_STREAMS,
+            identity: identity.clone(),
+            ctx: base.context().clone(),
+            resolver,
+        })
+        .await
+        .expect("listener");
+        let prober = base.with_acceptance(AcceptanceProbe::new(identity.clone(), listener.clone()));
+        let manifest = t.manifest();
+        let targets: Vec<String> = manifest.domains.iter().map(|d| d.domain.clone()).collect();
+        reset_peak_rss();
+        let fd_peak = Arc::new(std::sync::atomic::AtomicU64::new(open_fds()));
+        let sampler = {
+            let fd_peak = fd_peak.clone();
+            tokio::spawn(async move {
+                loop {
+                    fd_peak.fetch_max(open_fds(), std::sync::atomic::Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            })
+        };
+        let mut attacks = Vec::new();
+        if let Some(kind) = kind {
+            let one = vec![IpAddr::V4(Ipv4Addr::new(127, net, 200, 1))];
+            let several: Vec<IpAddr> = (1..=16)
+                .map(|i| IpAddr::V4(Ipv4Addr::new(127, net, 201, i)))
+                .collect();
+            for (sources, connections) in [(one, 3000), (several, 3000)] {
+                let cfg = AttackConfig {
+                    kind,
+                    listener: listener.local_addr(),
+                    probe_domain: identity.domain.clone(),
+                    targets: targets.clone(),
+                    sources,
+                    connections,
+                    rate: 500,
+                    duration: Duration::from_secs(secs),
+                };
+                attacks.push(tokio::spawn(attack::run(cfg)));
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        let reports = probe_manifest(&prober, &manifest, 64).await;
+        for a in attacks {
+            let _ = a.await;
+        }
+        sampler.abort();
+        let stats = listener.stats();
+        listener.shutdown().await;
+        t.shutdown().await;
+        let mismatches: usize = reports
+            .iter()
+            .map(|(d, r)| compare(&d.expect, &facts(r)).len())
+            .sum();
+        let refused = stats.refused_address_cap
+            + stats.refused_prefix_cap
+            + stats.refused_slots
+            + stats.refused_not_in_flight;
+        println!(
+            "{:<16} {:>10} {:>9.1} {:>8} {:>9} {:>8} {:>8} {:>8}",
+            kind.map_or("none".to_string(), xmpp_survey::facts::label),
+            mismatches,
+            peak_rss_kib() as f64 / 1024.0,
+            fd_peak.load(std::sync::atomic::Ordering::Relaxed),
+            stats.accepted,
+            refused,
+            stats.unauthenticated,
+            stats.authenticated
+        );
+    }
+}
