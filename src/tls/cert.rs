@@ -794,6 +794,114 @@ mod hostile_tests {
         ));
     }
 
+    /// The handcrafted certificates kept in `tests/regressions/cert_analyze/`
+    /// (replayed by the `regressions` integration test and seeding the
+    /// `cert_analyze` fuzz target). Run with `--ignored` to write them again.
+    pub(crate) fn regression_certificates() -> Vec<(&'static str, Vec<u8>)> {
+        let d = Spec::default;
+        vec![
+            ("baseline.der", handcrafted::der(&d())),
+            (
+                "nul-in-dns-san.der",
+                handcrafted::der(&Spec {
+                    dns: &[b"good.test\0.evil.test"],
+                    ..d()
+                }),
+            ),
+            (
+                "nul-in-xmppaddr.der",
+                handcrafted::der(&Spec {
+                    xmpp_addr: &[b"a\0b.test"],
+                    ..d()
+                }),
+            ),
+            (
+                "nul-in-srvid.der",
+                handcrafted::der(&Spec {
+                    srv_id: &[b"_xmpp-server.a\0.test"],
+                    ..d()
+                }),
+            ),
+            (
+                "nul-in-subject-cn.der",
+                handcrafted::der(&Spec {
+                    subject_cn: b"xmpp.example.test\0evil",
+                    ..d()
+                }),
+            ),
+            (
+                "nul-in-issuer-cn.der",
+                handcrafted::der(&Spec {
+                    issuer_cn: b"\0",
+                    ..d()
+                }),
+            ),
+            (
+                "utctime-offset-plus1600.der",
+                handcrafted::der(&Spec {
+                    not_before: (UTC, "260101000000+1600"),
+                    ..d()
+                }),
+            ),
+            (
+                "utctime-offset-plus2400.der",
+                handcrafted::der(&Spec {
+                    not_after: (UTC, "260401000000+2400"),
+                    ..d()
+                }),
+            ),
+            (
+                "generalized-before-2050.der",
+                handcrafted::der(&Spec {
+                    not_after: (GENERALIZED, "20260401000000Z"),
+                    ..d()
+                }),
+            ),
+            (
+                "generalized-with-offset.der",
+                handcrafted::der(&Spec {
+                    not_after: (GENERALIZED, "20260401000000+2400"),
+                    ..d()
+                }),
+            ),
+            (
+                "nul-san-and-offset-time.der",
+                handcrafted::der(&Spec {
+                    issuer_cn: b"evil\0CA",
+                    subject_cn: b"a\0b",
+                    not_before: (UTC, "260101000000+1600"),
+                    not_after: (UTC, "260401000000+2400"),
+                    dns: &[b"good.test\0.evil.test", b"ok.test"],
+                    xmpp_addr: &[b"\0"],
+                    srv_id: &[b"_xmpp-server.\0"],
+                }),
+            ),
+        ]
+    }
+
+    #[test]
+    #[ignore = "writes tests/regressions/cert_analyze/"]
+    fn write_regression_certificates() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/regressions/cert_analyze");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        for (name, der) in regression_certificates() {
+            std::fs::write(dir.join(name), der).expect("write");
+        }
+    }
+
+    /// The files on disk are what the builder makes (so they stay
+    /// explainable).
+    #[test]
+    fn regression_certificates_on_disk_match() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/regressions/cert_analyze");
+        for (name, der) in regression_certificates() {
+            let on_disk = std::fs::read(dir.join(name)).expect(name);
+            assert_eq!(on_disk, der, "{name}");
+        }
+    }
+
     /// The report of a certificate with a NUL in a dNSName and an offset
     /// time serialises, holds no U+0000 (raw or `\u0000`), and its times
     /// are UTC.
