@@ -60,7 +60,7 @@ for t in "${targets[@]}"; do
     -timeout=10 -rss_limit_mb=2048) >"$log" 2>&1
   rc=$?
   set -e
-  execs=$(grep -h 'stat::number_of_executed_units' "$log" fuzz/fuzz-*.log 2>/dev/null | awk '{s+=$2} END {print s+0}')
+  execs=$(cat "$log" fuzz/fuzz-*.log 2>/dev/null | awk '/stat::number_of_executed_units/ {s+=$2} END {print s+0}' || true)
   rm -f fuzz/fuzz-*.log
   after=$(find "fuzz/artifacts/$t" -type f ! -name '*.log' | wc -l)
   if [ "$rc" -ne 0 ] || [ "$after" -gt "$before" ]; then
