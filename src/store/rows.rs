@@ -802,6 +802,7 @@ mod tests {
             self_signed: false,
             lets_encrypt: true,
             renews_server_only: renews,
+            anomalies: Vec::new(),
         }
     }
 

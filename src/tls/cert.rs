@@ -9,13 +9,16 @@ use std::sync::LazyLock;
 
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use sha2::{Digest, Sha256};
+use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
+use x509_parser::asn1_rs::Class;
 use x509_parser::asn1_rs::{Any, BmpString, FromDer, Oid, Tag, ToDer};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::public_key::PublicKey;
+use x509_parser::time::ASN1Time;
 use x509_parser::x509::X509Name;
 
 use super::issuers::{self, IssuerName};
-use super::{CertInfo, KeyInfo, eku, san};
+use super::{CertAnomaly, CertInfo, KeyInfo, eku, san};
 
 /// Why a certificate could not be analysed. The survey records the
 /// certificate's hash and this text instead.
@@ -36,6 +39,14 @@ pub enum CertError {
 
 /// Analyses one DER certificate into a [`CertInfo`] (MEASUREMENTS §2).
 ///
+/// Hostile but parseable encodings are repaired and flagged in
+/// [`CertInfo::anomalies`] rather than refused, so the result can always be
+/// serialised and stored: a U+0000 in a DN or SAN is escaped
+/// ([`CertAnomaly::NulInName`]); notBefore/notAfter are converted to UTC
+/// ([`CertAnomaly::TimeWithOffset`]), checked against RFC 5280 §4.1.2.5
+/// ([`CertAnomaly::TimeOutsideRfc5280Profile`]) and clamped to years
+/// 0000–9999 ([`CertAnomaly::TimeUnrepresentable`]).
+///
 /// `renews_server_only` is only ever set on non-CA certificates; whether the
 /// certificate is actually the end-entity of a chain is the caller's
 /// knowledge, the rule itself is in [`issuers::renews_server_only`].
@@ -46,13 +57,29 @@ pub fn analyze(der: &[u8]) -> Result<CertInfo, CertError> {
         return Err(CertError::TrailingData(rest.len()));
     }
     let eku = eku::from_cert(&cert).map_err(|e| CertError::Extension(e.to_string()))?;
-    let sans = san::parse(&cert).map_err(|e| CertError::Extension(e.to_string()))?;
+    let (sans, nul_in_san) = san::parse(&cert).map_err(|e| CertError::Extension(e.to_string()))?;
+    let mut anomalies = Vec::new();
+    if nul_in_san || name_has_nul(cert.subject()) || name_has_nul(cert.issuer()) {
+        anomalies.push(CertAnomaly::NulInName);
+    }
+    let raw_times = raw_validity(der);
+    let not_before = validity_time(
+        &cert.validity().not_before,
+        raw_times.map(|t| t[0]),
+        &mut anomalies,
+    );
+    let not_after = validity_time(
+        &cert.validity().not_after,
+        raw_times.map(|t| t[1]),
+        &mut anomalies,
+    );
+    anomalies.sort_unstable();
+    anomalies.dedup();
     let is_ca = cert
         .basic_constraints()
         .map_err(|e| CertError::Extension(format!("basicConstraints: {e}")))?
         .is_some_and(|bc| bc.value.ca);
     let issuer_name = issuer_name(cert.issuer());
-    let not_after = cert.validity().not_after.to_datetime();
     let self_signed =
         cert.subject().as_raw() == cert.issuer().as_raw() && verifies_with_own_key(der, &cert);
     Ok(CertInfo {
@@ -60,7 +87,7 @@ pub fn analyze(der: &[u8]) -> Result<CertInfo, CertError> {
         subject: rfc4514(cert.subject()),
         issuer: rfc4514(cert.issuer()),
         serial: serial_hex(cert.raw_serial()),
-        not_before: cert.validity().not_before.to_datetime(),
+        not_before,
         not_after,
         key: key_info(&cert),
         signature_algorithm: signature_algorithm_name(&cert.signature_algorithm.algorithm),
@@ -70,7 +97,99 @@ pub fn analyze(der: &[u8]) -> Result<CertInfo, CertError> {
         eku,
         is_ca,
         self_signed,
+        anomalies,
     })
+}
+
+/// Whether any string attribute of a DN holds a U+0000 (it is stored
+/// escaped by [`rfc4514`]).
+fn name_has_nul(name: &X509Name<'_>) -> bool {
+    name.iter_attributes()
+        .any(|a| attr_value_text(a.attr_value()).is_some_and(|t| t.contains('\0')))
+}
+
+/// The raw (tag, content) of notBefore and notAfter: `TBSCertificate ::=
+/// SEQUENCE { version [0] EXPLICIT OPTIONAL, serialNumber, signature,
+/// issuer, validity SEQUENCE { notBefore Time, notAfter Time }, … }`
+/// (RFC 5280 §4.1).
+fn raw_validity(der: &[u8]) -> Option<[(Tag, &[u8]); 2]> {
+    let (tbs, _, _) = split_certificate(der)?;
+    let (_, tbs) = Any::from_der(tbs).ok()?;
+    let (mut rest, first) = Any::from_der(tbs.data).ok()?;
+    // Skip the optional version, then serialNumber, signature, issuer.
+    let skip = if first.class() == Class::ContextSpecific {
+        3
+    } else {
+        2
+    };
+    for _ in 0..skip {
+        rest = Any::from_der(rest).ok()?.0;
+    }
+    let (_, validity) = Any::from_der(rest).ok()?;
+    let (rest, nb) = Any::from_der(validity.data).ok()?;
+    let (_, na) = Any::from_der(rest).ok()?;
+    Some([(nb.tag(), nb.data), (na.tag(), na.data)])
+}
+
+/// RFC 5280 §4.1.2.5: UTCTime `YYMMDDHHMMSSZ` (years through 2049),
+/// GeneralizedTime `YYYYMMDDHHMMSSZ` (from 2050).
+fn in_rfc5280_profile(tag: Tag, content: &[u8]) -> bool {
+    let digits = |n: usize| {
+        content.len() == n + 1
+            && content.last() == Some(&b'Z')
+            && content.iter().take(n).all(u8::is_ascii_digit)
+    };
+    if tag == Tag::UtcTime {
+        digits(12)
+    } else if tag == Tag::GeneralizedTime {
+        digits(14) && content.get(..4).is_some_and(|y| y >= b"2050".as_slice())
+    } else {
+        false
+    }
+}
+
+/// The first and last instants RFC 3339 (and so the report) can carry.
+fn representable_range() -> (OffsetDateTime, OffsetDateTime) {
+    let first = PrimitiveDateTime::new(
+        Date::from_calendar_date(0, Month::January, 1).unwrap_or(Date::MIN),
+        Time::MIDNIGHT,
+    );
+    let last = PrimitiveDateTime::new(
+        Date::from_calendar_date(9999, Month::December, 31).unwrap_or(Date::MAX),
+        Time::from_hms(23, 59, 59).unwrap_or(Time::MIDNIGHT),
+    );
+    (first.assume_utc(), last.assume_utc())
+}
+
+/// notBefore/notAfter in UTC, with what was wrong recorded in `anomalies`:
+/// an offset, a form outside RFC 5280 §4.1.2.5, or an instant outside years
+/// 0000–9999 in UTC (clamped).
+fn validity_time(
+    t: &ASN1Time,
+    raw: Option<(Tag, &[u8])>,
+    anomalies: &mut Vec<CertAnomaly>,
+) -> OffsetDateTime {
+    let dt = t.to_datetime();
+    if let Some((tag, content)) = raw {
+        if content.iter().any(|&b| b == b'+' || b == b'-') {
+            anomalies.push(CertAnomaly::TimeWithOffset);
+            anomalies.push(CertAnomaly::TimeOutsideRfc5280Profile);
+        } else if !in_rfc5280_profile(tag, content) {
+            anomalies.push(CertAnomaly::TimeOutsideRfc5280Profile);
+        }
+    }
+    if dt.offset() != UtcOffset::UTC && !anomalies.contains(&CertAnomaly::TimeWithOffset) {
+        anomalies.push(CertAnomaly::TimeWithOffset);
+        anomalies.push(CertAnomaly::TimeOutsideRfc5280Profile);
+    }
+    let (first, last) = representable_range();
+    match dt.checked_to_offset(UtcOffset::UTC) {
+        Some(utc) if utc >= first && utc <= last => utc,
+        _ => {
+            anomalies.push(CertAnomaly::TimeUnrepresentable);
+            if dt.year() >= 5000 { last } else { first }
+        }
+    }
 }
 
 /// The O and CN attributes of an issuer DN, for [`issuers`].
@@ -150,15 +269,19 @@ fn attr_type_name(oid: &Oid<'_>) -> String {
     short.to_string()
 }
 
-fn attr_value_string(v: &Any<'_>) -> String {
-    let text = match v.tag() {
+/// The text of a string-typed DN attribute value, `None` for other types.
+fn attr_value_text(v: &Any<'_>) -> Option<String> {
+    match v.tag() {
         Tag::Utf8String | Tag::PrintableString | Tag::Ia5String | Tag::NumericString => {
             std::str::from_utf8(v.data).ok().map(str::to_string)
         }
         Tag::BmpString => BmpString::try_from(v.clone()).ok().map(|b| b.string()),
         _ => None,
-    };
-    match text {
+    }
+}
+
+fn attr_value_string(v: &Any<'_>) -> String {
+    match attr_value_text(v) {
         Some(t) => escape_rfc4514(&t),
         None => match v.to_der_vec() {
             Ok(d) => format!("#{}", hex::encode(d)),
@@ -394,6 +517,424 @@ mod tests {
     fn serial_strips_sign_padding() {
         assert_eq!(serial_hex(&[0x00, 0xab, 0x01]), "ab01");
         assert_eq!(serial_hex(&[0x00]), "00");
+    }
+}
+
+/// Handcrafted certificates for the hostile-encoding tests: names and
+/// times that rcgen will not produce. The signature is a placeholder (the
+/// analysis does not need it to verify).
+#[cfg(test)]
+pub(crate) mod handcrafted {
+    /// UTCTime (RFC 5280 §4.1.2.5.1).
+    pub const UTC: u8 = 0x17;
+    /// GeneralizedTime (RFC 5280 §4.1.2.5.2).
+    pub const GENERALIZED: u8 = 0x18;
+
+    /// What goes into one handcrafted certificate.
+    #[derive(Debug, Clone)]
+    pub struct Spec<'a> {
+        pub issuer_cn: &'a [u8],
+        pub subject_cn: &'a [u8],
+        pub not_before: (u8, &'a str),
+        pub not_after: (u8, &'a str),
+        pub dns: &'a [&'a [u8]],
+        pub xmpp_addr: &'a [&'a [u8]],
+        pub srv_id: &'a [&'a [u8]],
+    }
+
+    impl Default for Spec<'_> {
+        fn default() -> Self {
+            Self {
+                issuer_cn: b"Handcrafted CA",
+                subject_cn: b"xmpp.example.test",
+                not_before: (UTC, "260101000000Z"),
+                not_after: (UTC, "260401000000Z"),
+                dns: &[b"xmpp.example.test"],
+                xmpp_addr: &[],
+                srv_id: &[],
+            }
+        }
+    }
+
+    /// One DER TLV.
+    pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let len = content.len();
+        if len < 0x80 {
+            out.push(len as u8);
+        } else {
+            let bytes: Vec<u8> = len
+                .to_be_bytes()
+                .into_iter()
+                .skip_while(|&b| b == 0)
+                .collect();
+            out.push(0x80 | bytes.len() as u8);
+            out.extend(bytes);
+        }
+        out.extend_from_slice(content);
+        out
+    }
+
+    fn seq(parts: &[Vec<u8>]) -> Vec<u8> {
+        tlv(0x30, &parts.concat())
+    }
+
+    fn name(cn: &[u8]) -> Vec<u8> {
+        let atv = seq(&[tlv(0x06, &[0x55, 0x04, 0x03]), tlv(0x0c, cn)]);
+        seq(&[tlv(0x31, &atv)])
+    }
+
+    fn other_name(oid_last: u8, string_tag: u8, value: &[u8]) -> Vec<u8> {
+        let oid = tlv(0x06, &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08, oid_last]);
+        tlv(0xa0, &[oid, tlv(0xa0, &tlv(string_tag, value))].concat())
+    }
+
+    /// The DER of a certificate per `spec`: ecdsa-with-SHA256, a P-256 key
+    /// of placeholder bytes, a SAN extension with the given names.
+    pub fn der(spec: &Spec<'_>) -> Vec<u8> {
+        let alg = seq(&[tlv(0x06, &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02])]);
+        let spki = seq(&[
+            seq(&[
+                tlv(0x06, &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01]),
+                tlv(0x06, &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07]),
+            ]),
+            tlv(0x03, &[&[0x00, 0x04][..], &[0x11; 64]].concat()),
+        ]);
+        let mut names = Vec::new();
+        for d in spec.dns {
+            names.push(tlv(0x82, d));
+        }
+        for x in spec.xmpp_addr {
+            names.push(other_name(0x05, 0x0c, x));
+        }
+        for s in spec.srv_id {
+            names.push(other_name(0x07, 0x16, s));
+        }
+        let san = seq(&[tlv(0x06, &[0x55, 0x1d, 0x11]), tlv(0x04, &seq(&names))]);
+        let tbs = seq(&[
+            tlv(0xa0, &tlv(0x02, &[0x02])),
+            tlv(0x02, &[0x01]),
+            alg.clone(),
+            name(spec.issuer_cn),
+            seq(&[
+                tlv(spec.not_before.0, spec.not_before.1.as_bytes()),
+                tlv(spec.not_after.0, spec.not_after.1.as_bytes()),
+            ]),
+            name(spec.subject_cn),
+            spki,
+            tlv(0xa3, &seq(&[san])),
+        ]);
+        seq(&[tbs, alg, tlv(0x03, &[0x00, 0x30, 0x00])])
+    }
+}
+
+#[cfg(test)]
+mod hostile_tests {
+    use super::handcrafted::{self, GENERALIZED, Spec, UTC};
+    use super::*;
+    use time::macros::datetime;
+
+    fn anomalies(spec: &Spec<'_>) -> Vec<CertAnomaly> {
+        analyze(&handcrafted::der(spec))
+            .unwrap_or_else(|e| panic!("{spec:?}: {e}"))
+            .anomalies
+    }
+
+    #[test]
+    fn handcrafted_baseline_is_clean() {
+        let info = analyze(&handcrafted::der(&Spec::default())).expect("analyse");
+        assert_eq!(info.subject, "CN=xmpp.example.test");
+        assert_eq!(info.sans.dns, ["xmpp.example.test"]);
+        assert_eq!(info.not_before, datetime!(2026-01-01 0:00 UTC));
+        assert!(info.anomalies.is_empty(), "{:?}", info.anomalies);
+        let json = serde_json::to_string(&info).expect("json");
+        assert!(!json.contains("anomalies"), "empty list is not written");
+    }
+
+    /// RFC 5280 §4.2.1.6 / RFC 6125 §6.4: a NUL in any stored name is
+    /// escaped as `\00` and flagged.
+    #[test]
+    fn nul_in_each_name_is_escaped_and_flagged() {
+        let dns = analyze(&handcrafted::der(&Spec {
+            dns: &[b"good.test\0.evil.test"],
+            ..Spec::default()
+        }))
+        .expect("analyse");
+        assert_eq!(dns.sans.dns, ["good.test\\00.evil.test"]);
+        assert_eq!(dns.anomalies, [CertAnomaly::NulInName]);
+        let x = analyze(&handcrafted::der(&Spec {
+            xmpp_addr: &[b"a\0b.test"],
+            ..Spec::default()
+        }))
+        .expect("analyse");
+        assert_eq!(x.sans.xmpp_addr, ["a\\00b.test"]);
+        assert_eq!(x.anomalies, [CertAnomaly::NulInName]);
+        let srv = analyze(&handcrafted::der(&Spec {
+            srv_id: &[b"_xmpp-server.a\0.test"],
+            ..Spec::default()
+        }))
+        .expect("analyse");
+        assert_eq!(srv.sans.srv_id, ["_xmpp-server.a\\00.test"]);
+        assert_eq!(srv.anomalies, [CertAnomaly::NulInName]);
+        let subject = analyze(&handcrafted::der(&Spec {
+            subject_cn: b"xmpp.example.test\0evil",
+            ..Spec::default()
+        }))
+        .expect("analyse");
+        assert_eq!(subject.subject, "CN=xmpp.example.test\\00evil");
+        assert_eq!(subject.anomalies, [CertAnomaly::NulInName]);
+        let issuer = analyze(&handcrafted::der(&Spec {
+            issuer_cn: b"\0",
+            ..Spec::default()
+        }))
+        .expect("analyse");
+        assert_eq!(issuer.issuer, "CN=\\00");
+        assert_eq!(issuer.anomalies, [CertAnomaly::NulInName]);
+    }
+
+    /// RFC 5280 §4.1.2.5: an offset is converted to UTC and flagged, from
+    /// +16:00 (PostgreSQL refuses it) to +24:00 and beyond (RFC 3339 cannot
+    /// carry it).
+    #[test]
+    fn offset_times_are_normalised_to_utc() {
+        for (time, utc) in [
+            ((UTC, "260101000000+1600"), datetime!(2025-12-31 8:00 UTC)),
+            ((UTC, "260101000000-0130"), datetime!(2026-01-01 1:30 UTC)),
+            ((UTC, "260101000000+2400"), datetime!(2025-12-31 0:00 UTC)),
+            ((UTC, "260101000000+2559"), datetime!(2025-12-30 22:01 UTC)),
+            ((UTC, "260101000000+0000"), datetime!(2026-01-01 0:00 UTC)),
+        ] {
+            let info = analyze(&handcrafted::der(&Spec {
+                not_before: time,
+                ..Spec::default()
+            }))
+            .unwrap_or_else(|e| panic!("{time:?}: {e}"));
+            assert_eq!(info.not_before, utc, "{time:?}");
+            assert_eq!(info.not_before.offset(), UtcOffset::UTC, "{time:?}");
+            assert_eq!(
+                info.anomalies,
+                [
+                    CertAnomaly::TimeWithOffset,
+                    CertAnomaly::TimeOutsideRfc5280Profile
+                ],
+                "{time:?}"
+            );
+            serde_json::to_string(&info).expect("serialisable");
+        }
+    }
+
+    #[test]
+    fn times_outside_the_rfc5280_profile_are_flagged() {
+        for time in [
+            (GENERALIZED, "20260101000000Z"),
+            (GENERALIZED, "20600101000000.5Z"),
+        ] {
+            assert_eq!(
+                anomalies(&Spec {
+                    not_after: time,
+                    ..Spec::default()
+                }),
+                [CertAnomaly::TimeOutsideRfc5280Profile],
+                "{time:?}"
+            );
+        }
+        // In profile: GeneralizedTime from 2050, including 9999-12-31.
+        assert!(
+            anomalies(&Spec {
+                not_after: (GENERALIZED, "99991231235959Z"),
+                ..Spec::default()
+            })
+            .is_empty()
+        );
+    }
+
+    /// A time that is outside 0000–9999 once in UTC is clamped and flagged
+    /// instead of failing the certificate or the report. (x509-parser
+    /// refuses offsets in GeneralizedTime and UTCTime only spans 1950–2049,
+    /// so this is checked on the conversion itself.)
+    #[test]
+    fn unrepresentable_times_are_clamped() {
+        let late = datetime!(9999-12-31 23:59:59 -23:59);
+        let mut found = Vec::new();
+        assert_eq!(
+            validity_time(&ASN1Time::new(late), None, &mut found),
+            datetime!(9999-12-31 23:59:59 UTC)
+        );
+        assert!(
+            found.contains(&CertAnomaly::TimeUnrepresentable),
+            "{found:?}"
+        );
+        assert!(found.contains(&CertAnomaly::TimeWithOffset), "{found:?}");
+        let early = datetime!(0000-01-01 0:00 +23:59);
+        let mut found = Vec::new();
+        assert_eq!(
+            validity_time(&ASN1Time::new(early), None, &mut found),
+            datetime!(0000-01-01 0:00 UTC)
+        );
+        assert!(
+            found.contains(&CertAnomaly::TimeUnrepresentable),
+            "{found:?}"
+        );
+        let mut found = Vec::new();
+        let fine = datetime!(2026-01-01 0:00 UTC);
+        assert_eq!(validity_time(&ASN1Time::new(fine), None, &mut found), fine);
+        assert!(found.is_empty());
+    }
+
+    /// DER forbids offsets in GeneralizedTime: such a certificate is a
+    /// typed parse error, not a panic.
+    #[test]
+    fn generalized_time_with_offset_is_a_parse_error() {
+        assert!(matches!(
+            analyze(&handcrafted::der(&Spec {
+                not_after: (GENERALIZED, "20260401000000+2400"),
+                ..Spec::default()
+            })),
+            Err(CertError::Parse(_))
+        ));
+    }
+
+    /// The handcrafted certificates kept in `tests/regressions/cert_analyze/`
+    /// (replayed by the `regressions` integration test and seeding the
+    /// `cert_analyze` fuzz target). Run with `--ignored` to write them again.
+    pub(crate) fn regression_certificates() -> Vec<(&'static str, Vec<u8>)> {
+        let d = Spec::default;
+        vec![
+            ("baseline.der", handcrafted::der(&d())),
+            (
+                "nul-in-dns-san.der",
+                handcrafted::der(&Spec {
+                    dns: &[b"good.test\0.evil.test"],
+                    ..d()
+                }),
+            ),
+            (
+                "nul-in-xmppaddr.der",
+                handcrafted::der(&Spec {
+                    xmpp_addr: &[b"a\0b.test"],
+                    ..d()
+                }),
+            ),
+            (
+                "nul-in-srvid.der",
+                handcrafted::der(&Spec {
+                    srv_id: &[b"_xmpp-server.a\0.test"],
+                    ..d()
+                }),
+            ),
+            (
+                "nul-in-subject-cn.der",
+                handcrafted::der(&Spec {
+                    subject_cn: b"xmpp.example.test\0evil",
+                    ..d()
+                }),
+            ),
+            (
+                "nul-in-issuer-cn.der",
+                handcrafted::der(&Spec {
+                    issuer_cn: b"\0",
+                    ..d()
+                }),
+            ),
+            (
+                "utctime-offset-plus1600.der",
+                handcrafted::der(&Spec {
+                    not_before: (UTC, "260101000000+1600"),
+                    ..d()
+                }),
+            ),
+            (
+                "utctime-offset-plus2400.der",
+                handcrafted::der(&Spec {
+                    not_after: (UTC, "260401000000+2400"),
+                    ..d()
+                }),
+            ),
+            (
+                "generalized-before-2050.der",
+                handcrafted::der(&Spec {
+                    not_after: (GENERALIZED, "20260401000000Z"),
+                    ..d()
+                }),
+            ),
+            (
+                "generalized-with-offset.der",
+                handcrafted::der(&Spec {
+                    not_after: (GENERALIZED, "20260401000000+2400"),
+                    ..d()
+                }),
+            ),
+            (
+                "nul-san-and-offset-time.der",
+                handcrafted::der(&Spec {
+                    issuer_cn: b"evil\0CA",
+                    subject_cn: b"a\0b",
+                    not_before: (UTC, "260101000000+1600"),
+                    not_after: (UTC, "260401000000+2400"),
+                    dns: &[b"good.test\0.evil.test", b"ok.test"],
+                    xmpp_addr: &[b"\0"],
+                    srv_id: &[b"_xmpp-server.\0"],
+                }),
+            ),
+        ]
+    }
+
+    #[test]
+    #[ignore = "writes tests/regressions/cert_analyze/"]
+    fn write_regression_certificates() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/regressions/cert_analyze");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        for (name, der) in regression_certificates() {
+            std::fs::write(dir.join(name), der).expect("write");
+        }
+    }
+
+    /// The files on disk are what the builder makes (so they stay
+    /// explainable).
+    #[test]
+    fn regression_certificates_on_disk_match() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/regressions/cert_analyze");
+        for (name, der) in regression_certificates() {
+            let on_disk = std::fs::read(dir.join(name)).expect(name);
+            assert_eq!(on_disk, der, "{name}");
+        }
+    }
+
+    /// The report of a certificate with a NUL in a dNSName and an offset
+    /// time serialises, holds no U+0000 (raw or `\u0000`), and its times
+    /// are UTC.
+    #[test]
+    fn report_with_hostile_certificate_serialises_without_nul() {
+        let der = handcrafted::der(&Spec {
+            issuer_cn: b"evil\0CA",
+            subject_cn: b"a\0b",
+            not_before: (UTC, "260101000000+1600"),
+            not_after: (UTC, "260401000000+2400"),
+            dns: &[b"good.test\0.evil.test", b"ok.test"],
+            xmpp_addr: &[b"\0"],
+            srv_id: &[b"_xmpp-server.\0"],
+        });
+        let info = analyze(&der).expect("analyse");
+        let json = serde_json::to_string(&info).expect("serialisable");
+        assert!(!json.contains('\0') && !json.contains("\\u0000"), "{json}");
+        assert!(
+            json.contains("\"not_before\":\"2025-12-31T08:00:00Z\""),
+            "{json}"
+        );
+        assert!(
+            json.contains("\"not_after\":\"2026-03-31T00:00:00Z\""),
+            "{json}"
+        );
+        assert!(
+            json.contains(
+                "\"anomalies\":[\"nul_in_name\",\"time_with_offset\",\"time_outside_rfc5280_profile\"]"
+            ),
+            "{json}"
+        );
+        let back: CertInfo = serde_json::from_str(&json).expect("round trip");
+        assert_eq!(back, info);
     }
 }
 

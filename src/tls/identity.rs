@@ -134,6 +134,7 @@ mod tests {
             self_signed: false,
             lets_encrypt: false,
             renews_server_only: None,
+            anomalies: Vec::new(),
         }
     }
 

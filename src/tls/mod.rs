@@ -131,6 +131,32 @@ pub struct CertInfo {
     /// clientAuth, expiring after the CA's cut-over date).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renews_server_only: Option<Date>,
+    /// What was wrong with the certificate's encoding and had to be
+    /// repaired to store it (each kind once, in [`CertAnomaly`] order).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anomalies: Vec<CertAnomaly>,
+}
+
+/// Something hostile or out of profile in a certificate that [`cert::analyze`]
+/// repaired rather than refusing the certificate, so the report can say so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertAnomaly {
+    /// A U+0000 in the subject or issuer DN or in a dNSName, id-on-xmppAddr
+    /// or id-on-dnsSRV SAN (a classic name-truncation trick); it is stored
+    /// escaped as `\00` (the RFC 4514 §2.4 hex-pair form).
+    NulInName,
+    /// notBefore or notAfter carries a UTC offset (e.g. UTCTime
+    /// `…+1600`); stored converted to UTC. Always comes with
+    /// [`Self::TimeOutsideRfc5280Profile`].
+    TimeWithOffset,
+    /// notBefore or notAfter is not in the RFC 5280 §4.1.2.5 form: UTCTime
+    /// `YYMMDDHHMMSSZ` through 2049, GeneralizedTime `YYYYMMDDHHMMSSZ` from
+    /// 2050 (seconds present, `Z`, no fraction, no offset).
+    TimeOutsideRfc5280Profile,
+    /// notBefore or notAfter is outside years 0000–9999 once in UTC, which
+    /// the report (RFC 3339) cannot carry; stored clamped to that range.
+    TimeUnrepresentable,
 }
 
 /// The chain verdict against the public roots and any extra CA

@@ -24,22 +24,33 @@ pub enum SanError {
     Malformed(String),
 }
 
-/// Collects the XMPP-relevant SANs of a parsed certificate.
+/// Collects the XMPP-relevant SANs of a parsed certificate; the flag tells
+/// whether any name held a U+0000 (see [`escape_nul`]).
 ///
 /// Unknown name forms (rfc822Name, URI, other otherNames) are skipped;
 /// an otherName of a known type whose value does not decode is skipped too
 /// (it cannot match anything), rather than failing the whole certificate.
-pub fn parse(cert: &X509Certificate<'_>) -> Result<Sans, SanError> {
+/// A dNSName, id-on-xmppAddr or id-on-dnsSRV with a U+0000 (RFC 5280
+/// §4.2.1.6 allows none in a DNS name; a NUL is the old truncation trick) is
+/// kept with the NUL escaped, so it still shows in the report but matches no
+/// real domain and can be stored.
+pub fn parse(cert: &X509Certificate<'_>) -> Result<(Sans, bool), SanError> {
     let mut sans = Sans::default();
     let ext = cert
         .subject_alternative_name()
         .map_err(|e| SanError::Malformed(e.to_string()))?;
     let Some(ext) = ext else {
-        return Ok(sans);
+        return Ok((sans, false));
+    };
+    let mut nul = false;
+    let mut keep = |list: &mut Vec<String>, s: &str| {
+        let (text, had_nul) = escape_nul(s);
+        nul |= had_nul;
+        list.push(text);
     };
     for name in &ext.value.general_names {
         match name {
-            GeneralName::DNSName(d) => sans.dns.push((*d).to_string()),
+            GeneralName::DNSName(d) => keep(&mut sans.dns, d),
             GeneralName::IPAddress(b) => {
                 if let Some(ip) = ip_text(b) {
                     sans.ip.push(ip);
@@ -48,18 +59,29 @@ pub fn parse(cert: &X509Certificate<'_>) -> Result<Sans, SanError> {
             GeneralName::OtherName(o, value) => {
                 if *o == oid!(1.3.6.1.5.5.7.8.5) {
                     if let Some(s) = other_name_string(value, Tag::Utf8String) {
-                        sans.xmpp_addr.push(s);
+                        keep(&mut sans.xmpp_addr, &s);
                     }
                 } else if *o == oid!(1.3.6.1.5.5.7.8.7)
                     && let Some(s) = other_name_string(value, Tag::Ia5String)
                 {
-                    sans.srv_id.push(s);
+                    keep(&mut sans.srv_id, &s);
                 }
             }
             _ => {}
         }
     }
-    Ok(sans)
+    Ok((sans, nul))
+}
+
+/// Writes each U+0000 as `\00`, the RFC 4514 §2.4 hex-pair escape that
+/// [`super::cert::rfc4514`] uses in DNs (PostgreSQL text and `jsonb` cannot
+/// hold U+0000); the flag tells whether there was one.
+pub fn escape_nul(s: &str) -> (String, bool) {
+    if s.contains('\0') {
+        (s.replace('\0', "\\00"), true)
+    } else {
+        (s.to_string(), false)
+    }
 }
 
 /// Decodes an otherName value as handed out by x509-parser: the bytes still
@@ -117,6 +139,15 @@ mod tests {
         assert_eq!(other_name_string(&v[2..], Tag::Utf8String), None);
         // Truncated input is refused, not a panic.
         assert_eq!(other_name_string(&v[..5], Tag::Utf8String), None);
+    }
+
+    #[test]
+    fn nul_is_escaped_and_flagged() {
+        assert_eq!(escape_nul("a.test"), ("a.test".to_string(), false));
+        assert_eq!(
+            escape_nul("good.test\0.evil.test"),
+            ("good.test\\00.evil.test".to_string(), true)
+        );
     }
 
     #[test]

@@ -11,6 +11,24 @@
 //!   declarations), no processing instructions, no entity references other
 //!   than the five predefined ones and character references.
 //!
+//! Well-formedness beyond what the tokenizer checks, so that nothing a peer
+//! sends can carry a character the report store refuses:
+//! - every character of text, CDATA, comments, attribute values (after
+//!   reference expansion) and namespace names is an XML 1.0 §2.2 `Char`
+//!   (so U+0000 is refused, raw or as `&#0;`);
+//! - element and attribute names are QNames (XML 1.0 §2.3 `Name`,
+//!   Namespaces in XML 1.0 §3 `QName`): never empty, at most one colon;
+//! - no raw `<` in an attribute value (XML 1.0 §3.1 `AttValue`);
+//! - namespaces are resolved here (Namespaces in XML 1.0 §3, §6) from the
+//!   *normalised* attribute value, so references in a namespace name are
+//!   decoded (`urn:ietf:params:xml:ns:xmpp&#45;tls` is the TLS namespace);
+//!   the reserved `xmlns` prefix is never declared nor used on an element,
+//!   `xml` is bound only to its own namespace, and no other prefix (nor the
+//!   default) to the `xml`/`xmlns` namespace names.
+//!
+//! Fault texts never contain U+0000: peer bytes quoted in a message are
+//! escaped.
+//!
 //! Exactness for STARTTLS (RFC 6120 §5.4.3.3): the XML parser only consumes
 //! bytes up to the end of the event it returns, so after `<proceed/>`
 //! [`StreamReader::into_inner`] reports exactly how many bytes the peer had
@@ -25,8 +43,7 @@ use super::NS_STREAMS;
 use super::element::Element;
 use super::stream::StreamHeader;
 use quick_xml::events::{BytesRef, BytesStart, Event};
-use quick_xml::name::ResolveResult;
-use quick_xml::{NsReader, XmlVersion};
+use quick_xml::{Reader, XmlVersion};
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -145,13 +162,14 @@ pub struct StreamReader<S> {
     io: BufReader<Budget<S>>,
     limits: ReaderLimits,
     buf: Vec<u8>,
-    /// The open tag of the current stream header (owned), whose namespace
-    /// declarations are in scope for every top-level element.
-    header: Option<BytesStart<'static>>,
+    /// The current stream header: its qualified name (to recognise its end
+    /// tag) and the namespace scope it opened, which is in scope for every
+    /// top-level element.
+    header: Option<(String, Scope)>,
 }
 
 /// A parser over the buffered transport, borrowed for one read.
-type Parser<'a, S> = NsReader<&'a mut BufReader<Budget<S>>>;
+type Parser<'a, S> = Reader<&'a mut BufReader<Budget<S>>>;
 
 impl<S: AsyncRead + AsyncWrite + Unpin> StreamReader<S> {
     /// Wraps a transport; the first phase's byte budget starts now.
@@ -176,9 +194,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> StreamReader<S> {
     pub async fn read_header(&mut self) -> Result<StreamHeader, ReadFault> {
         let mut xml = new_parser(&mut self.io);
         let mut seen_anything = false;
-        let header = loop {
+        let mut scope = Scope::default();
+        let (header, el) = loop {
             self.buf.clear();
-            let (res, ev) = match xml.read_resolved_event_into_async(&mut self.buf).await {
+            let ev = match xml.read_event_into_async(&mut self.buf).await {
                 Ok(x) => x,
                 Err(e) => return Err(map_error(&e, exhausted(&xml))),
             };
@@ -190,7 +209,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> StreamReader<S> {
                     ));
                 }
                 Event::Text(t) if is_xml_whitespace(&t) => {}
-                Event::Comment(_) => {}
+                Event::Comment(c) => check_chars(&c.xml10_content(), "a comment")?,
                 Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) => {
                     return Err(ReadFault::InvalidXml(
                         "character data before the stream header".into(),
@@ -205,34 +224,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> StreamReader<S> {
                 }
                 Event::Eof => return Err(eof(exhausted(&xml))),
                 Event::Start(e) | Event::Empty(e)
-                    if !(is_bound(&res, NS_STREAMS) && e.local_name().as_ref() == "stream") =>
+                    if !{
+                        let el = scope.open(&e)?;
+                        scope.close();
+                        el.is(NS_STREAMS, "stream")
+                    } =>
                 {
-                    return Err(ReadFault::NotStream(expanded_name(&res, &e)?));
+                    let el = scope.open(&e)?;
+                    return Err(ReadFault::NotStream(el.expanded_name()));
                 }
                 Event::Empty(_) => return Err(ReadFault::StreamClosed),
-                Event::Start(e) => break e.into_owned(),
+                Event::Start(e) => {
+                    let el = scope.open(&e)?;
+                    break (e.into_owned(), el);
+                }
             }
             seen_anything = true;
         };
         drop(xml);
         let mut out = StreamHeader::default();
-        for attr in header.attributes() {
-            let attr = attr.map_err(|e| ReadFault::InvalidXml(e.to_string()))?;
-            let value = attr
-                .normalized_value(XmlVersion::Implicit1_0)
-                .map_err(|e| ReadFault::InvalidXml(e.to_string()))?
-                .into_owned();
-            match attr.key.as_ref() {
+        for (key, value) in el.attrs {
+            match key.as_str() {
                 "version" => out.version = Some(value),
                 "id" => out.id = Some(value),
                 "from" => out.from = Some(value),
                 "to" => out.to = Some(value),
-                "xmlns" => out.content_ns = Some(value),
-                "xmlns:db" => out.declares_dialback = value == NS_DIALBACK,
                 _ => {}
             }
         }
-        self.header = Some(header);
+        out.content_ns = scope.declared("").map(str::to_owned);
+        out.declares_dialback = scope.declared("db") == Some(NS_DIALBACK);
+        self.header = Some((header.name().as_ref().to_owned(), scope));
         Ok(out)
     }
 
@@ -242,20 +264,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> StreamReader<S> {
     pub async fn read_element(&mut self) -> Result<Element, ReadFault> {
         let max_depth = self.limits.max_depth;
         let mut xml = new_parser(&mut self.io);
-        let header_name = match &self.header {
-            Some(h) => {
-                xml.resolver_mut()
-                    .push(h)
-                    .map_err(|e| ReadFault::InvalidXml(e.to_string()))?;
-                Some(h.name().as_ref().to_owned())
-            }
-            None => None,
+        let (header_name, mut scope) = match &self.header {
+            Some((name, scope)) => (Some(name.as_str()), scope.clone()),
+            None => (None, Scope::default()),
         };
         // Open elements, innermost last. Its length is the current depth.
         let mut stack: Vec<Element> = Vec::new();
         loop {
             self.buf.clear();
-            let (res, ev) = match xml.read_resolved_event_into_async(&mut self.buf).await {
+            let ev = match xml.read_event_into_async(&mut self.buf).await {
                 Ok(x) => x,
                 Err(e) => return Err(map_error(&e, exhausted(&xml))),
             };
@@ -264,22 +281,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> StreamReader<S> {
                     if stack.len() >= max_depth {
                         return Err(ReadFault::DepthLimit);
                     }
-                    stack.push(build_element(&res, &e)?);
+                    stack.push(scope.open(&e)?);
                     None
                 }
                 Event::Empty(e) => {
                     if stack.len() >= max_depth {
                         return Err(ReadFault::DepthLimit);
                     }
-                    Some(build_element(&res, &e)?)
+                    let el = scope.open(&e)?;
+                    scope.close();
+                    Some(el)
                 }
                 Event::End(e) => match stack.pop() {
-                    Some(el) => Some(el),
-                    None if header_name.as_deref() == Some(e.name().as_ref()) => {
+                    Some(el) => {
+                        scope.close();
+                        Some(el)
+                    }
+                    None if header_name == Some(e.name().as_ref()) => {
                         return Err(ReadFault::StreamClosed);
                     }
                     None => {
-                        return Err(ReadFault::InvalidXml(format!(
+                        return Err(invalid(format_args!(
                             "unexpected end tag </{}>",
                             e.name().as_ref()
                         )));
@@ -287,15 +309,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> StreamReader<S> {
                 },
                 Event::Text(t) => {
                     // Whitespace keepalives (RFC 6120 §4.6.1) and other
-                    // character data between stanzas are ignored.
+                    // character data between stanzas are ignored, but must
+                    // still be XML characters.
+                    let text = t.xml10_content();
+                    check_chars(&text, "character data")?;
                     if let Some(top) = stack.last_mut() {
-                        top.text.push_str(&t.xml10_content());
+                        top.text.push_str(&text);
                     }
                     None
                 }
                 Event::CData(t) => {
+                    let text = t.xml10_content();
+                    check_chars(&text, "a CDATA section")?;
                     if let Some(top) = stack.last_mut() {
-                        top.text.push_str(&t.xml10_content());
+                        top.text.push_str(&text);
                     }
                     None
                 }
@@ -306,7 +333,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> StreamReader<S> {
                     }
                     None
                 }
-                Event::Comment(_) => None,
+                Event::Comment(c) => {
+                    check_chars(&c.xml10_content(), "a comment")?;
+                    None
+                }
                 Event::DocType(_) => return Err(ReadFault::Doctype),
                 Event::PI(_) => return Err(ReadFault::ProcessingInstruction),
                 Event::Decl(_) => {
@@ -375,7 +405,7 @@ fn exhausted<S: AsyncRead + Unpin>(xml: &Parser<'_, S>) -> bool {
 
 /// A strict parser for one read over the buffered transport.
 fn new_parser<S>(io: &mut BufReader<Budget<S>>) -> Parser<'_, S> {
-    let mut xml = NsReader::from_reader(io);
+    let mut xml = Reader::from_reader(io);
     let cfg = xml.config_mut();
     // Strictness: well-formedness checks on, nothing that hides input.
     cfg.enable_all_checks(true); // end names + comment syntax
@@ -417,7 +447,7 @@ fn map_error(e: &quick_xml::Error, exhausted: bool) -> ReadFault {
             | SyntaxError::UnclosedDoubleQuotedAttributeValue,
         ) => ReadFault::Eof,
         Error::IllFormed(IllFormedError::MissingEndTag(_)) => ReadFault::Eof,
-        other => ReadFault::InvalidXml(other.to_string()),
+        other => invalid(other),
     }
 }
 
@@ -425,49 +455,205 @@ fn is_xml_whitespace(s: &str) -> bool {
     s.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
 }
 
-fn is_bound(res: &ResolveResult<'_>, ns: &str) -> bool {
-    matches!(res, ResolveResult::Bound(n) if n.as_ref() == ns)
+/// `http://www.w3.org/XML/1998/namespace`, bound to the `xml` prefix by
+/// definition (Namespaces in XML 1.0 §3).
+const NS_XML: &str = "http://www.w3.org/XML/1998/namespace";
+/// `http://www.w3.org/2000/xmlns/`, bound to the `xmlns` prefix by
+/// definition (Namespaces in XML 1.0 §3).
+const NS_XMLNS: &str = "http://www.w3.org/2000/xmlns/";
+
+/// An [`ReadFault::InvalidXml`] whose text quotes peer bytes safely: any
+/// character that is not an XML `Char` (U+0000 above all) is written as a
+/// `\u{…}` escape, so a fault can always be stored.
+fn invalid(msg: impl std::fmt::Display) -> ReadFault {
+    let msg = msg.to_string();
+    if msg.chars().all(is_xml_char) {
+        return ReadFault::InvalidXml(msg);
+    }
+    let mut out = String::with_capacity(msg.len() + 8);
+    for c in msg.chars() {
+        if is_xml_char(c) {
+            out.push(c);
+        } else {
+            out.extend(c.escape_unicode());
+        }
+    }
+    ReadFault::InvalidXml(out)
 }
 
-/// The resolved namespace of an element ("" when unbound); an undeclared
-/// prefix is a namespace well-formedness error.
-fn resolved_ns(res: &ResolveResult<'_>) -> Result<String, ReadFault> {
-    match res {
-        ResolveResult::Bound(n) => Ok(n.as_ref().to_owned()),
-        ResolveResult::Unbound => Ok(String::new()),
-        ResolveResult::Unknown(p) => Err(ReadFault::InvalidXml(format!(
-            "undeclared namespace prefix '{p}'"
+/// Refuses any character outside XML 1.0 §2.2 `Char` in `s` (`what` names
+/// where it was found).
+fn check_chars(s: &str, what: &str) -> Result<(), ReadFault> {
+    match s.chars().find(|&c| !is_xml_char(c)) {
+        None => Ok(()),
+        Some(c) => Err(ReadFault::InvalidXml(format!(
+            "illegal character U+{:04X} in {what} (XML 1.0 §2.2 Char)",
+            u32::from(c)
         ))),
     }
 }
 
-fn expanded_name(res: &ResolveResult<'_>, e: &BytesStart<'_>) -> Result<String, ReadFault> {
-    Ok(format!(
-        "{{{}}}{}",
-        resolved_ns(res)?,
-        e.local_name().as_ref()
-    ))
+/// XML 1.0 (5th ed.) §2.3 `NameStartChar`, without `:` (Namespaces in
+/// XML 1.0 §3 `NCName`).
+fn is_name_start_char(c: char) -> bool {
+    matches!(c,
+        'A'..='Z' | '_' | 'a'..='z' | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}'
+        | '\u{F8}'..='\u{2FF}' | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}'
+        | '\u{200C}'..='\u{200D}' | '\u{2070}'..='\u{218F}' | '\u{2C00}'..='\u{2FEF}'
+        | '\u{3001}'..='\u{D7FF}' | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}'
+        | '\u{10000}'..='\u{EFFFF}')
 }
 
-/// Builds an element (without children or text) from an open tag.
-fn build_element(res: &ResolveResult<'_>, e: &BytesStart<'_>) -> Result<Element, ReadFault> {
-    let mut el = Element {
-        ns: resolved_ns(res)?,
-        name: e.local_name().as_ref().to_owned(),
-        ..Element::default()
+/// XML 1.0 (5th ed.) §2.3 `NameChar`, without `:`.
+fn is_name_char(c: char) -> bool {
+    is_name_start_char(c)
+        || matches!(c, '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
+}
+
+/// Namespaces in XML 1.0 §3 `NCName`: a non-empty XML name without colons.
+fn is_ncname(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(is_name_start_char) && chars.all(is_name_char)
+}
+
+/// Checks that an element or attribute name is a `QName` (Namespaces in
+/// XML 1.0 §3; XML 1.0 §2.3 `Name`) and splits it into (prefix, local).
+fn check_qname(s: &str) -> Result<(Option<&str>, &str), ReadFault> {
+    let bad = || {
+        invalid(format_args!(
+            "{s:?} is not a valid XML name (XML 1.0 §2.3 Name, Namespaces in XML 1.0 §3 QName)"
+        ))
     };
-    for attr in e.attributes() {
-        let attr = attr.map_err(|e| ReadFault::InvalidXml(e.to_string()))?;
-        if attr.key.as_namespace_binding().is_some() {
-            continue;
-        }
-        let value = attr
-            .normalized_value(XmlVersion::Implicit1_0)
-            .map_err(|e| ReadFault::InvalidXml(e.to_string()))?;
-        el.attrs
-            .push((attr.key.as_ref().to_owned(), value.into_owned()));
+    match s.split_once(':') {
+        None if is_ncname(s) => Ok((None, s)),
+        Some((p, l)) if is_ncname(p) && is_ncname(l) => Ok((Some(p), l)),
+        _ => Err(bad()),
     }
-    Ok(el)
+}
+
+/// The namespace bindings in scope (Namespaces in XML 1.0 §6), resolved
+/// here rather than by the tokenizer so that namespace names are the
+/// *normalised* attribute values (references decoded, XML 1.0 §3.3.3).
+#[derive(Debug, Clone, Default)]
+struct Scope {
+    /// (prefix, namespace name), outermost first; prefix "" is the default
+    /// namespace, a default of "" undeclares it.
+    bindings: Vec<(String, String)>,
+    /// `bindings.len()` before each open element, innermost last.
+    marks: Vec<usize>,
+}
+
+impl Scope {
+    /// Opens an element's scope: checks its names and attribute values,
+    /// declares its namespaces and resolves its name. The element comes back
+    /// without children or text; namespace declarations are not in `attrs`.
+    fn open(&mut self, e: &BytesStart<'_>) -> Result<Element, ReadFault> {
+        let (prefix, local) = check_qname(e.name().into_inner())?;
+        let mut attrs = Vec::new();
+        let mut decls = Vec::new();
+        for attr in e.attributes() {
+            let attr = attr.map_err(invalid)?;
+            let (a_prefix, a_local) = check_qname(attr.key.into_inner())?;
+            if attr.value.contains('<') {
+                return Err(invalid(format_args!(
+                    "'<' in the value of attribute '{}' (XML 1.0 §3.1 AttValue)",
+                    attr.key.as_ref()
+                )));
+            }
+            let value = attr
+                .normalized_value(XmlVersion::Implicit1_0)
+                .map_err(invalid)?
+                .into_owned();
+            check_chars(&value, "an attribute value")?;
+            match (a_prefix, a_local) {
+                (None, "xmlns") => decls.push((String::new(), value)),
+                (Some("xmlns"), p) => decls.push((p.to_owned(), value)),
+                _ => attrs.push((a_prefix, a_local, value)),
+            }
+        }
+        self.marks.push(self.bindings.len());
+        for (p, ns) in decls {
+            self.declare(p, ns)?;
+        }
+        let ns = match prefix {
+            None => self.declared("").unwrap_or_default().to_owned(),
+            Some("xmlns") => {
+                return Err(ReadFault::InvalidXml(
+                    "element name with the reserved prefix 'xmlns' \
+                     (Namespaces in XML 1.0 §3)"
+                        .into(),
+                ));
+            }
+            Some(p) => self.prefix_ns(p)?.to_owned(),
+        };
+        let mut el = Element {
+            ns,
+            name: local.to_owned(),
+            ..Element::default()
+        };
+        for (a_prefix, a_local, value) in attrs {
+            let key = match a_prefix {
+                Some(p) => {
+                    self.prefix_ns(p)?;
+                    format!("{p}:{a_local}")
+                }
+                None => a_local.to_owned(),
+            };
+            el.attrs.push((key, value));
+        }
+        Ok(el)
+    }
+
+    /// Closes the innermost open element's scope.
+    fn close(&mut self) {
+        if let Some(mark) = self.marks.pop() {
+            self.bindings.truncate(mark);
+        }
+    }
+
+    /// One namespace declaration (Namespaces in XML 1.0 §3 "Reserved
+    /// Prefixes and Namespace Names"; a prefixed declaration must not be
+    /// empty in 1.0).
+    fn declare(&mut self, prefix: String, ns: String) -> Result<(), ReadFault> {
+        let fault = |why: &str| {
+            Err(invalid(format_args!(
+                "namespace declaration of '{prefix}' as {ns:?}: {why} (Namespaces in XML 1.0 §3)"
+            )))
+        };
+        match prefix.as_str() {
+            "xmlns" => return fault("the prefix 'xmlns' must not be declared"),
+            "xml" if ns == NS_XML => return Ok(()),
+            "xml" => return fault("the prefix 'xml' is bound to its own namespace only"),
+            _ if ns == NS_XML || ns == NS_XMLNS => {
+                return fault("reserved namespace name");
+            }
+            "" => {}
+            _ if ns.is_empty() => return fault("a prefix cannot be undeclared"),
+            _ => {}
+        }
+        self.bindings.push((prefix, ns));
+        Ok(())
+    }
+
+    /// The namespace name bound to `prefix` ("" = default) as declared in
+    /// scope, if any.
+    fn declared(&self, prefix: &str) -> Option<&str> {
+        self.bindings
+            .iter()
+            .rev()
+            .find(|(p, _)| p == prefix)
+            .map(|(_, n)| n.as_str())
+    }
+
+    /// The namespace of a (non-default) prefix; an undeclared prefix is a
+    /// namespace well-formedness error.
+    fn prefix_ns(&self, prefix: &str) -> Result<&str, ReadFault> {
+        if prefix == "xml" {
+            return Ok(NS_XML);
+        }
+        self.declared(prefix)
+            .ok_or_else(|| invalid(format_args!("undeclared namespace prefix '{prefix}'")))
+    }
 }
 
 /// Resolves `&name;` in character data: the five predefined entities and
@@ -483,11 +669,11 @@ fn resolve_reference(r: &BytesRef<'_>) -> Result<String, ReadFault> {
             "character reference to illegal character U+{:04X}",
             u32::from(c)
         ))),
-        Ok(None) => Err(ReadFault::InvalidXml(format!(
+        Ok(None) => Err(invalid(format_args!(
             "reference to undefined entity &{};",
             &**r
         ))),
-        Err(e) => Err(ReadFault::InvalidXml(e.to_string())),
+        Err(e) => Err(invalid(e)),
     }
 }
 
@@ -516,6 +702,50 @@ pub fn parse_fragment(xml: &str) -> Result<Element, ReadFault> {
         let mut rd = StreamReader::new(rx, ReaderLimits::default());
         rd.read_header().await?;
         rd.read_element().await
+    })
+}
+
+/// Everything [`read_all`] got from one byte string: the stream header (if
+/// it was read), the whole top-level elements that followed, and the fault
+/// that ended reading (at the latest [`ReadFault::Eof`] at the end).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transcript {
+    /// The stream header (RFC 6120 §4.7), `None` if reading it failed.
+    pub header: Option<StreamHeader>,
+    /// Top-level children of the stream, in order (RFC 6120 §4.1).
+    pub elements: Vec<Element>,
+    /// Why reading stopped.
+    pub fault: ReadFault,
+}
+
+/// Reads a whole peer transcript from memory through the very same reader
+/// and limits as the wire: the header, then elements until the first
+/// fault. Pure (no sockets); used by the fuzz targets and the regression
+/// tests.
+pub fn read_all(bytes: &[u8], limits: ReaderLimits) -> Transcript {
+    futures::executor::block_on(async move {
+        let mut rd = StreamReader::new(tokio::io::join(bytes, tokio::io::sink()), limits);
+        let mut out = Transcript {
+            header: None,
+            elements: Vec::new(),
+            fault: ReadFault::Eof,
+        };
+        match rd.read_header().await {
+            Ok(h) => out.header = Some(h),
+            Err(e) => {
+                out.fault = e;
+                return out;
+            }
+        }
+        loop {
+            match rd.read_element().await {
+                Ok(el) => out.elements.push(el),
+                Err(e) => {
+                    out.fault = e;
+                    return out;
+                }
+            }
+        }
     })
 }
 
@@ -1147,6 +1377,156 @@ mod tests {
         }
         assert!(!msg.to_xml_in(NS_CLIENT).contains("jabber:client"));
         assert!(msg.to_xml().starts_with("<message xmlns='jabber:client'"));
+    }
+
+    /// Header, then the first element, from raw bytes.
+    async fn first_element_bytes(body: &[u8]) -> Result<Element, ReadFault> {
+        let input = [C2S_HEADER.as_bytes(), body].concat();
+        let mut r = StreamReader::new(Chunked::new(&input), LIMITS);
+        r.read_header().await?;
+        r.read_element().await
+    }
+
+    fn assert_invalid(got: Result<Element, ReadFault>, case: &str) {
+        match got {
+            Err(ReadFault::InvalidXml(m)) => {
+                assert!(!m.contains('\0'), "{case}: message carries U+0000: {m:?}");
+            }
+            other => panic!("{case}: expected InvalidXml, got {other:?}"),
+        }
+    }
+
+    /// XML 1.0 §2.2: U+0000 is not a `Char`, raw or as a reference, in any
+    /// position; the fault text never carries it.
+    #[tokio::test]
+    async fn xml10_2_2_nul_is_not_well_formed() {
+        for bad in [
+            &b"<a xmlns='urn:x'>x\0y</a>"[..],
+            b"<a xmlns='urn:x' b='x\0y'/>",
+            b"<a xmlns='urn:x' b='&#0;'/>",
+            b"<a xmlns='urn:x' b='&#x0;'/>",
+            b"<a\0 xmlns='urn:x'/>",
+            b"<a xmlns='urn:x' b\0='1'/>",
+            b"<a xmlns='urn:x'><![CDATA[\0]]></a>",
+            b"<a xmlns='urn:x'><!--\0--></a>",
+            b"<a xmlns='urn:x\0'/>",
+            b"\0<a xmlns='urn:x'/>",
+            b"<a xmlns='urn:x'>\x01</a>",
+            b"<a xmlns='urn:x'>\xef\xbf\xbe</a>",
+            b"<a xmlns='urn:x'></a\0>",
+            b"</a\0>",
+        ] {
+            assert_invalid(
+                first_element_bytes(bad).await,
+                &String::from_utf8_lossy(bad),
+            );
+        }
+        // In the stream header too.
+        let header = b"<stream:stream xmlns='jabber:client' \
+            xmlns:stream='http://etherx.jabber.org/streams' from='a\0b'>";
+        let mut r = StreamReader::new(Chunked::new(header), LIMITS);
+        assert!(matches!(
+            r.read_header().await,
+            Err(ReadFault::InvalidXml(_))
+        ));
+    }
+
+    /// XML 1.0 §2.3 `Name`, Namespaces in XML 1.0 §3 `QName`: no empty
+    /// names, no empty prefix or local part, at most one colon.
+    #[tokio::test]
+    async fn xml10_2_3_names_must_be_qnames() {
+        for bad in [
+            "<>x</>",
+            "< xmlns='urn:x'/>",
+            "<:a xmlns='urn:x'/>",
+            "<a: xmlns='urn:x'/>",
+            "<a:b:c xmlns:a='urn:x'/>",
+            "<1a xmlns='urn:x'/>",
+            "<a xmlns='urn:x' :b='1'/>",
+            "<a xmlns='urn:x' -b='1'/>",
+        ] {
+            assert_invalid(first_element_bytes(bad.as_bytes()).await, bad);
+        }
+        // Non-ASCII names are fine.
+        let el = first_element_bytes("<échange xmlns='urn:x' ñ='1'/>".as_bytes())
+            .await
+            .expect("non-ASCII names");
+        assert_eq!(el.name, "échange");
+        assert_eq!(el.attr("ñ"), Some("1"));
+    }
+
+    /// Namespaces in XML 1.0 §3: `xmlns` is never an element prefix nor
+    /// declared; `xml` is bound to its own namespace only; the reserved
+    /// namespace names are not bound to other prefixes; prefixes in use
+    /// (attributes included) are declared.
+    #[tokio::test]
+    async fn xmlns_reserved_prefix_and_namespace_names() {
+        for bad in [
+            "<xmlns:a xmlns='urn:x'/>",
+            "<xmlns:a xmlns:a='urn:x'/>",
+            "<a xmlns='urn:x' xmlns:xmlns='urn:y'/>",
+            "<a xmlns='urn:x' xmlns:xml='urn:y'/>",
+            "<a xmlns='urn:x' xmlns:p='http://www.w3.org/XML/1998/namespace'/>",
+            "<a xmlns='http://www.w3.org/2000/xmlns/'/>",
+            "<a xmlns='urn:x' xmlns:p=''/>",
+            "<a xmlns='urn:x' p:b='1'/>",
+        ] {
+            assert_invalid(first_element_bytes(bad.as_bytes()).await, bad);
+        }
+        let el = first_element_bytes(
+            b"<a xmlns='urn:x' xmlns:xml='http://www.w3.org/XML/1998/namespace' xml:lang='en'/>",
+        )
+        .await
+        .expect("xml prefix bound to its own namespace");
+        assert_eq!(el.attr("xml:lang"), Some("en"));
+    }
+
+    /// XML 1.0 §3.1 `AttValue`: `[^<&"]*`: a raw `<` is not well-formed
+    /// (escaped it is fine).
+    #[tokio::test]
+    async fn xml10_3_1_raw_lt_in_attribute_value() {
+        for bad in ["<a xmlns='urn:x' b='<'/>", "<a xmlns='urn:x' b=\"x<y\"/>"] {
+            assert_invalid(first_element_bytes(bad.as_bytes()).await, bad);
+        }
+        let el = first_element_bytes(b"<a xmlns='urn:x' b='&lt;&#60;>'/>")
+            .await
+            .expect("escaped");
+        assert_eq!(el.attr("b"), Some("<<>"));
+    }
+
+    /// A namespace name is the normalised attribute value (XML 1.0 §3.3.3,
+    /// Namespaces in XML 1.0 §2.2): references are decoded, so this is the
+    /// STARTTLS namespace (RFC 6120 §5.4) and STARTTLS is offered.
+    #[tokio::test]
+    async fn references_in_namespace_names_are_decoded() {
+        let input = "<stream:stream xmlns='jabber:&#99;lient' \
+            xmlns:stream='http://etherx.jabber.org/stre&#x61;ms'>\
+            <stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp&#45;tls'>\
+            <required/></starttls></stream:features>";
+        let mut r = chunked(input);
+        let h = r.read_header().await.expect("header");
+        assert_eq!(h.content_ns.as_deref(), Some(NS_CLIENT));
+        let el = r.read_element().await.expect("features");
+        assert!(features::is_features(&el));
+        assert_eq!(features::parse(&el).starttls, StarttlsOffer::Required);
+        // `&amp;` in a namespace name stays a literal `&`.
+        let el = first_element_bytes(b"<a xmlns='urn:a&amp;b'/>")
+            .await
+            .expect("a");
+        assert_eq!(el.ns, "urn:a&b");
+    }
+
+    #[test]
+    fn read_all_collects_elements_until_the_fault() {
+        let input = format!("{C2S_HEADER}<a xmlns='urn:x'/><b xmlns='urn:x'>t</b>\0");
+        let t = read_all(input.as_bytes(), LIMITS);
+        assert_eq!(t.header.and_then(|h| h.id).as_deref(), Some("abc&1"));
+        assert_eq!(t.elements.len(), 2);
+        assert!(matches!(t.fault, ReadFault::InvalidXml(_)));
+        let t = read_all(format!("{C2S_HEADER}<a xmlns='urn:x'/>").as_bytes(), LIMITS);
+        assert_eq!((t.elements.len(), t.fault), (1, ReadFault::Eof));
+        let t = read_all(b"", LIMITS);
+        assert_eq!((t.header, t.fault), (None, ReadFault::Eof));
     }
 
     #[tokio::test]

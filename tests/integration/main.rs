@@ -9,6 +9,7 @@ mod cli;
 mod crawl;
 mod politeness;
 mod prosody;
+mod regressions;
 mod sources;
 mod store;
 mod support;

@@ -1,0 +1,23 @@
+//! The text source format (one domain a line, `#` comments):
+//! `domain::parse_list`, as `sources` loads `text:FILE` and opt-out files.
+//!
+//! Invariants: no panic; every kept name is normalised; each bad line is
+//! reported with a line number inside the input.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use std::path::Path;
+use xmpp_survey::domain;
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    let (good, bad) = domain::parse_list(Path::new("fuzz.txt"), &text);
+    for g in &good {
+        assert_eq!(domain::normalize(g).as_deref(), Ok(g.as_str()));
+    }
+    let lines = text.lines().count().max(1);
+    for b in &bad {
+        assert!(b.line >= 1 && b.line <= lines, "{b:?} of {lines}");
+        let _ = b.to_string();
+    }
+});
