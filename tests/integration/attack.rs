@@ -177,7 +177,7 @@ async fn attack_figures() {
     runs.extend(AttackKind::ALL.map(Some));
     runs.retain(|k| {
         only.as_deref()
-            .is_none_or(|o| o == k.map_or("none".to_string(), |k| xmpp_survey::facts::label(k)))
+            .is_none_or(|o| o == k.map_or("none".to_string(), xmpp_survey::facts::label))
     });
     if only.as_deref() != Some("none") && only.is_some() && runs.is_empty() {
         panic!("ATTACK_ONLY={only:?} names no attack");

@@ -1328,6 +1328,7 @@ mod hand {
             is_ca: false,
             self_signed,
             lets_encrypt: false,
+            anomalies: Vec::new(),
             renews_server_only: None,
         }
     }
