@@ -76,11 +76,14 @@ pub enum EndpointField {
     DaneMatch,
     /// Plaintext bytes discarded after `<proceed/>` (STARTTLS injection).
     StarttlsInjectedBytes,
+    /// What was odd about the end-entity certificate (NUL in a name, a time
+    /// with an offset…), as [`crate::tls::CertAnomaly`] names.
+    CertAnomalies,
 }
 
 impl EndpointField {
     /// Every field, in report order.
-    pub const ALL: [Self; 27] = [
+    pub const ALL: [Self; 28] = [
         Self::Connect,
         Self::Outcome,
         Self::Phase,
@@ -108,6 +111,7 @@ impl EndpointField {
         Self::Bidi,
         Self::DaneMatch,
         Self::StarttlsInjectedBytes,
+        Self::CertAnomalies,
     ];
 
     /// The key suffix used in [`Facts`].
@@ -140,6 +144,7 @@ impl EndpointField {
             Self::Bidi => "bidi",
             Self::DaneMatch => "dane_match",
             Self::StarttlsInjectedBytes => "starttls_injected_bytes",
+            Self::CertAnomalies => "cert_anomalies",
         }
     }
 
@@ -182,6 +187,7 @@ impl EndpointField {
             Self::Bidi => json(e.post_tls.as_ref().map(|f| f.bidi)),
             Self::DaneMatch => json(tls.and_then(|t| t.dane_match)),
             Self::StarttlsInjectedBytes => json(e.starttls_injected_bytes),
+            Self::CertAnomalies => json(leaf.map(|c| &c.anomalies)),
         }
     }
 }

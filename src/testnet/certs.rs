@@ -94,6 +94,7 @@ impl Pki {
             }
             Wildcard => spec.dns = vec![format!("*.{ZONE}")],
             WrongName => spec.dns = vec!["someone-else.example".into()],
+            NulInSan => spec.dns.push(format!("nul\0.{domain}")),
             _ => {}
         }
         match shape {
@@ -105,6 +106,7 @@ impl Pki {
                 Ok(c)
             }
             IntermediateServerOnly => self.issuing_server_only.issue(&spec),
+            OffsetTime => self.issuing.issue_with_offset_time(&spec),
             LetsEncryptClientAndServer | LetsEncryptServerOnly => self.lets_encrypt.issue(&spec),
             _ => self.issuing.issue(&spec),
         }

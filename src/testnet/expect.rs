@@ -153,6 +153,17 @@ fn cert_facts(
             &["server_only", "client_and_server"],
             true,
         ),
+        OffsetTime => (2, "invalid", "dns_id", &["client_and_server", "any"], false),
+        NulInSan => (2, "trusted", "dns_id", &["client_and_server", "any"], false),
+    }
+}
+
+/// What the probe must flag on the end-entity certificate.
+fn cert_anomalies(shape: CertShape) -> &'static [&'static str] {
+    match shape {
+        CertShape::OffsetTime => &["time_with_offset", "time_outside_rfc5280_profile"],
+        CertShape::NulInSan => &["nul_in_name"],
+        _ => &[],
     }
 }
 
@@ -226,7 +237,7 @@ fn endpoint_facts(p: &Placed, e: &Ep, dates: CertDates, out: &mut Facts) {
             }
             PreTls::Huge => Some(("byte_limit", "features")),
             PreTls::Deep => Some(("depth_limit", "features")),
-            PreTls::InvalidXml => Some(("invalid_xml", "features")),
+            PreTls::InvalidXml | PreTls::NulInFeatures => Some(("invalid_xml", "features")),
             _ => None,
         };
         if let Some((outcome, phase)) = early {
@@ -299,6 +310,7 @@ fn endpoint_facts(p: &Placed, e: &Ep, dates: CertDates, out: &mut Facts) {
         },
     );
     set(F::KeyAlgorithm, j!("ec"));
+    set(F::CertAnomalies, j!(cert_anomalies(p.profile.cert)));
     let s2s = e.service == Service::S2s;
     if s2s && shape.secure_auth {
         // The passive probe presents no certificate: refused after TLS.
@@ -417,6 +429,7 @@ fn summary_facts(p: &Placed, eps: &[Ep], out: &mut Facts) {
                         | PreTls::Huge
                         | PreTls::Deep
                         | PreTls::InvalidXml
+                        | PreTls::NulInFeatures
                         | PreTls::StarttlsFailure,
                         _,
                     ) => "stream_failed",

@@ -27,6 +27,9 @@ pub enum PkiError {
     /// rcgen refused the parameters or the key.
     #[error("test PKI: {0}")]
     Rcgen(String),
+    /// A hand-made certificate shape could not be built.
+    #[error("test PKI: {0}")]
+    Shape(String),
 }
 
 impl From<rcgen::Error> for PkiError {
@@ -180,6 +183,9 @@ pub struct TestCa {
     cn: String,
     der: CertificateDer<'static>,
     issuer: Issuer<'static, KeyPair>,
+    /// The signing key again (PKCS#8): rcgen's `Issuer` does not lend it
+    /// out, and [`TestCa::issue_with_offset_time`] signs by hand.
+    key_der: Vec<u8>,
     /// Certificates to send after a leaf: this CA (if intermediate) and its
     /// intermediate parents, never the root.
     chain_above: Vec<CertificateDer<'static>>,
@@ -246,6 +252,7 @@ impl TestCa {
         Ok(Self {
             cn: cn.to_string(),
             der,
+            key_der: key.serialize_der(),
             issuer: Issuer::new(params, key),
             chain_above: Vec::new(),
         })
@@ -266,6 +273,7 @@ impl TestCa {
         Ok(Self {
             cn: cn.to_string(),
             der,
+            key_der: key.serialize_der(),
             issuer: Issuer::new(params, key),
             chain_above,
         })
@@ -310,6 +318,106 @@ impl TestCa {
             key: private_key(&key),
         })
     }
+}
+
+impl TestCa {
+    /// Issues a leaf whose notAfter is a UTCTime with a UTC offset
+    /// (`YYMMDDHHMMSS+1600`), outside the RFC 5280 §4.1.2.5.1 profile
+    /// ("MUST include seconds … MUST be expressed in Greenwich Mean Time
+    /// (Zulu)"): rcgen writes only `Z` times, so the TBS is rewritten and
+    /// signed again with this CA's key. The instant is the same as the
+    /// spec's notAfter.
+    pub fn issue_with_offset_time(&self, spec: &LeafSpec) -> Result<IssuedCert, PkiError> {
+        let mut issued = self.issue(spec)?;
+        let bad = |why: &str| PkiError::Shape(format!("offset-time certificate: {why}"));
+        let (tbs, alg) = split_cert(issued.leaf()).ok_or_else(|| bad("cannot split"))?;
+        let local = spec
+            .not_after
+            .to_offset(time::UtcOffset::from_hms(16, 0, 0).map_err(|e| bad(&e.to_string()))?);
+        let text = format!(
+            "{:02}{:02}{:02}{:02}{:02}{:02}+1600",
+            local.year() % 100,
+            u8::from(local.month()),
+            local.day(),
+            local.hour(),
+            local.minute(),
+            local.second()
+        );
+        // Walk the TBS: [0] version, serial, signature, issuer, then
+        // validity (RFC 5280 §4.1); notAfter is validity's second element.
+        let (_, content) = der_header(tbs).ok_or_else(|| bad("TBS header"))?;
+        let mut pos = 0;
+        for _ in 0..4 {
+            let (h, c) = der_header(&content[pos..]).ok_or_else(|| bad("TBS field"))?;
+            pos += h + c.len();
+        }
+        let (vh, validity) = der_header(&content[pos..]).ok_or_else(|| bad("validity"))?;
+        let (nb_h, nb) = der_header(validity).ok_or_else(|| bad("notBefore"))?;
+        let na = nb_h + nb.len();
+        if validity.get(na..na + 2) != Some(&[0x17, 0x0d]) {
+            return Err(bad("notAfter is not a 13-byte UTCTime"));
+        }
+        let mut new_validity = validity.to_vec();
+        new_validity.splice(na..na + 15, der_tlv(0x17, text.as_bytes()));
+        let mut body = content[..pos].to_vec();
+        body.extend(der_tlv(0x30, &new_validity));
+        body.extend_from_slice(&content[pos + vh + validity.len()..]);
+        let new_tbs = der_tlv(0x30, &body);
+        let key = KeyPair::try_from(self.key_der.as_slice())?;
+        let sig = rcgen::SigningKey::sign(&key, &new_tbs)?;
+        let mut bits = vec![0u8];
+        bits.extend(sig);
+        let mut cert = new_tbs;
+        cert.extend_from_slice(alg);
+        cert.extend(der_tlv(0x03, &bits));
+        issued.chain[0] = CertificateDer::from(der_tlv(0x30, &cert));
+        Ok(issued)
+    }
+}
+
+/// A DER TLV with a definite length.
+fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let n = content.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else {
+        let bytes: Vec<u8> = n
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// The header length and content of the DER TLV at the start of `der`.
+fn der_header(der: &[u8]) -> Option<(usize, &[u8])> {
+    let first = *der.get(1)?;
+    let (len, header) = if first < 0x80 {
+        (usize::from(first), 2)
+    } else {
+        let n = usize::from(first & 0x7f);
+        let len = der
+            .get(2..2 + n)?
+            .iter()
+            .fold(0usize, |a, b| (a << 8) | usize::from(*b));
+        (len, 2 + n)
+    };
+    Some((header, der.get(header..header + len)?))
+}
+
+/// `(tbsCertificate TLV, signatureAlgorithm TLV)` of a certificate.
+fn split_cert(der: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (_, body) = der_header(der)?;
+    let (h, c) = der_header(body)?;
+    let tbs = &body[..h + c.len()];
+    let rest = &body[tbs.len()..];
+    let (h2, c2) = der_header(rest)?;
+    Some((tbs, &rest[..h2 + c2.len()]))
 }
 
 /// A self-signed leaf (its own issuer; chain of one).
@@ -474,5 +582,31 @@ mod tests {
         let per = start.elapsed() / N;
         println!("leaf issuance (ECDSA P-256, with SANs): {per:?} per leaf over {N}");
         assert!(per < std::time::Duration::from_millis(50), "{per:?}");
+    }
+}
+
+#[cfg(test)]
+mod offset_time_tests {
+    use super::*;
+
+    /// The offset-time leaf parses, is flagged, and keeps its instant.
+    #[test]
+    fn rfc5280_4_1_2_5_1_offset_time_leaf_is_flagged_in_utc() {
+        crate::install_crypto_provider();
+        let ca = TestCa::new("offset-time CA").expect("CA");
+        let spec = LeafSpec::new("offset.example.test");
+        let issued = ca.issue_with_offset_time(&spec).expect("issue");
+        let info = crate::tls::cert::analyze(issued.leaf()).expect("analyse");
+        assert!(
+            info.anomalies
+                .contains(&crate::tls::CertAnomaly::TimeWithOffset),
+            "{:?}",
+            info.anomalies
+        );
+        assert_eq!(info.not_after.offset(), time::UtcOffset::UTC);
+        assert_eq!(
+            info.not_after.unix_timestamp(),
+            spec.not_after.unix_timestamp()
+        );
     }
 }

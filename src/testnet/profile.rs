@@ -74,6 +74,12 @@ pub enum CertShape {
     LetsEncryptClientAndServer,
     /// server_only from a Let's Encrypt-like issuer.
     LetsEncryptServerOnly,
+    /// client_and_server whose notAfter is a UTCTime with a `+1600`
+    /// offset (outside RFC 5280 §4.1.2.5.1): stored in UTC and flagged.
+    OffsetTime,
+    /// client_and_server with a second dNSName holding U+0000: stored
+    /// escaped and flagged, never as NUL (PostgreSQL refuses it in jsonb).
+    NulInSan,
 }
 
 /// TCP-level behaviour of one port.
@@ -110,6 +116,9 @@ pub enum PreTls {
     Doctype,
     /// `<proceed/>` followed by plaintext features in the same segment.
     InjectAfterProceed,
+    /// Features with U+0000 in an attribute value (not a legal XML
+    /// character, XML 1.0 §2.2).
+    NulInFeatures,
     /// `<failure/>` in answer to `<starttls/>`.
     StarttlsFailure,
 }
@@ -408,6 +417,7 @@ pub const PROFILES: &[Profile] = &[
     with_c2s("doctype_entities", 1, pre(PreTls::Doctype)),
     with_c2s("starttls_injection", 1, pre(PreTls::InjectAfterProceed)),
     with_c2s("starttls_failure", 1, pre(PreTls::StarttlsFailure)),
+    with_c2s("nul_in_features", 1, pre(PreTls::NulInFeatures)),
     with_c2s(
         "tls12_only",
         3,
@@ -458,6 +468,8 @@ pub const PROFILES: &[Profile] = &[
         CertShape::LetsEncryptClientAndServer,
     ),
     with_cert("cert_le_server_only", 6, CertShape::LetsEncryptServerOnly),
+    with_cert("cert_offset_time", 1, CertShape::OffsetTime),
+    with_cert("cert_nul_in_san", 1, CertShape::NulInSan),
     // Acceptance of the probe's certificate (issue "Active probe").
     acceptance(
         "lenient",

@@ -13,7 +13,7 @@ use crate::testnet::certs::Pki;
 use crate::testnet::layout::Placed;
 use crate::testnet::profile::{ClientCertPolicy, PreTls, StreamShape, Tcp, TlsVersions};
 use crate::tls::client::{TlsProbe, certified_key};
-use crate::tls::server::{ClientAuth, root_store, server_config};
+use crate::tls::server::{ClientAuth, root_store, server_config, server_config_unchecked};
 use crate::tls::verify::ChainVerifier;
 use crate::tls::{ChainVerdict, cert};
 use crate::xmpp::element::Element;
@@ -251,7 +251,14 @@ impl Shared {
                     }
                     (true, _) => ClientAuth::AcceptAny,
                 };
-                server_config(
+                // The offset-time certificate is one rustls cannot parse
+                // itself: serve it unchecked, as a broken server would.
+                let build = if p.profile.cert == crate::testnet::profile::CertShape::OffsetTime {
+                    server_config_unchecked
+                } else {
+                    server_config
+                };
+                build(
                     &self.provider,
                     cert.chain.clone(),
                     cert.key.clone_key(),
@@ -266,8 +273,18 @@ impl Shared {
         let s2s = p.profile.s2s.unwrap_or(c2s);
         let m = Arc::new(Material {
             leaf: cert.chain[0].clone(),
-            client_key: certified_key(cert.chain.clone(), cert.key.clone_key())
-                .map_err(|e| e.to_string())?,
+            client_key: if p.profile.cert == crate::testnet::profile::CertShape::OffsetTime {
+                // rustls cannot parse it to check the key: take it as is.
+                let key = self
+                    .provider
+                    .key_provider
+                    .load_private_key(cert.key.clone_key())
+                    .map_err(|e| e.to_string())?;
+                Arc::new(CertifiedKey::new(cert.chain.clone(), key))
+            } else {
+                certified_key(cert.chain.clone(), cert.key.clone_key())
+                    .map_err(|e| e.to_string())?
+            },
             starttls_c2s: build(&c2s, None)?,
             starttls_s2s: build(&s2s, None)?,
             direct_c2s: build(&c2s, Some(b"xmpp-client"))?,
@@ -534,6 +551,11 @@ async fn starttls(sh: &Shared, tcp: TcpStream, what: &Listener) {
         PreTls::InvalidXml => format!(
             "{hdr}<stream:features><starttls xmlns='{NS_TLS}'><required></starttls></stream:features>"
         ),
+        PreTls::NulInFeatures => format!(
+            "{hdr}<stream:features><starttls xmlns='{NS_TLS}'><required/></starttls>\
+             <c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='evil\u{0}node' ver='x'/>\
+             </stream:features>"
+        ),
         _ => format!("{hdr}{feats}"),
     };
     let written = if shape.pre_tls == PreTls::Split {
@@ -549,7 +571,8 @@ async fn starttls(sh: &Shared, tcp: TcpStream, what: &Listener) {
         | PreTls::HostUnknown
         | PreTls::Huge
         | PreTls::Deep
-        | PreTls::InvalidXml => {
+        | PreTls::InvalidXml
+        | PreTls::NulInFeatures => {
             let _ = tokio::time::timeout(SERVER_STEP_TIMEOUT, drain(rd.get_mut())).await;
             return;
         }
