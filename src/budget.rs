@@ -34,11 +34,18 @@
 //!   within the endpoint phase's 8.
 //! - The listener's streams: a probed target connects back to the
 //!   dialback listener (its `db:verify`, its own s2s stream towards the
-//!   probe domain): [`LISTENER_STREAMS_PER_DOMAIN`] per in-flight domain,
-//!   each costing [`FDS_PER_LISTENER_STREAM`] (the stream, and the at most
-//!   one outbound verification connection it can make us open). The
-//!   listener gets every descriptor the domains leave, up to
-//!   [`crate::listener::MAX_STREAMS`].
+//!   probe domain), and those streams outlive the domain's probe (a server
+//!   keeps an s2s link open; the listener closes it after
+//!   [`crate::listener::IDLE_TIMEOUT`], 20 s, several probes' time):
+//!   [`LISTENER_STREAMS_PER_DOMAIN`] per in-flight domain, each costing
+//!   [`FDS_PER_LISTENER_STREAM`] (the stream, and the at most one outbound
+//!   verification connection it can make us open). The listener gets
+//!   every descriptor the domains leave, up to
+//!   [`crate::listener::MAX_STREAMS`]. Measured on the testnet's
+//!   acceptance profiles under `ulimit -n 256`: with 2 per domain the cap
+//!   was hit (57 refusals, dialback verdicts wrong); a crawl also retries
+//!   every domain during whose probe the listener refused a connection
+//!   ([`crate::crawl::run_worker_watched`]).
 //! - Fixed costs: the database pool (one socket per connection) and
 //!   [`RESERVE_FDS`].
 
@@ -67,10 +74,11 @@ pub const DOMAIN_FDS: u64 = if DNS_FDS > ENDPOINT_FDS {
     ENDPOINT_FDS
 };
 
-/// Listener streams one in-flight domain can cause while the acceptance
-/// probe runs: the target's `db:verify` connection and its own s2s stream
-/// towards the probe domain.
-pub const LISTENER_STREAMS_PER_DOMAIN: u64 = 2;
+/// Listener streams one in-flight domain accounts for while the
+/// acceptance probe runs: the target's `db:verify` connection and its own
+/// s2s stream towards the probe domain (2), held up to the listener's idle
+/// timeout after the probe ended, about four probes' time (× 4).
+pub const LISTENER_STREAMS_PER_DOMAIN: u64 = 8;
 
 /// Descriptors of one listener stream: its socket and the at most one
 /// outbound verification connection it makes us open (XEP-0220 §2.3).
@@ -308,7 +316,7 @@ mod tests {
         let b = Budget::derive(20_000, 256, true, 8).expect("fits");
         assert_eq!(b.concurrency, 256);
         assert!(!b.lowered());
-        assert_eq!(b.fds_per_domain, DOMAIN_FDS + 4);
+        assert_eq!(b.fds_per_domain, DOMAIN_FDS + 16);
         // Capped by the listener's own maximum.
         assert_eq!(b.listener_streams, Some(crate::listener::MAX_STREAMS));
         assert_eq!(b.verification_capacity, b.listener_streams);
@@ -322,8 +330,8 @@ mod tests {
     #[test]
     fn the_shells_1024_lowers_the_concurrency_and_everything_fits() {
         let b = Budget::derive(1024, 256, true, 8).expect("fits");
-        // (1024 − 64 − 8 − 16·2) / (8 + 2·2) = 920 / 12 = 76.
-        assert_eq!(b.concurrency, 76);
+        // (1024 − 64 − 8 − 16·2) / (8 + 8·2) = 920 / 24 = 38.
+        assert_eq!(b.concurrency, 38);
         assert!(b.lowered());
         let streams = b.listener_streams.expect("listener") as u64;
         assert!(streams >= b.concurrency as u64 * LISTENER_STREAMS_PER_DOMAIN);
@@ -333,7 +341,7 @@ mod tests {
         assert!(total <= 1024, "{total}");
         let line = b.to_string();
         assert!(
-            line.starts_with("fd budget 1024: concurrency 76 (asked 256)"),
+            line.starts_with("fd budget 1024: concurrency 38 (asked 256)"),
             "{line}"
         );
         assert!(line.contains("listener"), "{line}");
@@ -354,7 +362,11 @@ mod tests {
 
     #[test]
     fn a_limit_below_a_minimal_crawl_is_refused_naming_it() {
-        let needed = RESERVE_FDS + 8 + MIN_LISTENER_STREAMS * 2 + DOMAIN_FDS + 4;
+        let needed = RESERVE_FDS
+            + 8
+            + MIN_LISTENER_STREAMS * FDS_PER_LISTENER_STREAM
+            + DOMAIN_FDS
+            + LISTENER_STREAMS_PER_DOMAIN * FDS_PER_LISTENER_STREAM;
         let e = Budget::derive(needed - 1, 64, true, 8).expect_err("too low");
         assert_eq!(
             e,

@@ -18,7 +18,7 @@ use xmpp_survey::acceptance::probe::AcceptanceProbe;
 use xmpp_survey::budget::{Budget, raise_nofile};
 use xmpp_survey::crawl::config::{CrawlConfig, SOFTWARE_VERSION, Settings};
 use xmpp_survey::crawl::resources::Monitor;
-use xmpp_survey::crawl::{WorkerConfig, default_worker_id, iso_week_label, run_worker};
+use xmpp_survey::crawl::{WorkerConfig, default_worker_id, iso_week_label, run_worker_watched};
 use xmpp_survey::dns::resolve::{DnsConfig, Resolver};
 use xmpp_survey::identity::{ConfigFile, IdentityConfig, ProbeIdentity};
 use xmpp_survey::limits::{self, Limits};
@@ -766,7 +766,17 @@ async fn work_with(
         }
     });
     let started = std::time::Instant::now();
-    let stats = run_worker(store, crawl.id, prober, cfg, progress.clone(), &cancel).await?;
+    let refusals = monitor.refusal_count();
+    let stats = run_worker_watched(
+        store,
+        crawl.id,
+        prober,
+        cfg,
+        progress.clone(),
+        &cancel,
+        refusals,
+    )
+    .await?;
     drop(progress);
     let secs = started.elapsed().as_secs_f64();
     let after = store.progress(crawl.id).await?;

@@ -231,6 +231,16 @@ impl Monitor {
         stats.compact(Some(self.now.load(Ordering::Relaxed)))
     }
 
+    /// The listener's refusals at its caps and accept errors, read live
+    /// (`None` without a listener): see [`crate::crawl::run_worker_watched`].
+    pub fn refusal_count(&self) -> Option<crate::crawl::RefusalCount> {
+        let l = self.listener.clone()?;
+        Some(Arc::new(move || {
+            let s = l.stats();
+            s.refused_slots + s.refused_address_cap + s.refused_prefix_cap + s.accept_errors
+        }))
+    }
+
     /// Warns about caps hit since the last sample (end of the crawl).
     pub fn warn_now(&self) -> ResourceStats {
         let s = self.snapshot();
