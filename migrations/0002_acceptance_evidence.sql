@@ -351,3 +351,18 @@ DROP FUNCTION pg_temp.xs_service_purpose(JSONB, TEXT);
 DROP FUNCTION pg_temp.xs_client_purpose(JSONB);
 DROP FUNCTION pg_temp.xs_ping(JSONB);
 DROP FUNCTION pg_temp.xs_version_query(JSONB);
+
+-- Local resources (issue "No one outside can change a verdict or stop a
+-- crawl"): running out of descriptors is the crawler's failure, never the
+-- target's; the listener's counters are kept with the crawl. --------------
+
+ALTER TABLE endpoints DROP CONSTRAINT endpoints_connect_check;
+ALTER TABLE endpoints ADD CONSTRAINT endpoints_connect_check
+    CHECK (connect IN ('connected', 'refused', 'timeout', 'unreachable', 'blocked_address', 'local_resource_exhausted'));
+COMMENT ON COLUMN endpoints.connect IS 'TCP connect result: connected, refused, timeout, unreachable, blocked_address (not attempted, MEASUREMENTS §5), local_resource_exhausted (our side ran out of descriptors, buffers or ports: says nothing about the target; a crawl retries such a domain, so stored results do not normally hold it).';
+ALTER TABLE dns_records DROP CONSTRAINT dns_records_outcome_check;
+ALTER TABLE dns_records ADD CONSTRAINT dns_records_outcome_check
+    CHECK (outcome IN ('records', 'no_data', 'nx_domain', 'serv_fail', 'refused', 'timeout', 'error', 'local_resource_exhausted'));
+COMMENT ON COLUMN dns_records.outcome IS 'How the question was answered: records, no_data, nx_domain, serv_fail, refused, timeout, error, local_resource_exhausted (our side could not open a socket: says nothing about the domain; retried by a crawl).';
+ALTER TABLE crawls ADD COLUMN listener_stats JSONB;
+COMMENT ON COLUMN crawls.listener_stats IS 'Resource use of each process that worked on the crawl, keyed by worker id ("host:pid"): {"listener": the dialback listener''s counters (accepted, refused_address_cap, refused_prefix_cap, refused_slots, refused_not_in_flight, authenticated, unauthenticated, verifications, peak_streams, accept_errors) or null without the acceptance probe, "fd_peak": most open file descriptors seen (sampled each second), "budget": the fd budget it ran with}. Written when the process ends its work (finished, interrupted or failed); NULL before.';

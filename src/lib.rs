@@ -16,10 +16,12 @@
 //! - [`store`]: PostgreSQL: schema and migrations, the crawl queue (leases), results.
 //! - [`testnet`]: the local federation (private CA, authoritative DNS, simulated servers).
 //! - [`limits`]: every timeout and cap, with why.
+//! - [`budget`]: the file-descriptor budget (concurrency, listener streams) and local exhaustion.
 
 #![forbid(unsafe_code)]
 
 pub mod acceptance;
+pub mod budget;
 pub mod crawl;
 pub mod dns;
 pub mod domain;

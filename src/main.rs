@@ -15,8 +15,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use xmpp_survey::acceptance::probe::AcceptanceProbe;
+use xmpp_survey::budget::{Budget, raise_nofile};
 use xmpp_survey::crawl::config::{CrawlConfig, SOFTWARE_VERSION, Settings};
-use xmpp_survey::crawl::{WorkerConfig, default_worker_id, iso_week_label, run_worker};
+use xmpp_survey::crawl::resources::Monitor;
+use xmpp_survey::crawl::{WorkerConfig, default_worker_id, iso_week_label, run_worker_watched};
 use xmpp_survey::dns::resolve::{DnsConfig, Resolver};
 use xmpp_survey::identity::{ConfigFile, IdentityConfig, ProbeIdentity};
 use xmpp_survey::limits::{self, Limits};
@@ -27,7 +29,7 @@ use xmpp_survey::probe::endpoint::ProbeContext;
 use xmpp_survey::probe::{Prober, render};
 use xmpp_survey::sources::SourceSpec;
 use xmpp_survey::store::migrate::BINARY_VERSION;
-use xmpp_survey::store::{Crawl, CrawlMeta, CrawlStatus, Store};
+use xmpp_survey::store::{Crawl, CrawlMeta, CrawlStatus, DEFAULT_MAX_CONNECTIONS, Store};
 use xmpp_survey::tls::client::TlsProbe;
 
 #[derive(Parser)]
@@ -379,13 +381,20 @@ struct Setup {
     identity: Option<Arc<ProbeIdentity>>,
     policy: AddressPolicy,
     limits: Limits,
+    /// The fd budget: concurrency and the listener's streams fit in it.
+    budget: Budget,
 }
 
 /// Builds the prober for the given options, checking every part before
 /// anything is probed or recorded: local files first (CAs, identity), then
 /// the resolver (one question to the configured server, which must
 /// answer), then the listener's bind. Each error names its culprit.
-async fn build_prober(o: &NetOptions, gate: Option<Arc<Politeness>>) -> Result<Setup> {
+async fn build_prober(
+    o: &NetOptions,
+    gate: Option<Arc<Politeness>>,
+    concurrency: usize,
+    db_pool: u32,
+) -> Result<Setup> {
     let mut extra_ca = Vec::new();
     for path in &o.extra_ca {
         extra_ca.push((path.clone(), xmpp_survey::tls::verify::load_extra_ca(path)?));
@@ -393,6 +402,7 @@ async fn build_prober(o: &NetOptions, gate: Option<Arc<Politeness>>) -> Result<S
     let tls = TlsProbe::new(extra_ca.iter().flat_map(|(_, c)| c.clone()).collect())
         .context("cannot set up TLS")?;
     let identity = load_identity(o)?.map(Arc::new);
+    let budget = resource_budget(concurrency, identity.is_some(), db_pool)?;
     let resolver = Resolver::new(&DnsConfig {
         server: o.resolver,
         timeout: o.dns_timeout,
@@ -428,6 +438,7 @@ async fn build_prober(o: &NetOptions, gate: Option<Arc<Politeness>>) -> Result<S
         identity: identity.clone(),
         policy,
         limits,
+        budget,
     };
     let Some(id) = identity else {
         return Ok(setup);
@@ -439,7 +450,9 @@ async fn build_prober(o: &NetOptions, gate: Option<Arc<Politeness>>) -> Result<S
     let mut listener_ctx = setup.prober.context().clone();
     listener_ctx.gate = None;
     let l = ProbeListener::start(ListenerConfig {
-        max_streams: xmpp_survey::listener::MAX_STREAMS,
+        max_streams: budget
+            .listener_streams
+            .unwrap_or(xmpp_survey::listener::MAX_STREAMS),
         identity: id.clone(),
         ctx: listener_ctx,
         resolver,
@@ -458,17 +471,49 @@ async fn build_prober(o: &NetOptions, gate: Option<Arc<Politeness>>) -> Result<S
     Ok(setup)
 }
 
+/// Raises the open-file limit to the hard limit and derives the budget
+/// from it (logged in one line); lowers the concurrency with a warning
+/// when it does not fit, refuses to start when not even a minimal crawl
+/// fits.
+fn resource_budget(concurrency: usize, acceptance_on: bool, db_pool: u32) -> Result<Budget> {
+    let nofile = raise_nofile()?;
+    let budget = Budget::derive(nofile.soft, concurrency, acceptance_on, db_pool).map_err(|e| {
+        anyhow::anyhow!(
+            "{e} (soft limit {}, hard limit {})",
+            nofile.soft,
+            nofile.hard
+        )
+    })?;
+    let raised = if nofile.soft > nofile.soft_before {
+        format!(" (soft limit raised from {})", nofile.soft_before)
+    } else {
+        String::new()
+    };
+    eprintln!("{budget}{raised}");
+    tracing::info!(%budget, "resource budget");
+    if budget.lowered() {
+        eprintln!(
+            "warning: --concurrency {} does not fit in the open-file limit {} (hard limit {}): lowered to {}; raise the hard limit (`ulimit -Hn`, LimitNOFILE=) to probe more at once",
+            budget.requested_concurrency, nofile.soft, nofile.hard, budget.concurrency
+        );
+    }
+    Ok(budget)
+}
+
 async fn probe(a: ProbeArgs) -> Result<()> {
     let domains = collect_domains(&a)?;
     let Setup {
-        prober, listener, ..
-    } = build_prober(&a.net, None).await?;
+        prober,
+        listener,
+        budget,
+        ..
+    } = build_prober(&a.net, None, a.concurrency, 0).await?;
     let mut results = futures::stream::iter(domains)
         .map(|d| {
             let prober = prober.clone();
             async move { prober.probe(&d).await }
         })
-        .buffered(a.concurrency.max(1));
+        .buffered(budget.concurrency.max(1));
     let mut reports = Vec::new();
     let mut json_out = match &a.json_out {
         Some(p) => Some(std::io::BufWriter::new(
@@ -638,10 +683,11 @@ fn politeness(w: &WorkArgs) -> Option<Arc<Politeness>> {
     politeness_config(w).map(|c| Arc::new(Politeness::new(c)))
 }
 
-fn worker_config(w: &WorkArgs) -> WorkerConfig {
+/// The worker's settings; its concurrency is the budget's.
+fn worker_config(w: &WorkArgs, budget: &Budget) -> WorkerConfig {
     WorkerConfig {
         worker_id: w.worker_id.clone().unwrap_or_else(default_worker_id),
-        concurrency: w.concurrency.max(1),
+        concurrency: budget.concurrency.max(1),
         lease_for: w.lease,
         max_attempts: w.max_attempts.max(1),
         retry_base: w.retry_base,
@@ -667,14 +713,50 @@ async fn open_store(url: &str) -> Result<Store> {
 /// prints the crawl summary.
 async fn work(store: &Store, crawl: &Crawl, w: &WorkArgs, setup: Setup) -> Result<()> {
     let Setup {
-        prober, listener, ..
+        prober,
+        listener,
+        budget,
+        ..
     } = setup;
-    let cfg = worker_config(w);
+    let cfg = worker_config(w, &budget);
+    let monitor = Arc::new(Monitor::start(listener.clone(), budget));
+    let result = work_with(store, crawl, &cfg, &prober, &monitor).await;
+    if let Some(l) = listener {
+        l.shutdown().await;
+    }
+    // Whatever happened, the crawl's row gets this process's counters.
+    let used = monitor.warn_now();
+    let json = serde_json::to_value(used).unwrap_or(serde_json::Value::Null);
+    if let Err(e) = store
+        .record_listener_stats(crawl.id, &cfg.worker_id, &json)
+        .await
+    {
+        eprintln!("warning: cannot record the listener's counters: {e}");
+    }
+    if result.is_ok() {
+        print!("{}", used.render());
+    }
+    result
+}
+
+/// [`work`] after the set-up: runs the worker, prints its summary.
+async fn work_with(
+    store: &Store,
+    crawl: &Crawl,
+    cfg: &WorkerConfig,
+    prober: &Prober,
+    monitor: &Arc<Monitor>,
+) -> Result<()> {
     let before = store.progress(crawl.id).await?;
     let total = before.total();
-    let progress: Arc<dyn xmpp_survey::crawl::ProgressSink> = Arc::from(
-        xmpp_survey::crawl::progress::for_stderr(total, total - before.queued - before.leased),
-    );
+    let m = monitor.clone();
+    let extra: xmpp_survey::crawl::progress::Extra = Arc::new(move || m.compact());
+    let progress: Arc<dyn xmpp_survey::crawl::ProgressSink> =
+        Arc::from(xmpp_survey::crawl::progress::for_stderr(
+            total,
+            total - before.queued - before.leased,
+            Some(extra),
+        ));
     let cancel = tokio_util::sync::CancellationToken::new();
     let c = cancel.clone();
     tokio::spawn(async move {
@@ -684,11 +766,18 @@ async fn work(store: &Store, crawl: &Crawl, w: &WorkArgs, setup: Setup) -> Resul
         }
     });
     let started = std::time::Instant::now();
-    let stats = run_worker(store, crawl.id, &prober, &cfg, progress.clone(), &cancel).await?;
+    let refusals = monitor.refusal_count();
+    let stats = run_worker_watched(
+        store,
+        crawl.id,
+        prober,
+        cfg,
+        progress.clone(),
+        &cancel,
+        refusals,
+    )
+    .await?;
     drop(progress);
-    if let Some(l) = listener {
-        l.shutdown().await;
-    }
     let secs = started.elapsed().as_secs_f64();
     let after = store.progress(crawl.id).await?;
     let status = if stats.interrupted || after.queued + after.leased > 0 {
@@ -731,16 +820,18 @@ async fn work(store: &Store, crawl: &Crawl, w: &WorkArgs, setup: Setup) -> Resul
 /// `crawls.config`: every setting that can change a result (see
 /// [`CrawlConfig`]).
 fn crawl_config(setup: &Setup, w: &WorkArgs, net: &NetOptions) -> Result<CrawlConfig> {
+    let worker = worker_config(w, &setup.budget);
     Ok(CrawlConfig::new(&Settings {
         policy: setup.policy,
         extra_ca: &setup.extra_ca,
         resolver: net.resolver,
         limits: setup.limits,
         politeness: politeness_config(w),
-        worker: &worker_config(w),
+        worker: &worker,
         identity: setup.identity.as_deref(),
         bound: setup.listener.as_ref().map(|l| l.local_addr()),
         roots_version: xmpp_survey::tls::verify::roots_version(),
+        budget: Some(setup.budget),
     })?)
 }
 
@@ -757,7 +848,13 @@ async fn crawl(a: CrawlArgs) -> Result<()> {
     }
     // Everything that can fail is checked before the crawl exists: a crawl
     // that cannot start is never left `running`.
-    let setup = build_prober(&a.net, politeness(&a.work)).await?;
+    let setup = build_prober(
+        &a.net,
+        politeness(&a.work),
+        a.work.concurrency,
+        DEFAULT_MAX_CONNECTIONS,
+    )
+    .await?;
     let config = crawl_config(&setup, &a.work, &a.net)?;
     let known = if specs.iter().any(|s| matches!(s, SourceSpec::Database)) {
         Some(store.known_domains().await?)
@@ -833,7 +930,13 @@ async fn worker(a: WorkerArgs) -> Result<()> {
         .find_crawl(&a.crawl)
         .await?
         .with_context(|| format!("no crawl labelled {:?} in the database", a.crawl))?;
-    let setup = build_prober(&a.net, politeness(&a.work)).await?;
+    let setup = build_prober(
+        &a.net,
+        politeness(&a.work),
+        a.work.concurrency,
+        DEFAULT_MAX_CONNECTIONS,
+    )
+    .await?;
     work(&store, &crawl, &a.work, setup).await
 }
 

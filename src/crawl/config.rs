@@ -9,6 +9,7 @@
 //! compile here until it is recorded (or knowingly left out).
 
 use super::{RETRY_CAP, WorkerConfig};
+use crate::budget::Budget;
 use crate::identity::{ProbeCert, ProbeIdentity};
 use crate::limits::{self, Limits};
 use crate::net::policy::AddressPolicy;
@@ -70,6 +71,9 @@ pub struct CrawlConfig {
     pub identity: Option<IdentityRecord>,
     /// The trust store ([`crate::tls::verify::roots_version`]).
     pub roots_version: String,
+    /// The fd budget the creating process derived ([`Budget::derive`]):
+    /// its concurrency is `worker.concurrency`; `None` when not derived.
+    pub budget: Option<Budget>,
 }
 
 /// [`AddressPolicy`] as recorded.
@@ -199,6 +203,8 @@ pub struct Settings<'a> {
     pub bound: Option<SocketAddr>,
     /// The trust store's version.
     pub roots_version: String,
+    /// The fd budget, when derived.
+    pub budget: Option<Budget>,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -315,6 +321,7 @@ impl CrawlConfig {
             },
             identity,
             roots_version: s.roots_version.clone(),
+            budget: s.budget,
         })
     }
 
@@ -384,6 +391,7 @@ mod tests {
             identity: Some(&id),
             bound: Some("127.0.0.1:40000".parse().unwrap()),
             roots_version: "webpki-roots test".into(),
+            budget: Some(Budget::derive(1024, 256, true, 8).expect("budget")),
         })
         .expect("config");
         let j = c.to_json();
@@ -413,6 +421,9 @@ mod tests {
         assert_eq!(certs[0]["sha256"], so_sha.as_str());
         assert_eq!(certs[1]["eku_class"], "client_and_server");
         assert_eq!(j["roots_version"], "webpki-roots test");
+        assert_eq!(j["budget"]["nofile"], 1024);
+        assert_eq!(j["budget"]["requested_concurrency"], 256);
+        assert!(j["budget"]["listener_streams"].as_u64().is_some());
         assert!(
             !j.to_string().contains("never recorded"),
             "the dialback secret is not recorded"
@@ -432,6 +443,7 @@ mod tests {
             identity: None,
             bound: None,
             roots_version: "r".into(),
+            budget: None,
         })
         .expect("config");
         let j = c.to_json();

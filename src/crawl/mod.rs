@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod progress;
+pub mod resources;
 pub mod retry;
 pub mod summary;
 
@@ -253,6 +254,16 @@ async fn writer(
     }
 }
 
+/// How long after an acceptance probe the listener's refusals still count
+/// against it (the target's connection back can arrive after our side is
+/// done).
+pub const REFUSAL_GRACE: Duration = Duration::from_secs(1);
+
+/// Counts the dialback listener's refusals at its caps (stream slots,
+/// per-address, per-prefix) and its accept errors: see
+/// [`run_worker_watched`].
+pub type RefusalCount = Arc<dyn Fn() -> u64 + Send + Sync>;
+
 /// Runs one worker on a crawl until the queue is empty or `cancel` fires.
 /// Ctrl-C (cancel) stops leasing, lets in-flight probes finish and writes
 /// their results; the rest stays queued for the next run.
@@ -264,8 +275,25 @@ pub async fn run_worker(
     progress: Arc<dyn ProgressSink>,
     cancel: &CancellationToken,
 ) -> Result<WorkerStats, StoreError> {
+    run_worker_watched(store, crawl_id, prober, cfg, progress, cancel, None).await
+}
+
+/// [`run_worker`], also retrying every acceptance result during whose
+/// probe the listener refused a connection at one of its caps (`refusals`
+/// grew): the refused connection may have been the target's `db:verify`
+/// or its stream to the probe domain, and a verdict must not depend on
+/// our listener's load.
+pub async fn run_worker_watched(
+    store: &Store,
+    crawl_id: i64,
+    prober: &Prober,
+    cfg: &WorkerConfig,
+    progress: Arc<dyn ProgressSink>,
+    cancel: &CancellationToken,
+    refusals: Option<RefusalCount>,
+) -> Result<WorkerStats, StoreError> {
     let mut stats = WorkerStats::default();
-    let mut inflight: JoinSet<(Lease, DomainReport)> = JoinSet::new();
+    let mut inflight: JoinSet<(Lease, DomainReport, u64)> = JoinSet::new();
     // Room for two batches ahead of the writer: enough to keep it busy,
     // little enough to bound memory (reports are tens of KiB each).
     let (tx, rx) = mpsc::channel::<Write>(cfg.write_batch.max(1) * 2);
@@ -293,9 +321,17 @@ pub async fn run_worker(
             };
             for lease in leased {
                 let p = prober.clone();
+                let count = refusals.clone();
                 inflight.spawn(async move {
+                    let before = count.as_ref().map_or(0, |c| c());
                     let r = p.probe(&lease.domain).await;
-                    (lease, r)
+                    if count.is_some() && r.acceptance.is_some() {
+                        // A target's connection back may still be on its
+                        // way when our side of the probe is done.
+                        tokio::time::sleep(REFUSAL_GRACE).await;
+                    }
+                    let refused = count.as_ref().map_or(0, |c| c()).saturating_sub(before);
+                    (lease, r, refused)
                 });
             }
         }
@@ -330,13 +366,21 @@ pub async fn run_worker(
         let Some(joined) = inflight.join_next().await else {
             continue;
         };
-        let (lease, report) = match joined {
+        let (lease, report, refused) = match joined {
             Ok(x) => x,
             // A panicking probe is our bug: surface it, don't hide it.
             Err(e) => panic!("probe task failed: {e}"),
         };
         stats.probed += 1;
-        let outcome = match retry::classify(&report) {
+        let disposition = match retry::classify(&report) {
+            Disposition::Record if refused > 0 && report.acceptance.is_some() => {
+                Disposition::Retry(format!(
+                    "the dialback listener refused {refused} connection(s) at its caps while this domain was probed (local resource limit, not the target's)"
+                ))
+            }
+            d => d,
+        };
+        let outcome = match disposition {
             Disposition::Record => {
                 count_outcome(&mut stats, &report);
                 tx.send(Write::Result(lease.domain_id, Box::new(report)))

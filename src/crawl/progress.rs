@@ -4,7 +4,7 @@
 use crate::crawl::{ProgressSink, WorkerStats};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Seconds between log lines when not on a terminal.
@@ -19,12 +19,29 @@ fn outcomes(stats: &WorkerStats) -> String {
         .join(", ")
 }
 
+/// More to show on each progress line, asked for each time (the
+/// listener's counters and the open-file count: see
+/// [`crate::crawl::resources::Monitor::compact`]).
+pub type Extra = Arc<dyn Fn() -> String + Send + Sync>;
+
+fn with_extra(text: String, extra: Option<&Extra>) -> String {
+    match extra {
+        Some(f) if text.is_empty() => f(),
+        Some(f) => format!("{text}; {}", f()),
+        None => text,
+    }
+}
+
 /// Chooses a bar on a terminal, log lines otherwise.
-pub fn for_stderr(total: u64, already_done: u64) -> Box<dyn ProgressSink> {
+pub fn for_stderr(total: u64, already_done: u64, extra: Option<Extra>) -> Box<dyn ProgressSink> {
     if std::io::stderr().is_terminal() {
-        Box::new(Bar::new(total, already_done))
+        let mut b = Bar::new(total, already_done);
+        b.extra = extra;
+        Box::new(b)
     } else {
-        Box::new(Lines::new(total, already_done))
+        let mut l = Lines::new(total, already_done);
+        l.extra = extra;
+        Box::new(l)
     }
 }
 
@@ -32,6 +49,7 @@ pub fn for_stderr(total: u64, already_done: u64) -> Box<dyn ProgressSink> {
 pub struct Bar {
     bar: ProgressBar,
     base: u64,
+    extra: Option<Extra>,
 }
 
 impl Bar {
@@ -49,6 +67,7 @@ impl Bar {
         Self {
             bar,
             base: already_done,
+            extra: None,
         }
     }
 }
@@ -57,7 +76,8 @@ impl ProgressSink for Bar {
     fn tick(&self, stats: &WorkerStats) {
         self.bar
             .set_position(self.base + stats.recorded.max(stats.probed - stats.retried));
-        self.bar.set_message(outcomes(stats));
+        self.bar
+            .set_message(with_extra(outcomes(stats), self.extra.as_ref()));
     }
     fn waiting_for_db(&self, error: &str) {
         self.bar
@@ -77,6 +97,7 @@ pub struct Lines {
     base: u64,
     start: Instant,
     last: Mutex<Instant>,
+    extra: Option<Extra>,
 }
 
 impl Lines {
@@ -88,6 +109,7 @@ impl Lines {
             base: already_done,
             start: now,
             last: Mutex::new(now),
+            extra: None,
         }
     }
 }
@@ -105,7 +127,7 @@ impl ProgressSink for Lines {
             "progress: {done}/{} domains, {:.1}/s, {}",
             self.total,
             (stats.probed as f64) / secs,
-            outcomes(stats)
+            with_extra(outcomes(stats), self.extra.as_ref())
         );
     }
     fn waiting_for_db(&self, error: &str) {

@@ -76,6 +76,10 @@ pub enum DnsOutcome {
     Timeout,
     /// Anything else (other RCODE, malformed answer, I/O error); see `detail`.
     Error,
+    /// No question left: our side ran out of a resource creating the
+    /// socket (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`, `EADDRNOTAVAIL`).
+    /// Says nothing about the domain; a crawl retries it ([`crate::budget`]).
+    LocalResourceExhausted,
 }
 
 /// One SRV record (RFC 2782).

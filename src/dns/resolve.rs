@@ -502,6 +502,13 @@ fn classify(err: &NetError) -> (DnsOutcome, Option<String>) {
         }
         NetError::Timeout => (DnsOutcome::Timeout, None),
         NetError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => (DnsOutcome::Timeout, None),
+        NetError::Io(e) => match crate::budget::local_exhaustion(e) {
+            Some(kind) => (
+                DnsOutcome::LocalResourceExhausted,
+                Some(crate::budget::exhaustion_detail(kind, e)),
+            ),
+            None => (DnsOutcome::Error, Some(err.to_string())),
+        },
         other => (DnsOutcome::Error, Some(other.to_string())),
     }
 }

@@ -210,14 +210,12 @@ pub async fn open_session(
             return (r, None);
         }
         Ok(Err(e)) => {
-            r.connect = match e.kind() {
-                std::io::ErrorKind::ConnectionRefused => ConnectOutcome::Refused,
-                _ => ConnectOutcome::Unreachable,
-            };
+            let (connect, detail) = connect_error(&e);
+            r.connect = connect;
             r.connect_ms = Some(elapsed_ms(t0));
             r.outcome = EndpointOutcome::ConnectFailed;
             r.phase = Some(Phase::Connect);
-            r.detail = Some(e.to_string());
+            r.detail = Some(detail);
             return (r, None);
         }
         Ok(Ok(s)) => s,
@@ -242,6 +240,23 @@ pub async fn open_session(
             (r, None)
         }
     }
+}
+
+/// Maps a failed TCP connect to its outcome and detail. Running out of
+/// descriptors, buffers, memory or local ports is ours
+/// ([`ConnectOutcome::LocalResourceExhausted`]), never the target's.
+pub fn connect_error(e: &std::io::Error) -> (ConnectOutcome, String) {
+    if let Some(kind) = crate::budget::local_exhaustion(e) {
+        return (
+            ConnectOutcome::LocalResourceExhausted,
+            crate::budget::exhaustion_detail(kind, e),
+        );
+    }
+    let outcome = match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => ConnectOutcome::Refused,
+        _ => ConnectOutcome::Unreachable,
+    };
+    (outcome, e.to_string())
 }
 
 fn elapsed_ms(t0: Instant) -> u64 {

@@ -50,6 +50,11 @@ pub enum ConnectOutcome {
     Unreachable,
     /// Not attempted: the address policy forbids it (MEASUREMENTS §5).
     BlockedAddress,
+    /// Our side ran out of a resource before a packet left (`EMFILE`,
+    /// `ENFILE`, `ENOBUFS`, `ENOMEM`, `EADDRNOTAVAIL`; see `detail`): says
+    /// nothing about the target. A crawl retries such a domain and ends it
+    /// `not_tested` when the retries run out ([`crate::budget`]).
+    LocalResourceExhausted,
 }
 
 /// The phase of the exchange an outcome refers to.

@@ -803,6 +803,34 @@ impl Store {
         Ok(())
     }
 
+    /// Records one process's resource use on a crawl
+    /// (`crawls.listener_stats`, keyed by worker id: each process of a
+    /// crawl has its own listener and descriptors; a later run of the same
+    /// worker id replaces its entry).
+    pub async fn record_listener_stats(
+        &self,
+        crawl_id: i64,
+        worker_id: &str,
+        stats: &Value,
+    ) -> Result<(), StoreError> {
+        let changed = sqlx::query(
+            "UPDATE crawls
+                SET listener_stats = coalesce(listener_stats, '{}'::jsonb) || jsonb_build_object($2::text, $3::jsonb)
+              WHERE id = $1",
+        )
+        .bind(crawl_id)
+        .bind(worker_id)
+        .bind(stats)
+        .execute(&self.pool)
+        .await
+        .map_err(self.err())?
+        .rows_affected();
+        if changed == 0 {
+            return Err(StoreError::NoSuchCrawl(crawl_id));
+        }
+        Ok(())
+    }
+
     /// Every domain ever enqueued, minus opt-outs, sorted: the "db" domain
     /// source, so a weekly crawl re-measures everything seen before.
     pub async fn known_domains(&self) -> Result<Vec<String>, StoreError> {

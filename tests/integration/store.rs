@@ -374,9 +374,15 @@ async fn check_constraints_list_every_serde_value() {
             C::Timeout,
             C::Unreachable,
             C::BlockedAddress,
+            C::LocalResourceExhausted,
         ],
         |x| match x {
-            C::Connected | C::Refused | C::Timeout | C::Unreachable | C::BlockedAddress => {}
+            C::Connected
+            | C::Refused
+            | C::Timeout
+            | C::Unreachable
+            | C::BlockedAddress
+            | C::LocalResourceExhausted => {}
         },
     );
     let phases = all(
@@ -428,6 +434,7 @@ async fn check_constraints_list_every_serde_value() {
             D::Refused,
             D::Timeout,
             D::Error,
+            D::LocalResourceExhausted,
         ],
         |x| match x {
             D::Records
@@ -436,7 +443,8 @@ async fn check_constraints_list_every_serde_value() {
             | D::ServFail
             | D::Refused
             | D::Timeout
-            | D::Error => {}
+            | D::Error
+            | D::LocalResourceExhausted => {}
         },
     );
     // Schema 2: the acceptance evidence's enums (serde values, taken from
