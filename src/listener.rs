@@ -138,6 +138,10 @@ struct InFlight {
     verifies: usize,
     /// Streams that authenticated as this domain.
     inbound: Vec<Arc<Mutex<InboundReport>>>,
+    /// Ends those streams when the run ends: a target keeps its link to
+    /// us open for reuse, but once its verdict is taken the slot is worth
+    /// more to the next target.
+    streams: Vec<CancellationToken>,
 }
 
 #[derive(Default)]
@@ -243,6 +247,8 @@ struct Admission {
     listener: Arc<ProbeListener>,
     ip: IpAddr,
     counted: std::cell::Cell<bool>,
+    /// Ends this stream (listener shutdown, or its domain's run ended).
+    cancel: CancellationToken,
 }
 
 impl Admission {
@@ -366,9 +372,10 @@ impl ProbeListener {
             bump(&self.stats.accepted);
             let _ = tcp.set_nodelay(true);
             let l = self.clone();
+            let cancel = admission.cancel.clone();
             self.tracker.spawn(ADMISSION.scope(admission, async move {
                 let authenticated = tokio::select! {
-                    _ = l.cancel.cancelled() => false,
+                    _ = cancel.cancelled() => false,
                     a = inbound::serve(&*l, tcp, &l.limits) => a,
                 };
                 if !authenticated {
@@ -402,6 +409,7 @@ impl ProbeListener {
             listener: self.clone(),
             ip,
             counted: std::cell::Cell::new(true),
+            cancel: self.cancel.child_token(),
         })
     }
 
@@ -450,8 +458,10 @@ impl ProbeListener {
         let mut st = self.lock();
         if let Some(f) = st.in_flight.get_mut(&peer) {
             f.runs -= 1;
-            if f.runs == 0 {
-                st.in_flight.remove(&peer);
+            if f.runs == 0
+                && let Some(f) = st.in_flight.remove(&peer)
+            {
+                f.streams.iter().for_each(CancellationToken::cancel);
             }
         }
         st.waiters.retain(|(p, _), w| *p != peer && !w.is_closed());
@@ -629,17 +639,23 @@ impl InboundPolicy for ProbeListener {
 
     fn authenticated(&self, _: &(), report: &Arc<Mutex<InboundReport>>) {
         bump(&self.stats.authenticated);
-        let _ = ADMISSION.try_with(Admission::release_address);
+        let token = ADMISSION
+            .try_with(|a| {
+                a.release_address();
+                a.cancel.clone()
+            })
+            .ok();
         let peer = report
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .peer
             .clone();
         let mut st = self.lock();
-        if let Some(f) = st.in_flight.get_mut(&peer)
-            && f.inbound.len() < MAX_REPORTS_PER_DOMAIN
-        {
-            f.inbound.push(report.clone());
+        if let Some(f) = st.in_flight.get_mut(&peer) {
+            if f.inbound.len() < MAX_REPORTS_PER_DOMAIN {
+                f.inbound.push(report.clone());
+            }
+            f.streams.extend(token);
         }
     }
 }
