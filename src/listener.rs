@@ -247,6 +247,8 @@ struct Admission {
     listener: Arc<ProbeListener>,
     ip: IpAddr,
     counted: std::cell::Cell<bool>,
+    /// The stream authenticated (as a domain being probed).
+    authenticated: std::cell::Cell<bool>,
     /// Ends this stream (listener shutdown, or its domain's run ended).
     cancel: CancellationToken,
 }
@@ -374,11 +376,11 @@ impl ProbeListener {
             let l = self.clone();
             let cancel = admission.cancel.clone();
             self.tracker.spawn(ADMISSION.scope(admission, async move {
-                let authenticated = tokio::select! {
-                    _ = cancel.cancelled() => false,
-                    a = inbound::serve(&*l, tcp, &l.limits) => a,
+                tokio::select! {
+                    _ = cancel.cancelled() => {}
+                    _ = inbound::serve(&*l, tcp, &l.limits) => {}
                 };
-                if !authenticated {
+                if !ADMISSION.with(|a| a.authenticated.get()) {
                     bump(&l.stats.unauthenticated);
                 }
             }));
@@ -409,6 +411,7 @@ impl ProbeListener {
             listener: self.clone(),
             ip,
             counted: std::cell::Cell::new(true),
+            authenticated: std::cell::Cell::new(false),
             cancel: self.cancel.child_token(),
         })
     }
@@ -641,6 +644,7 @@ impl InboundPolicy for ProbeListener {
         bump(&self.stats.authenticated);
         let token = ADMISSION
             .try_with(|a| {
+                a.authenticated.set(true);
                 a.release_address();
                 a.cancel.clone()
             })
