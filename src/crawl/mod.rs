@@ -163,6 +163,8 @@ struct Written {
     recorded: u64,
     rows: u64,
     db_waits: u64,
+    /// Results the database refused as data, kept `not_tested`.
+    unstorable: u64,
 }
 
 /// Batch writes in flight at once: each domain is one transaction of a
@@ -179,13 +181,48 @@ async fn write_batch(
     cancel: CancellationToken,
 ) -> Result<Written, StoreError> {
     let mut w = Written::default();
-    let rows = with_db(&mut w.db_waits, progress.as_ref(), &cancel, false, || {
+    let whole = with_db(&mut w.db_waits, progress.as_ref(), &cancel, false, || {
         store.record(crawl_id, &batch)
     })
-    .await?;
-    w.rows = rows as u64;
-    w.recorded = batch.len() as u64;
-    Ok(w)
+    .await;
+    match whole {
+        Ok(rows) => {
+            w.rows = rows as u64;
+            w.recorded = batch.len() as u64;
+            Ok(w)
+        }
+        // One domain's unstorable result must not cost the others theirs:
+        // write them one by one; an unstorable one ends `not_tested` with
+        // the store's words, and the crawl goes on.
+        Err(e) if e.is_unstorable_data() => {
+            tracing::warn!(error = %e, domains = batch.len(), "batch refused; writing its results one by one");
+            for one in batch.chunks(1) {
+                let (domain_id, report) = &one[0];
+                let alone = with_db(&mut w.db_waits, progress.as_ref(), &cancel, false, || {
+                    store.record(crawl_id, one)
+                })
+                .await;
+                match alone {
+                    Ok(rows) => {
+                        w.rows += rows as u64;
+                        w.recorded += 1;
+                    }
+                    Err(e) if e.is_unstorable_data() => {
+                        let reason = format!("result could not be stored: {e}");
+                        tracing::warn!(domain = %report.domain, "{reason}");
+                        with_db(&mut w.db_waits, progress.as_ref(), &cancel, false, || {
+                            store.not_tested(crawl_id, *domain_id, &reason)
+                        })
+                        .await?;
+                        w.unstorable += 1;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(w)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The writer task: batches results and writes up to [`WRITERS`] batches
@@ -210,6 +247,7 @@ async fn writer(
                 done.recorded += w.recorded;
                 done.rows += w.rows;
                 done.db_waits += w.db_waits;
+                done.unstorable += w.unstorable;
                 Ok(())
             }
             Some(Ok(Err(e))) => Err(e),
@@ -428,5 +466,9 @@ pub async fn run_worker_watched(
     stats.recorded = written.recorded;
     stats.rows = written.rows;
     stats.db_waits += written.db_waits;
+    stats.not_tested += written.unstorable;
+    if written.unstorable > 0 {
+        *stats.outcomes.entry("not_tested".into()).or_default() += written.unstorable;
+    }
     Ok(stats)
 }

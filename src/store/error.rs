@@ -91,6 +91,25 @@ impl StoreError {
         matches!(self, Self::Unavailable { .. })
     }
 
+    /// The database refused the *data* of a write (SQLSTATE class 22,
+    /// data exception: e.g. 22P05 U+0000 in jsonb, 22009 a time zone
+    /// displacement out of range; class 23, a constraint such as a CHECK
+    /// list): one domain's result is unstorable, the store is fine. Any
+    /// other error (a trigger raising, a missing table) concerns every
+    /// write and stops the crawl.
+    pub fn is_unstorable_data(&self) -> bool {
+        match self {
+            Self::Database {
+                source: sqlx::Error::Database(db),
+                ..
+            } => db
+                .code()
+                .is_some_and(|c| c.starts_with("22") || c.starts_with("23")),
+            Self::DomainMismatch { .. } | Self::InvalidDomain(_) => true,
+            _ => false,
+        }
+    }
+
     /// Classifies a driver error; `url` must already be redacted.
     pub(crate) fn from_sqlx(url: &str, source: sqlx::Error) -> Self {
         let url = url.to_string();

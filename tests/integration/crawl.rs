@@ -806,3 +806,123 @@ async fn a_low_fd_limit_lowers_the_concurrency_and_changes_no_verdict() {
     assert_eq!(mine["budget"]["nofile"], 256, "{stats:#}");
     net.shutdown().await;
 }
+
+/// Hostile bytes never stop a crawl (issue "No one outside can change a
+/// verdict or stop a crawl"): servers sending U+0000, a certificate with an
+/// offset time and one with U+0000 in a SAN are crawled into PostgreSQL;
+/// the crawl finishes, every domain is recorded, and each odd result says
+/// what was wrong. Then one domain's result is made unstorable (a real
+/// PostgreSQL data error, 22P05, raised for that domain only): its batch
+/// is written domain by domain, the others are stored, and it ends
+/// `not_tested` with the store's words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_bytes_and_an_unstorable_result_never_stop_a_crawl() {
+    let profiles = [
+        "nul_in_features",
+        "cert_offset_time",
+        "cert_nul_in_san",
+        "srv_ok",
+    ];
+    let net = testnet(98, profiles.len() * 2, &profiles).await;
+    let dir = tmpdir("hostile-bytes");
+    let (list, ca) = files(&net, &dir);
+    let tdb = pg().await;
+    let db = tdb.url.clone();
+    migrate(&db);
+    let manifest = net.manifest();
+    let odd = manifest
+        .domains
+        .iter()
+        .find(|d| d.profile == "srv_ok")
+        .expect("an srv_ok domain")
+        .domain
+        .clone();
+    let pool = sqlx::PgPool::connect(&db).await.expect("db");
+    for sql in [
+        format!(
+            "CREATE FUNCTION xs_test_unstorable() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF (SELECT name FROM domains WHERE id = NEW.domain_id) = '{odd}' THEN \
+             RAISE EXCEPTION 'unsupported Unicode escape sequence (injected)' USING ERRCODE = '22P05'; \
+             END IF; RETURN NEW; END $$"
+        ),
+        "CREATE TRIGGER xs_test_unstorable BEFORE INSERT ON results \
+         FOR EACH ROW EXECUTE FUNCTION xs_test_unstorable()"
+            .to_string(),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .execute(&pool)
+            .await
+            .expect("trigger");
+    }
+    let mut cmd = bin();
+    cmd.args([
+        "crawl",
+        "--label",
+        "hostile",
+        "--write-batch",
+        "64",
+        "--source",
+    ])
+    .arg(&list);
+    net_args(&mut cmd, &net, &ca, &db);
+    let (ok, text) = run_cmd(cmd).await;
+    assert!(ok, "the crawl finishes: {text}");
+    let n = manifest.domains.len() as i64;
+    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM results")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(recorded, n - 1, "every other domain is recorded: {text}");
+    let (state, reason): (String, Option<String>) = sqlx::query_as(
+        "SELECT q.state::text, q.last_error FROM crawl_queue q JOIN domains d ON d.id = q.domain_id \
+         WHERE d.name = $1",
+    )
+    .bind(&odd)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(state, "not_tested");
+    assert!(
+        reason
+            .as_deref()
+            .is_some_and(|r| r.contains("could not be stored") && r.contains("22P05")
+                || r.contains("unsupported Unicode")),
+        "{reason:?}"
+    );
+    // What was wrong, in the stored results.
+    let outcome: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT e.outcome::text, r.report #>> '{endpoints,0,detail}' FROM endpoints e \
+         JOIN domains d ON d.id = e.domain_id \
+         JOIN results r ON r.crawl_id = e.crawl_id AND r.domain_id = e.domain_id \
+         WHERE d.name LIKE 'nul-in-features-%' AND e.service = 'c2s'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(!outcome.is_empty());
+    for (o, detail) in &outcome {
+        assert_eq!(o, "invalid_xml", "{detail:?}");
+        assert!(
+            detail.as_deref().is_some_and(|d| d.contains("U+0000")),
+            "the detail names the character: {detail:?}"
+        );
+    }
+    let anomalies: Vec<(String, serde_json::Value)> = sqlx::query_as(
+        "SELECT d.name, r.report #> '{endpoints,0,tls,chain,0,anomalies}' FROM results r \
+         JOIN domains d ON d.id = r.domain_id WHERE d.name LIKE 'cert-%'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(anomalies.len(), 4, "{anomalies:?}");
+    for (name, a) in &anomalies {
+        let want = if name.starts_with("cert-offset-time") {
+            serde_json::json!(["time_with_offset", "time_outside_rfc5280_profile"])
+        } else {
+            serde_json::json!(["nul_in_name"])
+        };
+        assert_eq!(a, &want, "{name}");
+    }
+    pool.close().await;
+    net.shutdown().await;
+}
