@@ -154,6 +154,48 @@ enum TestnetCommand {
     /// Measure the raw TLS handshake rate against a running testnet (the
     /// benchmark's baseline).
     TlsCeiling(CeilingArgs),
+    /// Attack a dialback listener the way hostile peers would (loopback
+    /// only): the stress test's and `scripts/bench.sh attacks`' client, in
+    /// a process of its own so that its memory is not the listener's.
+    Attack(AttackArgs),
+}
+
+#[derive(Args)]
+struct AttackArgs {
+    /// The attack: verify-flood, idle-hold, slow-text, big-client-chain, forged-from.
+    #[arg(long, value_parser = attack_kind)]
+    kind: xmpp_survey::testnet::attack::AttackKind,
+    /// The listener's address (loopback).
+    #[arg(long)]
+    listener: SocketAddr,
+    /// The probe domain (the `to` of every stream).
+    #[arg(long)]
+    probe_domain: String,
+    /// File of domains to name as `from`, one per line.
+    #[arg(long)]
+    targets: PathBuf,
+    /// Source addresses (loopback), comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    sources: Vec<std::net::IpAddr>,
+    /// Connections kept open at once.
+    #[arg(long, default_value_t = 1000)]
+    connections: usize,
+    /// New connections per second, at most.
+    #[arg(long, default_value_t = 200)]
+    rate: u32,
+    /// How long to attack.
+    #[arg(long, value_parser = duration, default_value = "20s")]
+    duration: Duration,
+}
+
+fn attack_kind(s: &str) -> Result<xmpp_survey::testnet::attack::AttackKind, String> {
+    use xmpp_survey::testnet::attack::AttackKind;
+    AttackKind::ALL
+        .into_iter()
+        .find(|k| xmpp_survey::facts::label(k).replace('_', "-") == s.replace('_', "-"))
+        .ok_or_else(|| {
+            format!("unknown attack {s:?} (verify-flood, idle-hold, slow-text, big-client-chain, forged-from)")
+        })
 }
 
 #[derive(Args)]
@@ -314,6 +356,7 @@ fn main() {
             Command::Testnet(TestnetCommand::Up(a)) => testnet_up(a).await,
             Command::Testnet(TestnetCommand::Check(a)) => testnet_check(&a),
             Command::Testnet(TestnetCommand::TlsCeiling(a)) => tls_ceiling(&a).await,
+            Command::Testnet(TestnetCommand::Attack(a)) => attack(a).await,
             Command::Db(DbCommand::Migrate(a)) => db_migrate(&a).await,
             Command::Crawl(a) => crawl(*a).await,
             Command::Worker(a) => worker(*a).await,
@@ -938,6 +981,31 @@ async fn worker(a: WorkerArgs) -> Result<()> {
     )
     .await?;
     work(&store, &crawl, &a.work, setup).await
+}
+
+async fn attack(a: AttackArgs) -> Result<()> {
+    use xmpp_survey::testnet::attack::{self, AttackConfig};
+    let text = std::fs::read_to_string(&a.targets)
+        .with_context(|| format!("cannot read targets {}", a.targets.display()))?;
+    let targets: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect();
+    let report = attack::run(AttackConfig {
+        kind: a.kind,
+        listener: a.listener,
+        probe_domain: a.probe_domain,
+        targets,
+        sources: a.sources,
+        connections: a.connections,
+        rate: a.rate,
+        duration: a.duration,
+    })
+    .await?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
 }
 
 async fn tls_ceiling(a: &CeilingArgs) -> Result<()> {

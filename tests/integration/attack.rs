@@ -184,8 +184,16 @@ async fn attack_figures() {
     }
     if std::env::var("ATTACK_HEADER").is_ok() {
         println!(
-            "{:<16} {:>10} {:>9} {:>8} {:>9} {:>8} {:>8} {:>8}",
-            "attack", "mismatch", "RSS MiB", "fd peak", "accepted", "refused", "unauth", "auth"
+            "{:<16} {:>10} {:>9} {:>8} {:>9} {:>8} {:>8} {:>8} {:>6}",
+            "attack",
+            "mismatch",
+            "RSS MiB",
+            "fd peak",
+            "accepted",
+            "refused",
+            "unauth",
+            "auth",
+            "peak"
         );
     }
     for (i, kind) in runs.into_iter().enumerate() {
@@ -222,30 +230,45 @@ async fn attack_figures() {
                 }
             })
         };
-        let mut attacks = Vec::new();
+        // The attacker runs as separate processes (`xmpp-survey testnet
+        // attack`): the RSS measured here is the crawler's, listener and
+        // testnet included, not the attacker's buffers.
+        let mut attackers = Vec::new();
         if let Some(kind) = kind {
-            let one = vec![IpAddr::V4(Ipv4Addr::new(127, net, 200, 1))];
-            let several: Vec<IpAddr> = (1..=16)
-                .map(|i| IpAddr::V4(Ipv4Addr::new(127, net, 201, i)))
-                .collect();
-            for (sources, connections) in [(one, 3000), (several, 3000)] {
-                let cfg = AttackConfig {
-                    kind,
-                    listener: listener.local_addr(),
-                    probe_domain: identity.domain.clone(),
-                    targets: targets.clone(),
-                    sources,
-                    connections,
-                    rate: 500,
-                    duration: Duration::from_secs(secs),
-                };
-                attacks.push(tokio::spawn(attack::run(cfg)));
+            let list =
+                std::env::temp_dir().join(format!("xs-attack-{}-{net}.txt", std::process::id()));
+            std::fs::write(&list, targets.join("\n")).expect("targets file");
+            let one = format!("127.{net}.200.1");
+            let several: Vec<String> = (1..=16).map(|i| format!("127.{net}.201.{i}")).collect();
+            for sources in [one, several.join(",")] {
+                let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_xmpp-survey"))
+                    .args(["testnet", "attack", "--kind"])
+                    .arg(xmpp_survey::facts::label(kind).replace('_', "-"))
+                    .arg("--listener")
+                    .arg(listener.local_addr().to_string())
+                    .args(["--probe-domain", &identity.domain, "--targets"])
+                    .arg(&list)
+                    .args([
+                        "--sources",
+                        &sources,
+                        "--connections",
+                        "3000",
+                        "--rate",
+                        "500",
+                    ])
+                    .args(["--duration", &format!("{secs}s")])
+                    .stdout(std::process::Stdio::piped())
+                    .kill_on_drop(true)
+                    .spawn()
+                    .expect("attacker starts");
+                attackers.push(child);
             }
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
         let reports = probe_manifest(&prober, &manifest, 64).await;
-        for a in attacks {
-            let _ = a.await;
+        for a in attackers {
+            let out = a.wait_with_output().await.expect("attacker ends");
+            assert!(out.status.success(), "attacker failed");
         }
         sampler.abort();
         let stats = listener.stats();
@@ -260,7 +283,7 @@ async fn attack_figures() {
             + stats.refused_slots
             + stats.refused_not_in_flight;
         println!(
-            "{:<16} {:>10} {:>9.1} {:>8} {:>9} {:>8} {:>8} {:>8}",
+            "{:<16} {:>10} {:>9.1} {:>8} {:>9} {:>8} {:>8} {:>8} {:>6}",
             kind.map_or("none".to_string(), xmpp_survey::facts::label),
             mismatches,
             peak_rss_kib() as f64 / 1024.0,
@@ -268,7 +291,8 @@ async fn attack_figures() {
             stats.accepted,
             refused,
             stats.unauthenticated,
-            stats.authenticated
+            stats.authenticated,
+            stats.peak_streams
         );
     }
 }
