@@ -487,11 +487,17 @@ async fn build_prober(
         return Ok(setup);
     };
     // The listener's outbound connections (verifying a target's dialback
-    // key) answer the target's own request while our probes of that target
-    // wait for it: gating them on the same per-address slots would
-    // deadlock, so they bypass politeness (they are one per request).
+    // key) obey the same politeness limits as probes (rates and per-address
+    // concurrency, from the same settings) but in a gate of their own:
+    // they answer a target's request while our probes of that target hold
+    // its per-address slots waiting for the answer, and sharing those
+    // slots would deadlock. They are made only for domains being probed,
+    // at most one per inbound stream.
     let mut listener_ctx = setup.prober.context().clone();
-    listener_ctx.gate = None;
+    listener_ctx.gate = listener_ctx
+        .gate
+        .as_ref()
+        .map(|g| Arc::new(Politeness::new(g.config())));
     let l = ProbeListener::start(ListenerConfig {
         max_streams: budget
             .listener_streams

@@ -823,7 +823,7 @@ async fn hostile_bytes_and_an_unstorable_result_never_stop_a_crawl() {
         "cert_nul_in_san",
         "srv_ok",
     ];
-    let net = testnet(98, profiles.len() * 2, &profiles).await;
+    let net = testnet(99, profiles.len() * 2, &profiles).await;
     let dir = tmpdir("hostile-bytes");
     let (list, ca) = files(&net, &dir);
     let tdb = pg().await;
