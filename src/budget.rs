@@ -50,6 +50,18 @@
 //!   [`RESERVE_FDS`].
 
 use serde::Serialize;
+
+/// The dialback listener's stream slots when the fd budget allows them all
+/// (`crate::listener::MAX_STREAMS` is this). Each costs a task, a TLS
+/// session (tens of KiB) and at most one outbound verification
+/// connection. Targets keep their link to us open after delivering
+/// replies, so a crawl holds roughly (targets probed per second × the
+/// listener's idle timeout) links: 2048 covers 100 acceptance probes per
+/// second while bounding what a flood of connections can take. (256 was
+/// measured to stall a 300-domain crawl: later targets could not call back
+/// for dialback.) Defined here, not in the listener, so the budget (used by
+/// DNS and the prober too) depends on nothing above it.
+pub const MAX_LISTENER_STREAMS: usize = 2048;
 use std::fmt;
 use std::io;
 
@@ -206,9 +218,9 @@ impl Budget {
         let (listener_streams, verification_capacity) = if acceptance_on {
             let left = nofile - fixed - concurrency as u64 * DOMAIN_FDS;
             let streams = (left / FDS_PER_LISTENER_STREAM)
-                .min(crate::listener::MAX_STREAMS as u64)
+                .min(MAX_LISTENER_STREAMS as u64)
                 .max(MIN_LISTENER_STREAMS);
-            let streams = usize::try_from(streams).unwrap_or(crate::listener::MAX_STREAMS);
+            let streams = usize::try_from(streams).unwrap_or(MAX_LISTENER_STREAMS);
             (Some(streams), Some(streams))
         } else {
             (None, None)

@@ -10,7 +10,6 @@
 use crate::dns::{DnsReport, SrvService};
 use crate::probe::report::{DomainReport, EndpointReport};
 use crate::verdict::DomainSummary;
-use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -192,25 +191,7 @@ impl EndpointField {
     }
 }
 
-/// The snake_case name of one of our enums as it appears in the JSON
-/// (for internally tagged enums, the tag's value; `-` for none).
-pub fn label<T: Serialize>(v: T) -> String {
-    match json(v) {
-        Value::String(s) => s,
-        Value::Null => "-".into(),
-        Value::Object(m) => m
-            .values()
-            .next()
-            .and_then(|x| x.as_str().map(str::to_string))
-            .unwrap_or_default(),
-        other => other.to_string(),
-    }
-}
-
-/// Serialises a measured value; our types always serialise.
-pub fn json<T: Serialize>(v: T) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
-}
+pub use crate::model::names::{json, label};
 
 /// The key naming one endpoint: `service/transport/host/ip:port`.
 pub fn endpoint_key(

@@ -29,6 +29,7 @@ pub mod facts;
 pub mod identity;
 pub mod limits;
 pub mod listener;
+pub mod model;
 pub mod net;
 pub mod probe;
 pub mod s2s;

@@ -51,15 +51,10 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Streams served at once. Each costs a task, a TLS session (tens of KiB)
-/// and at most one outbound verification connection. Targets keep their
-/// link to us open after delivering replies, so a crawl holds roughly
-/// (targets probed per second × [`IDLE_TIMEOUT`]) idle links: 2048 covers
-/// 100 acceptance probes per second while bounding what a flood of
-/// connections can take (~100 MiB at worst). Further connections wait in
-/// the kernel's accept queue. (256 was measured to stall a 300-domain
-/// crawl: later targets could not call back for dialback.)
-pub const MAX_STREAMS: usize = 2048;
+/// Streams served at once when the fd budget allows (see
+/// [`crate::budget::MAX_LISTENER_STREAMS`] for why 2048). Further
+/// connections are closed at once and counted.
+pub const MAX_STREAMS: usize = crate::budget::MAX_LISTENER_STREAMS;
 /// Bytes a peer may send per element (and per negotiation step): replies
 /// and dialback elements are well under 4 KiB; this cuts off floods.
 pub const MAX_ELEMENT_BYTES: u64 = 64 * 1024;

@@ -5,100 +5,12 @@
 //! evidence in the JSON report, and the unit tests do exactly that.
 
 use crate::dns::{DnsOutcome, DnsReport, SrvService};
-use crate::probe::report::{ConnectOutcome, EndpointOutcome, EndpointReport, Transport};
-use crate::tls::{ChainVerdict, ClientPurpose, EkuClass, NameMatch, TlsInfo};
+use crate::model::names::label;
+use crate::model::report::{ConnectOutcome, EndpointOutcome, EndpointReport, Transport};
+use crate::tls::TlsInfo;
 use crate::xmpp::Service;
-use crate::xmpp::features::StarttlsOffer;
-use serde::{Deserialize, Serialize};
-use time::Date;
 
-/// How reachable one service (c2s or s2s) of a domain is, best first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ServiceStatus {
-    /// A TLS session was established on at least one endpoint (its
-    /// handshake completed and no alert followed), whatever the stream did
-    /// after TLS.
-    TlsOk,
-    /// An endpoint answered but offered no TLS at all (no `<starttls/>`,
-    /// no direct TLS): the service runs in clear text only.
-    NoTls,
-    /// Endpoints answered, but TLS failed on every one that offered it.
-    TlsFailed,
-    /// Endpoints answered, but the XMPP stream failed before TLS (stream
-    /// error, hostile or broken XML, timeouts after connect).
-    StreamFailed,
-    /// No endpoint accepted a TCP connection.
-    Unreachable,
-    /// Every endpoint address is forbidden by the address policy.
-    Blocked,
-    /// SRV says "decidedly not available" (target `.`, RFC 6120 §3.2.1).
-    NotOffered,
-    /// DNS gave no address to try (NXDOMAIN, SERVFAIL, timeout, no A/AAAA).
-    NoAddress,
-}
-
-/// The per-service verdicts a report or lookup page shows (MEASUREMENTS §4).
-/// TLS and certificate facts are taken from the *primary* endpoint: the
-/// first endpoint, in the order a peer tries them, that completed TLS.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServiceSummary {
-    /// Reachability, see [`ServiceStatus`].
-    pub status: ServiceStatus,
-    /// Endpoints probed.
-    pub endpoints: usize,
-    /// Endpoints that reached post-TLS features.
-    pub endpoints_tls_ok: usize,
-    /// STARTTLS offer of the first endpoint that showed pre-TLS features.
-    pub starttls: Option<StarttlsOffer>,
-    /// SASL mechanisms offered before TLS on that endpoint (PLAIN here means
-    /// passwords can travel in clear, RFC 6120 §13.8).
-    pub sasl_before_tls: Option<Vec<String>>,
-    /// A direct-TLS endpoint (XEP-0368) completed.
-    pub direct_tls: bool,
-    /// TLS version of the primary endpoint.
-    pub tls_version: Option<String>,
-    /// Chain verdict of the primary endpoint.
-    pub chain_verdict: Option<ChainVerdict>,
-    /// Which identifier matched the XMPP domain on the primary endpoint.
-    pub name_match: Option<NameMatch>,
-    /// EKU class of the primary endpoint's end-entity certificate.
-    pub eku_class: Option<EkuClass>,
-    /// Whether the primary chain would pass a strict peer's TLS-client
-    /// purpose check when this server presents it on outgoing s2s.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_purpose: Option<ClientPurpose>,
-    /// The end-entity certificate was issued by Let's Encrypt.
-    pub lets_encrypt: Option<bool>,
-    /// Date the certificate's successor turns server-only, if it will.
-    pub renews_server_only: Option<Date>,
-    /// The server asked the probe for a client certificate.
-    pub client_cert_requested: Option<bool>,
-    /// SASL EXTERNAL offered after TLS (XEP-0178).
-    pub external_offered: Option<bool>,
-    /// Dialback offered after TLS (XEP-0220); s2s only.
-    pub dialback_offered: Option<bool>,
-    /// Bidirectional s2s offered (XEP-0288); s2s only.
-    pub bidi_offered: Option<bool>,
-    /// Whether the primary chain matched a TLSA record (RFC 7673).
-    pub dane_match: Option<bool>,
-}
-
-/// Both services of one domain, and the acceptance verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DomainSummary {
-    /// Client-to-server.
-    pub c2s: ServiceSummary,
-    /// Server-to-server.
-    pub s2s: ServiceSummary,
-    /// Acceptance of server-only certificates (MEASUREMENTS §3);
-    /// `not_run` without a probe identity.
-    pub acceptance: crate::acceptance::AcceptanceVerdict,
-    /// Server software and version (XEP-0092), when the active probe
-    /// authenticated and asked.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub software: Option<crate::xmpp::iq::SoftwareVersion>,
-}
+pub use crate::model::summary::{DomainSummary, ServiceStatus, ServiceSummary};
 
 /// Derives the summary of a domain from its DNS answers and endpoints
 /// (the acceptance verdict starts as `not_run`).
@@ -106,7 +18,7 @@ pub fn summarize(dns: &DnsReport, endpoints: &[EndpointReport]) -> DomainSummary
     DomainSummary {
         c2s: summarize_service(Service::C2s, dns, endpoints),
         s2s: summarize_service(Service::S2s, dns, endpoints),
-        acceptance: crate::acceptance::AcceptanceVerdict::NotRun,
+        acceptance: crate::model::acceptance::AcceptanceVerdict::NotRun,
         software: None,
     }
 }
@@ -226,16 +138,16 @@ fn status(service: Service, dns: &DnsReport, eps: &[&EndpointReport]) -> Service
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcceptanceJudgement {
     /// The verdict.
-    pub verdict: crate::acceptance::AcceptanceVerdict,
+    pub verdict: crate::model::acceptance::AcceptanceVerdict,
     /// Why, as a stable code.
-    pub reason: crate::acceptance::AcceptanceReason,
+    pub reason: crate::model::acceptance::AcceptanceReason,
     /// Why, in words (conditions, alert names, the dialback outcome).
     pub text: Option<String>,
 }
 
 fn judged(
-    verdict: crate::acceptance::AcceptanceVerdict,
-    reason: crate::acceptance::AcceptanceReason,
+    verdict: crate::model::acceptance::AcceptanceVerdict,
+    reason: crate::model::acceptance::AcceptanceReason,
     text: impl Into<Option<String>>,
 ) -> AcceptanceJudgement {
     AcceptanceJudgement {
@@ -270,15 +182,15 @@ fn judged(
 ///    else `rejects_server_only_no_fallback`.
 pub fn acceptance(
     passive: &ServiceSummary,
-    attempts: &[crate::acceptance::AttemptReport],
-    dialback: Option<&crate::acceptance::DialbackReport>,
+    attempts: &[crate::model::acceptance::AttemptReport],
+    dialback: Option<&crate::model::acceptance::DialbackReport>,
 ) -> AcceptanceJudgement {
-    use crate::acceptance::{
+    use crate::model::acceptance::{
         AcceptanceReason as R, AcceptanceVerdict as V, DialbackOutcome, ProbeCertKind,
     };
     use crate::xmpp::sasl::SaslOutcome;
     if attempts.is_empty() {
-        let why = crate::facts::label(passive.status);
+        let why = label(passive.status);
         return match passive.status {
             ServiceStatus::NoAddress | ServiceStatus::Blocked | ServiceStatus::NotOffered => {
                 judged(V::Unreachable, R::NoS2sAddress, format!("s2s {why}"))
@@ -302,11 +214,12 @@ pub fn acceptance(
         );
     };
     let cs = find(ProbeCertKind::ClientAndServer);
-    let success = |a: &crate::acceptance::AttemptReport| a.external == Some(SaslOutcome::Success);
+    let success =
+        |a: &crate::model::acceptance::AttemptReport| a.external == Some(SaslOutcome::Success);
     if success(so) {
         return judged(V::AcceptsServerOnly, R::ExternalSucceeded, None);
     }
-    let asks = |a: &crate::acceptance::AttemptReport| {
+    let asks = |a: &crate::model::acceptance::AttemptReport| {
         a.connection
             .tls
             .as_ref()
@@ -314,7 +227,7 @@ pub fn acceptance(
     };
     if !asks(so) && !cs.is_some_and(asks) && so.connection.tls.is_some() {
         let db = dialback.map_or("no dialback attempt".to_string(), |d| {
-            format!("dialback {}", crate::facts::label(&d.outcome))
+            format!("dialback {}", label(&d.outcome))
         });
         let external = if attempts.iter().any(|a| a.external_offered == Some(true)) {
             "EXTERNAL listed but unusable"
@@ -341,7 +254,7 @@ pub fn acceptance(
             .detail
             .clone()
             .or_else(|| so.connection.detail.clone())
-            .unwrap_or_else(|| crate::facts::label(so.connection.outcome));
+            .unwrap_or_else(|| label(so.connection.outcome));
         return judged(
             V::Inconclusive,
             R::AttemptIncomplete,
@@ -381,10 +294,10 @@ pub fn acceptance(
             "accepted with client-and-server: the EKU is the reason".to_string()
         }
         Some(cs) => {
-            let o = cs.external.as_ref().map_or_else(
-                || crate::facts::label(cs.connection.outcome),
-                crate::facts::label,
-            );
+            let o = cs
+                .external
+                .as_ref()
+                .map_or_else(|| label(cs.connection.outcome), label);
             return judged(
                 V::Inconclusive,
                 R::BothCertificatesRefused,
@@ -411,7 +324,7 @@ pub fn acceptance(
         ),
         None => {
             let db = dialback.map_or("dialback not offered".to_string(), |d| {
-                format!("dialback {}", crate::facts::label(&d.outcome))
+                format!("dialback {}", label(&d.outcome))
             });
             judged(
                 V::RejectsServerOnlyNoFallback,
@@ -425,11 +338,11 @@ pub fn acceptance(
 #[cfg(test)]
 mod acceptance_tests {
     use super::*;
-    use crate::acceptance::{
+    use crate::model::acceptance::{
         AcceptanceVerdict as V, AttemptReport, DialbackOutcome, DialbackReport, IqOutcome,
         ProbeCertKind,
     };
-    use crate::probe::report::{ConnectOutcome, EndpointSource, Phase, Transport};
+    use crate::model::report::{ConnectOutcome, EndpointSource, Phase, Transport};
     use crate::tls::{TlsFailure, TlsInfo};
     use crate::xmpp::sasl::SaslOutcome;
 
@@ -521,7 +434,7 @@ mod acceptance_tests {
 
     #[test]
     fn every_path_has_its_reason_code() {
-        use crate::acceptance::AcceptanceReason as R;
+        use crate::model::acceptance::AcceptanceReason as R;
         let reason = |p: ServiceStatus, a: &[AttemptReport], d: Option<&DialbackReport>| {
             let j = acceptance(&passive(p), a, d);
             (j.verdict, j.reason)

@@ -4,16 +4,16 @@
 //! separate dialback attempt (XEP-0220) for which the probe's listener
 //! acts as our authoritative server.
 
-use crate::acceptance::{
+use crate::identity::{ProbeCert, ProbeIdentity};
+use crate::model::acceptance::{
     AcceptanceReport, AttemptReport, DialbackOutcome, DialbackReport, InboundReport, IqOutcome,
     ProbeCertKind,
 };
-use crate::identity::{ProbeCert, ProbeIdentity};
+use crate::model::report::EndpointReport;
+use crate::model::summary::DomainSummary;
 use crate::probe::endpoint::{ConnectOptions, ProbeContext, Session, open_session};
 use crate::probe::plan::EndpointPlan;
-use crate::probe::report::EndpointReport;
 use crate::s2s::steps::{self, StepError};
-use crate::verdict::DomainSummary;
 use crate::xmpp::Service;
 use crate::xmpp::element::Element;
 use crate::xmpp::iq::{self, IqKind, SoftwareVersion};
@@ -323,7 +323,7 @@ impl AcceptanceProbe {
             endpoint = Some(format!(
                 "{} {}",
                 std::net::SocketAddr::new(plan.ip, plan.port),
-                crate::facts::label(plan.transport)
+                crate::model::names::label(plan.transport)
             ));
             if reached_tls {
                 if let Some(cs) = &self.identity.client_and_server {
@@ -354,5 +354,22 @@ impl AcceptanceProbe {
             endpoint,
             reason: judgement.text,
         }
+    }
+}
+
+impl crate::probe::ActiveProbe for AcceptanceProbe {
+    fn domain(&self) -> &str {
+        Self::domain(self)
+    }
+
+    fn run<'a>(
+        &'a self,
+        ctx: &'a ProbeContext,
+        target: &'a str,
+        plans: &'a [EndpointPlan],
+        passive: &'a [EndpointReport],
+        summary: &'a DomainSummary,
+    ) -> futures::future::BoxFuture<'a, AcceptanceReport> {
+        Box::pin(Self::run(self, ctx, target, plans, passive, summary))
     }
 }

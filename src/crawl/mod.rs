@@ -14,8 +14,8 @@ pub mod resources;
 pub mod retry;
 pub mod summary;
 
+use crate::model::report::DomainReport;
 use crate::probe::Prober;
-use crate::probe::report::DomainReport;
 use crate::store::{Lease, Store, StoreError};
 use retry::Disposition;
 use std::collections::BTreeMap;
@@ -145,7 +145,7 @@ where
 }
 
 fn count_outcome(stats: &mut WorkerStats, r: &DomainReport) {
-    let key = crate::facts::label(r.summary.s2s.status);
+    let key = crate::model::names::label(r.summary.s2s.status);
     *stats.outcomes.entry(key).or_default() += 1;
 }
 

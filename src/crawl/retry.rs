@@ -12,7 +12,7 @@
 //! acceptance connection) retries the domain, whose reason then says so.
 
 use crate::dns::DnsOutcome;
-use crate::probe::report::{ConnectOutcome, DomainReport};
+use crate::model::report::{ConnectOutcome, DomainReport};
 use std::time::Duration;
 
 /// What to do with a finished probe.
@@ -104,8 +104,8 @@ pub fn backoff(base: Duration, attempt: u32, max: Duration) -> Duration {
 mod tests {
     use super::*;
     use crate::dns::{DnsReport, Dnssec, HostLookup};
+    use crate::model::report::{EndpointOutcome, EndpointReport, EndpointSource, Transport};
     use crate::probe::endpoint::connect_error;
-    use crate::probe::report::{EndpointOutcome, EndpointReport, EndpointSource, Transport};
     use crate::xmpp::Service;
 
     fn report(endpoints: Vec<EndpointReport>, hosts: Vec<HostLookup>) -> DomainReport {
@@ -117,7 +117,7 @@ mod tests {
         };
         let summary = crate::verdict::summarize(&dns, &endpoints);
         DomainReport {
-            schema_version: crate::probe::report::SCHEMA_VERSION,
+            schema_version: crate::model::report::SCHEMA_VERSION,
             domain: "d.test".into(),
             started_at: time::OffsetDateTime::UNIX_EPOCH,
             duration_ms: 1,

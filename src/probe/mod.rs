@@ -10,22 +10,43 @@ pub mod plan;
 pub mod render;
 pub mod report;
 
-use crate::acceptance::probe::AcceptanceProbe;
 use crate::dns::resolve::Resolver;
+use crate::model::acceptance::AcceptanceReport;
+use crate::model::report::{DomainReport, EndpointReport, SCHEMA_VERSION};
+use crate::model::summary::DomainSummary;
 use crate::probe::endpoint::{ProbeContext, probe_endpoint};
-use crate::probe::report::{DomainReport, SCHEMA_VERSION};
-use futures::future::join_all;
+use crate::probe::plan::EndpointPlan;
+use futures::future::{BoxFuture, join_all};
 use std::sync::Arc;
 use std::time::Instant;
 use time::OffsetDateTime;
 use tracing::{Instrument, info_span};
+
+/// A measurement that runs after the passive probe of a domain, on its
+/// results: the acceptance probe (MEASUREMENTS §3,
+/// [`crate::acceptance::probe::AcceptanceProbe`]). A seam, so that the
+/// passive prober depends on nothing above it.
+pub trait ActiveProbe: Send + Sync {
+    /// Our own domain (the `from` of s2s streams).
+    fn domain(&self) -> &str;
+    /// Runs against `target` given the passive probe's plans, endpoint
+    /// reports and summary.
+    fn run<'a>(
+        &'a self,
+        ctx: &'a ProbeContext,
+        target: &'a str,
+        plans: &'a [EndpointPlan],
+        passive: &'a [EndpointReport],
+        summary: &'a DomainSummary,
+    ) -> BoxFuture<'a, AcceptanceReport>;
+}
 
 /// Probes domains: owns the resolver and the shared probe context.
 #[derive(Clone)]
 pub struct Prober {
     resolver: Arc<Resolver>,
     ctx: Arc<ProbeContext>,
-    acceptance: Option<AcceptanceProbe>,
+    acceptance: Option<Arc<dyn ActiveProbe>>,
 }
 
 impl Prober {
@@ -45,11 +66,11 @@ impl Prober {
 
     /// Also runs the active acceptance probe (MEASUREMENTS §3) on every
     /// domain; s2s streams then carry the probe domain as `from`.
-    pub fn with_acceptance(mut self, acceptance: AcceptanceProbe) -> Self {
+    pub fn with_acceptance(mut self, acceptance: impl ActiveProbe + 'static) -> Self {
         let mut ctx = (*self.ctx).clone();
         ctx.probe_domain = Some(acceptance.domain().to_string());
         self.ctx = Arc::new(ctx);
-        self.acceptance = Some(acceptance);
+        self.acceptance = Some(Arc::new(acceptance));
         self
     }
 

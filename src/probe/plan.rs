@@ -6,7 +6,7 @@
 
 use crate::dns::{DnsOutcome, DnsReport, SrvLookup, SrvService, TlsaRecord};
 use crate::limits::{MAX_ADDRS_PER_TARGET, MAX_SRV_TARGETS};
-use crate::probe::report::{EndpointSource, Transport};
+use crate::model::report::{EndpointSource, Transport};
 use crate::xmpp::Service;
 use std::net::IpAddr;
 

@@ -1,13 +1,13 @@
 //! Human-readable output of probe reports for a terminal: one block per
 //! domain with its evidence, and a one-line-per-domain results table.
 
-use crate::acceptance::IqOutcome;
 use crate::dns::DnsOutcome;
-use crate::probe::report::{DomainReport, EndpointOutcome, EndpointReport};
-use crate::verdict::ServiceSummary;
+use crate::model::acceptance::IqOutcome;
+use crate::model::report::{DomainReport, EndpointOutcome, EndpointReport};
+use crate::model::summary::ServiceSummary;
 use std::fmt::Write;
 
-use crate::facts::label as name;
+use crate::model::names::label as name;
 
 fn opt<T: serde::Serialize>(v: Option<T>) -> String {
     v.map_or_else(|| "-".into(), name)
@@ -282,6 +282,6 @@ pub fn table(reports: &[DomainReport]) -> String {
 fn iq_label(o: &IqOutcome) -> String {
     match o {
         IqOutcome::Error { condition } => format!("error {condition}"),
-        other => crate::facts::label(other),
+        other => crate::model::names::label(other),
     }
 }

@@ -195,3 +195,22 @@ pub async fn verify<S: AsyncRead + AsyncWrite + Unpin>(
         }
     }
 }
+
+/// The typed fault behind a failed step, for the acceptance evidence.
+impl From<&StepError> for crate::model::acceptance::ExchangeFault {
+    fn from(e: &StepError) -> Self {
+        use crate::xmpp::reader::ReadFault as R;
+        use StepError as E;
+        match e {
+            E::Timeout => Self::Timeout,
+            E::Read(R::ByteLimit | R::DepthLimit) => Self::Limit,
+            E::Read(R::InvalidXml(_) | R::NotStream(_) | R::Doctype | R::ProcessingInstruction) => {
+                Self::InvalidXml
+            }
+            E::Read(R::Eof | R::StreamClosed | R::Io(_)) => Self::Closed,
+            E::Stream(_) => Self::StreamError,
+            E::Write(_) => Self::Write,
+            E::Unexpected(_) => Self::Unexpected,
+        }
+    }
+}

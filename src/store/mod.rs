@@ -18,7 +18,7 @@ pub mod rows;
 
 pub use error::{StoreError, redact_url};
 
-use crate::probe::report::DomainReport;
+use crate::model::report::DomainReport;
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool};

@@ -9,16 +9,16 @@
 //! step. Columns the database fills itself (`crawl_id`, `domain_id`,
 //! `recorded_at`) are not here.
 
-use crate::acceptance::{
+use crate::dns::{DnsOutcome, DnsReport, Dnssec};
+use crate::model::acceptance::{
     AcceptanceReason, AcceptanceReport, AcceptanceVerdict, AttemptReport, DialbackOutcome,
     DialbackReport, InboundAuth, InboundReport, IqOutcome, ProbeCertKind,
 };
-use crate::dns::{DnsOutcome, DnsReport, Dnssec};
-use crate::probe::report::{
+use crate::model::report::{
     ConnectOutcome, DomainReport, EndpointOutcome, EndpointReport, EndpointSource, Phase, Transport,
 };
+use crate::model::summary::{ServiceStatus, ServiceSummary};
 use crate::tls::{CertInfo, ChainVerdict, ClientPurpose, EkuClass, NameMatch, TlsFailure};
-use crate::verdict::{ServiceStatus, ServiceSummary};
 use crate::xmpp::Service;
 use crate::xmpp::features::StarttlsOffer;
 use crate::xmpp::sasl::SaslOutcome;
@@ -296,7 +296,7 @@ pub struct AttemptRow {
     /// Its failure text.
     pub external_text: Option<String>,
     /// How the exchange broke instead of answering.
-    pub external_fault: Option<crate::acceptance::ExchangeFault>,
+    pub external_fault: Option<crate::model::acceptance::ExchangeFault>,
     /// Dialback offered.
     pub dialback_offered: Option<bool>,
     /// Ping outcome ([`iq_kind`]).
@@ -978,7 +978,7 @@ mod tests {
     /// (ping answered, version refused), a valid dialback, two inbound
     /// streams.
     fn with_acceptance() -> DomainReport {
-        use crate::acceptance::AcceptanceReport;
+        use crate::model::acceptance::AcceptanceReport;
         use crate::xmpp::iq::SoftwareVersion;
         let mut r = report();
         let conn = |alert: bool| {
