@@ -8,8 +8,8 @@
 //! an expectation that does not mention a key asserts nothing about it.
 
 use crate::dns::{DnsReport, SrvService};
-use crate::probe::report::{DomainReport, EndpointReport};
-use crate::verdict::DomainSummary;
+use crate::model::report::{DomainReport, EndpointReport};
+use crate::model::summary::DomainSummary;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -196,7 +196,7 @@ pub use crate::model::names::{json, label};
 /// The key naming one endpoint: `service/transport/host/ip:port`.
 pub fn endpoint_key(
     service: crate::xmpp::Service,
-    transport: crate::probe::report::Transport,
+    transport: crate::model::report::Transport,
     host: &str,
     ip: IpAddr,
     port: u16,
@@ -349,7 +349,7 @@ pub fn acceptance_key(name: &str) -> String {
 
 /// The acceptance facts (MEASUREMENTS §3) of a report.
 pub fn acceptance_facts(report: &DomainReport) -> Facts {
-    use crate::acceptance::{IqOutcome, ProbeCertKind};
+    use crate::model::acceptance::{IqOutcome, ProbeCertKind};
     let mut f = Facts::new();
     f.insert(acceptance_key("verdict"), json(report.summary.acceptance));
     let Some(a) = &report.acceptance else {

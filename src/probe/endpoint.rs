@@ -181,7 +181,7 @@ pub async fn open_session(
         starttls_injected_bytes: None,
     };
     if !ctx.policy.permits(plan.ip) {
-        let class = crate::facts::json(classify(plan.ip));
+        let class = crate::model::names::json(classify(plan.ip));
         r.detail = Some(format!(
             "{} is in {} address space; refused (pass --allow-private to probe it)",
             plan.ip,

@@ -27,8 +27,8 @@
 //! element) and a timeout; the whole stream has a lifetime cap. Closing is
 //! polite: `</stream:stream>` then TLS close_notify (RFC 6120 §4.4).
 
-use crate::acceptance::{InboundAuth, InboundReport};
 use crate::dns::resolve::Resolver;
+use crate::model::acceptance::{InboundAuth, InboundReport};
 use crate::probe::endpoint::{ConnectOptions, ProbeContext, Session, open_session};
 use crate::probe::plan::{EndpointPlan, plan};
 use crate::probe::report::{EndpointSource, Transport};
@@ -900,7 +900,7 @@ async fn first_session(
             "{}:{} {}{}",
             p.ip,
             p.port,
-            crate::facts::json(report.outcome)
+            crate::model::names::json(report.outcome)
                 .as_str()
                 .unwrap_or("failed"),
             report.detail.map(|d| format!(": {d}")).unwrap_or_default()

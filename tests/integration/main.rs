@@ -7,6 +7,7 @@ mod address_safety;
 mod attack;
 mod cli;
 mod crawl;
+mod layers;
 mod politeness;
 mod prosody;
 mod regressions;
