@@ -14,8 +14,22 @@ use std::net::IpAddr;
 ///
 /// `_xmpp-*` are STARTTLS endpoints (RFC 6120 §3.2.1), `_xmpps-*` direct TLS
 /// endpoints (XEP-0368 §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum SrvService {
     /// `_xmpp-client._tcp`: c2s with STARTTLS.
     XmppClient,
@@ -59,8 +73,20 @@ impl SrvService {
 
 /// What a single DNS question returned. Stored as-is: each variant means
 /// something different to an operator (MEASUREMENTS §2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum DnsOutcome {
     /// At least one record of the asked type.
     Records,
@@ -156,8 +182,19 @@ pub struct TlsaLookup {
 
 /// Whether answers were DNSSEC-validated, as reported by the resolver's
 /// AD bit (RFC 4035 §3.2.3) on the SRV answer for `_xmpp-server._tcp`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Dnssec {
     /// The resolver set AD: it validated the answer.
     Validated,

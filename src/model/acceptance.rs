@@ -11,8 +11,20 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 /// Which of the probe's certificates an attempt presented.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ProbeCertKind {
     /// EKU serverAuth only (what Let's Encrypt issues since 2026).
     ServerOnly,
@@ -42,8 +54,20 @@ pub enum IqOutcome {
 
 /// How an exchange after the post-TLS features broke (as opposed to what
 /// the peer answered): the typed cause behind `detail`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ExchangeFault {
     /// No answer before the phase timeout.
     Timeout,
@@ -195,8 +219,20 @@ pub struct InboundReport {
 }
 
 /// The acceptance verdicts of MEASUREMENTS §3.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum AcceptanceVerdict {
     /// EXTERNAL succeeded with the server-only certificate.
     AcceptsServerOnly,
@@ -221,8 +257,20 @@ pub enum AcceptanceVerdict {
 /// Why a verdict was reached, as a stable code (its snake_case name is the
 /// value in JSON and in the database). The human text beside it adds the
 /// details (conditions, alert names) and is never matched on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum AcceptanceReason {
     /// No probe identity configured.
     NoProbeIdentity,

@@ -7,8 +7,20 @@ use serde::{Deserialize, Serialize};
 use time::Date;
 
 /// How reachable one service (c2s or s2s) of a domain is, best first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ServiceStatus {
     /// A TLS session was established on at least one endpoint (its
     /// handshake completed and no alert followed), whatever the stream did

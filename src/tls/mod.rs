@@ -19,8 +19,20 @@ use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 
 /// EKU class of a certificate (MEASUREMENTS §2 table).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum EkuClass {
     /// serverAuth without clientAuth: Let's Encrypt's default since 2026-02-11.
     ServerOnly,
@@ -41,8 +53,20 @@ pub enum EkuClass {
 /// anyExtendedKeyUsage alone does not satisfy it). Let's Encrypt's newer
 /// intermediates carry serverAuth only, so a leaf with clientAuth can still
 /// fail here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ClientPurpose {
     /// Every certificate with an EKU lists clientAuth (or has no EKU).
     Ok,
@@ -139,8 +163,22 @@ pub struct CertInfo {
 
 /// Something hostile or out of profile in a certificate that [`cert::analyze`]
 /// repaired rather than refusing the certificate, so the report can say so.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum CertAnomaly {
     /// A U+0000 in the subject or issuer DN or in a dNSName, id-on-xmppAddr
     /// or id-on-dnsSRV SAN (a classic name-truncation trick); it is stored
@@ -162,8 +200,20 @@ pub enum CertAnomaly {
 /// The chain verdict against the public roots and any extra CA
 /// (MEASUREMENTS §2), with the XMPP domain as reference identity
 /// (RFC 6120 §13.7.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ChainVerdict {
     /// Chains to a trusted root, in validity, and names the XMPP domain.
     Trusted,
@@ -187,8 +237,20 @@ pub enum ChainVerdict {
 
 /// Which identifier in the end-entity certificate matched the XMPP domain
 /// (RFC 6120 §13.7.1.2, RFC 6125 §6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum NameMatch {
     /// A dNSName equal to the domain.
     DnsId,
@@ -205,8 +267,20 @@ pub enum NameMatch {
 }
 
 /// Why a TLS handshake (or the first read after it) failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum TlsFailure {
     /// The server sent a fatal alert (description in `detail`).
     Alert,

@@ -3,8 +3,20 @@
 use serde::{Deserialize, Serialize};
 
 /// STARTTLS as advertised in features (RFC 6120 §5.3.1, §5.4.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum StarttlsOffer {
     /// `<starttls><required/></starttls>`.
     Required,

@@ -40,8 +40,22 @@ pub const NS_IQ_AUTH_FEATURE: &str = "http://jabber.org/features/iq-auth";
 pub const NS_CAPS: &str = "http://jabber.org/protocol/caps";
 
 /// Which kind of stream: client-to-server or server-to-server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Service {
     /// c2s, `jabber:client`, port 5222/5223.
     C2s,
