@@ -41,6 +41,9 @@ fn service_line(label: &str, s: &ServiceSummary) -> String {
     if let Some(c) = s.eku_class {
         let _ = write!(line, " · EKU {}", name(c));
     }
+    if let Some(p) = s.client_purpose {
+        let _ = write!(line, " · as TLS client: {}", name(p));
+    }
     if s.lets_encrypt == Some(true) {
         line.push_str(" · Let's Encrypt");
     }
@@ -80,6 +83,12 @@ fn endpoint_line(e: &EndpointReport) -> String {
     if let Some(err) = &e.stream_error {
         let _ = write!(line, " <{}/>", err.condition);
     }
+    if let Some(n) = e.starttls_injected_bytes {
+        let _ = write!(
+            line,
+            " · STARTTLS INJECTION: {n} plaintext bytes after <proceed/> discarded"
+        );
+    }
     if let Some(t) = &e.tls {
         if let Some(f) = t.failure {
             let _ = write!(line, " · TLS {}", name(f));
@@ -101,6 +110,10 @@ fn endpoint_line(e: &EndpointReport) -> String {
                 name(leaf.eku.class),
                 leaf.not_after.date()
             );
+            if !leaf.anomalies.is_empty() {
+                let odd: Vec<String> = leaf.anomalies.iter().map(name).collect();
+                let _ = write!(line, " · certificate anomalies: {}", odd.join(", "));
+            }
         }
     }
     if let Some(f) = &e.post_tls {
