@@ -426,3 +426,85 @@ pub fn acceptance_facts(report: &DomainReport) -> Facts {
     f.insert(acceptance_key("inbound_client_purpose"), json(purposes));
     f
 }
+
+/// A line of a JSON-lines report file that is not a probe report.
+#[derive(Debug, thiserror::Error)]
+#[error("line {line}: not a probe report")]
+pub struct BadReportLine {
+    /// 1-based line number.
+    pub line: usize,
+    /// The parser's error.
+    #[source]
+    pub source: serde_json::Error,
+}
+
+/// Parses probe results written one JSON object a line (`probe --json`,
+/// `--json-out`), blank lines ignored; a later report of a domain
+/// replaces an earlier one.
+pub fn parse_reports(
+    text: &str,
+) -> Result<std::collections::HashMap<String, DomainReport>, BadReportLine> {
+    let mut by_domain = std::collections::HashMap::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let r: DomainReport = serde_json::from_str(line).map_err(|source| BadReportLine {
+            line: i + 1,
+            source,
+        })?;
+        by_domain.insert(r.domain.clone(), r);
+    }
+    Ok(by_domain)
+}
+
+/// One manifest domain whose measured facts differ from its expectations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DomainMismatches {
+    /// The domain.
+    pub domain: String,
+    /// Its testnet profile.
+    pub profile: String,
+    /// Every differing fact.
+    pub mismatches: Vec<Mismatch>,
+}
+
+/// What [`check_manifest`] found (`testnet check`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ManifestCheck {
+    /// Manifest domains that had a report.
+    pub domains: usize,
+    /// Manifest domains without a report (not probed).
+    pub missing: usize,
+    /// Expectations compared over all checked domains.
+    pub facts_compared: usize,
+    /// The domains with mismatches, in manifest order.
+    pub differing: Vec<DomainMismatches>,
+}
+
+/// Compares each manifest domain's expectations with the facts of its
+/// report, fact by fact (see [`compare`]).
+pub fn check_manifest(
+    manifest: &crate::testnet::Manifest,
+    reports: &std::collections::HashMap<String, DomainReport>,
+) -> ManifestCheck {
+    let mut out = ManifestCheck::default();
+    for d in &manifest.domains {
+        let Some(r) = reports.get(&d.domain) else {
+            out.missing += 1;
+            continue;
+        };
+        out.domains += 1;
+        out.facts_compared += d.expect.len();
+        let mismatches = compare(&d.expect, &facts(r));
+        if !mismatches.is_empty() {
+            out.differing.push(DomainMismatches {
+                domain: d.domain.clone(),
+                profile: d.profile.clone(),
+                mismatches,
+            });
+        }
+    }
+    out
+}

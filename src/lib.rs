@@ -15,12 +15,17 @@
 //! - [`facts`]: flattened, comparable facts shared by the testnet manifest and the truth test.
 //! - [`store`]: PostgreSQL: schema and migrations, the crawl queue (leases), results.
 //! - [`testnet`]: the local federation (private CA, authoritative DNS, simulated servers).
-//! - [`limits`]: every timeout and cap, with why.
+//! - [`limits`]: every timeout and cap, with why (or where it lives).
 //! - [`budget`]: the file-descriptor budget (concurrency, listener streams) and local exhaustion.
+//! - [`crawl`]: the crawl engine (leases, retries, batched writes) and `crawls.config`.
+//! - [`app`]: the application: one validated config per run, component assembly
+//!   ([`app::setup`]), and what `probe`, `crawl` and `worker` do; `main.rs` only
+//!   defines the flags, maps them into [`app::config`] and prints errors.
 
 #![forbid(unsafe_code)]
 
 pub mod acceptance;
+pub mod app;
 pub mod budget;
 pub mod crawl;
 pub mod dns;

@@ -19,19 +19,9 @@ use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::Duration;
 use thiserror::Error;
 
-/// Whole-request timeout for fetching a providers list. data.xmpp.net
-/// answers in well under a second; 10 s covers a slow link without letting
-/// a stalled server hold up the start of a crawl.
-pub const PROVIDERS_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Largest providers list body we accept. The list holds a few hundred
-/// providers of a few KiB each at most, far below this; 16 MiB leaves ample
-/// room for growth and still stops a misconfigured or hostile server from
-/// filling memory.
-pub const PROVIDERS_MAX_BYTES: u64 = 16 * 1024 * 1024;
+pub use crate::limits::{PROVIDERS_MAX_BYTES, PROVIDERS_TIMEOUT};
 
 /// The forms a `--source` argument may take, for error messages.
 pub const ACCEPTED_FORMS: &str = "text:FILE, csv:FILE, csv:FILE#COLUMN, providers:URL (http/https), \
@@ -160,6 +150,21 @@ impl SourceSpec {
             Self::Providers(ProvidersLocation::File(p)) => p.display().to_string(),
             Self::Database => "db".to_string(),
         }
+    }
+}
+
+impl SourceSpec {
+    /// An argument that names its kind (`text:`, `csv:`, `providers:`, or
+    /// an `http(s)://` URL) parsed as a source; `None` for anything else,
+    /// such as a bare domain (which never contains `:`). `probe` takes
+    /// domains and sources in the same arguments this way.
+    pub fn explicit(arg: &str) -> Option<Result<Self, SourceError>> {
+        let s = arg.trim();
+        let lower = s.to_ascii_lowercase();
+        ["text:", "csv:", "providers:", "http://", "https://"]
+            .iter()
+            .any(|p| lower.starts_with(p))
+            .then(|| s.parse())
     }
 }
 
@@ -321,6 +326,12 @@ impl fmt::Display for SourceProblem {
 impl std::error::Error for SourceProblem {}
 
 impl SourceProblem {
+    /// Whether the whole source failed (unreadable, unreachable, not a
+    /// list) rather than one of its entries.
+    pub fn is_whole(&self) -> bool {
+        self.line.is_none() && self.entry.is_none() && self.text.is_empty()
+    }
+
     fn whole(source: &str, error: impl Into<String>) -> Self {
         Self {
             source: source.to_string(),
@@ -451,15 +462,22 @@ pub fn load_opt_out_file(path: &Path) -> Result<HashSet<String>, SourceError> {
     }
 }
 
-/// A source file's bytes: decoding is per line (or per record), so one
-/// byte that is not UTF-8 costs one line, named, not the whole file.
+/// A source file's bytes (`-` is standard input): decoding is per line
+/// (or per record), so one byte that is not UTF-8 costs one line, named,
+/// not the whole file.
 async fn read(path: &Path) -> Result<Vec<u8>, SourceError> {
-    tokio::fs::read(path)
-        .await
-        .map_err(|source| SourceError::Read {
-            path: path.to_path_buf(),
-            source,
-        })
+    let read = if path.as_os_str() == "-" {
+        let mut b = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut tokio::io::stdin(), &mut b)
+            .await
+            .map(|_| b)
+    } else {
+        tokio::fs::read(path).await
+    };
+    read.map_err(|source| SourceError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 async fn load_text(path: &Path, label: &str) -> (Vec<String>, Vec<SourceProblem>) {

@@ -62,7 +62,7 @@ impl Default for WorkerConfig {
             lease_for: Duration::from_secs(300),
             max_attempts: 3,
             retry_base: Duration::from_secs(30),
-            write_batch: 64,
+            write_batch: 128,
             write_interval: Duration::from_millis(500),
             lease_chunk: 32,
             idle_poll: Duration::from_secs(1),

@@ -195,3 +195,126 @@ async fn json_output_is_one_versioned_object_per_domain() {
         assert!(v["summary"]["s2s"]["status"].is_string());
     }
 }
+
+/// Runs `probe --json` against a testnet with `args`; returns the exit
+/// status, the domains reported (in order) and stderr.
+async fn probe_json(
+    net: &xmpp_survey::testnet::Testnet,
+    ca: &std::path::Path,
+    args: Vec<std::ffi::OsString>,
+) -> (bool, Vec<String>, String) {
+    let mut cmd = bin();
+    cmd.args([
+        "probe",
+        "--json",
+        "--allow-private",
+        "--phase-timeout",
+        "2s",
+    ])
+    .arg("--resolver")
+    .arg(net.dns_addr().to_string())
+    .arg("--extra-ca")
+    .arg(ca)
+    .args(args);
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("runs");
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    let domains = stdout
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("each line is JSON");
+            v["domain"].as_str().expect("domain").to_string()
+        })
+        .collect();
+    (
+        out.status.success(),
+        domains,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_reads_a_csv_source_like_crawl() {
+    let net = testnet(36, 2, &["srv_ok", "cert_server_only"]).await;
+    let ca = tmp("csv-testnet-ca.pem", &net.ca_pem());
+    let d = net.domains();
+    let csv = tmp(
+        "probe-source.csv",
+        &format!(
+            "name,host\nfirst,{}\nbad,not a domain\nsecond,{}\nagain,{}\n",
+            d[0], d[1], d[0]
+        ),
+    );
+    let source = format!("csv:{}#host", csv.display());
+    // A bad entry is an error naming file and line; nothing is probed.
+    let (ok, domains, stderr) = probe_json(&net, &ca, vec![source.clone().into()]).await;
+    assert!(!ok, "{stderr}");
+    assert!(domains.is_empty(), "{domains:?}");
+    assert!(stderr.contains("probe-source.csv:3:"), "{stderr}");
+    assert!(stderr.contains("--skip-invalid"), "{stderr}");
+    // --skip-invalid: the rest is probed, each domain once.
+    let (ok, domains, stderr) =
+        probe_json(&net, &ca, vec!["--skip-invalid".into(), source.into()]).await;
+    net.shutdown().await;
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("warning: skipped"), "{stderr}");
+    assert_eq!(domains, d, "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_reads_a_providers_source_honouring_consent() {
+    let net = testnet(37, 3, &["srv_ok", "cert_server_only", "nxdomain"]).await;
+    let ca = tmp("providers-testnet-ca.pem", &net.ca_pem());
+    let d = net.domains();
+    let providers = tmp(
+        "probe-providers.json",
+        &format!(
+            r#"{{
+  "{}": {{"serverTesting": {{"content": true, "source": ""}}}},
+  "{}": {{"serverTesting": {{"content": false, "source": ""}}}},
+  "{}": {{"serverTesting": {{"content": true, "source": ""}}}}
+}}"#,
+            d[0], d[1], d[2]
+        ),
+    );
+    // A bare domain argument beside the source; the provider without
+    // consent is not probed.
+    let (ok, domains, stderr) = probe_json(
+        &net,
+        &ca,
+        vec![
+            d[2].clone().into(),
+            format!("providers:{}", providers.display()).into(),
+        ],
+    )
+    .await;
+    net.shutdown().await;
+    assert!(ok, "{stderr}");
+    assert_eq!(domains, vec![d[2].clone(), d[0].clone()], "{stderr}");
+    assert!(
+        stderr.contains("1 provider(s) without serverTesting consent"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn probe_refuses_an_unusable_source_naming_it() {
+    let (out, text) = run(bin().args([
+        "probe",
+        "--resolver",
+        "127.0.0.1:1",
+        "csv:/nonexistent/xmpp-survey-list.csv",
+    ]));
+    assert!(!out.status.success());
+    assert!(text.contains("xmpp-survey-list.csv"), "{text}");
+    let (out, text) = run(bin().args([
+        "probe",
+        "--resolver",
+        "127.0.0.1:1",
+        "providers:ftp://example.test/list.json",
+    ]));
+    assert!(!out.status.success());
+    assert!(text.contains("only http:// and https://"), "{text}");
+}

@@ -1,0 +1,146 @@
+//! The application: what a subcommand does between its parsed flags and its
+//! exit status. `main.rs` only defines the flags, maps each flag group into
+//! one of the config structs of [`config`] and prints errors; everything
+//! else (validating, assembling the prober, listener, budget and store,
+//! loading domains, running and reporting) is here, with typed errors.
+//!
+//! - [`config`]: the run's configuration ([`RunConfig`], [`NetConfig`],
+//!   [`WorkConfig`]) with every default from one library constant, and the
+//!   duration syntax of the flags.
+//! - [`setup`]: [`setup::setup`] builds and checks every component of a run
+//!   ([`Setup`]) before anything is probed or recorded.
+//! - [`probe`]: `probe`: domains from arguments and sources, printed.
+//! - [`crawl`]: `crawl` and `worker`: the store, the crawl, the worker.
+
+pub mod config;
+pub mod crawl;
+pub mod probe;
+pub mod setup;
+
+pub use config::{NetConfig, RunConfig, WorkConfig};
+pub use setup::{Setup, setup};
+
+use crate::budget::BudgetError;
+use crate::crawl::config::ConfigError;
+use crate::dns::resolve::DnsSetupError;
+use crate::identity::IdentityError;
+use crate::listener::ListenerError;
+use crate::sources::{SourceError, SourceProblem};
+use crate::store::StoreError;
+use crate::tls::verify::TlsSetupError;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Why a subcommand could not run (or stopped). Each names its culprit:
+/// the file, resolver, listen address or database.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// An `--extra-ca` file (or the TLS set-up with it) is unusable.
+    #[error(transparent)]
+    ExtraCa(#[from] TlsSetupError),
+    /// The TLS client could not be built.
+    #[error("cannot set up TLS")]
+    Tls(#[source] TlsSetupError),
+    /// The probe identity (config file, certificates, keys) is unusable.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// The open-file limit could not be read or raised.
+    #[error(transparent)]
+    Nofile(BudgetError),
+    /// Not even a minimal run fits in the open-file limit.
+    #[error("{error} (soft limit {soft}, hard limit {hard})")]
+    Budget {
+        /// Why it does not fit (its message is this error's).
+        error: BudgetError,
+        /// The soft limit in force.
+        soft: u64,
+        /// The hard limit.
+        hard: u64,
+    },
+    /// The resolver could not be built.
+    #[error("cannot set up the DNS resolver")]
+    ResolverSetup(#[source] DnsSetupError),
+    /// The resolver does not answer.
+    #[error(transparent)]
+    Resolver(DnsSetupError),
+    /// The dialback listener could not start.
+    #[error("cannot start the dialback listener on {listen}")]
+    Listener {
+        /// The configured listen address.
+        listen: SocketAddr,
+        /// Why.
+        #[source]
+        source: ListenerError,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The database's schema is not this binary's.
+    #[error(
+        "database schema is version {found}, this binary needs {needed}: run `xmpp-survey db migrate`"
+    )]
+    SchemaVersion {
+        /// The database's version.
+        found: i32,
+        /// The binary's.
+        needed: i32,
+    },
+    /// The database has no schema at all.
+    #[error("the database has no xmpp-survey schema: run `xmpp-survey db migrate` first")]
+    NoSchema,
+    /// No crawl has this label.
+    #[error("no crawl labelled {0:?} in the database")]
+    NoCrawl(String),
+    /// A source argument or the opt-out list is unusable.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// A domain source `probe` was given could not be used at all.
+    #[error("cannot use domain list: {0}")]
+    SourceFailed(SourceProblem),
+    /// `probe` was given invalid domains (without `--skip-invalid`).
+    #[error(
+        "invalid domain(s), nothing probed (use --skip-invalid to probe the rest):\n  {}",
+        .0.join("\n  ")
+    )]
+    InvalidDomains(Vec<String>),
+    /// `probe` has nothing to probe.
+    #[error("no domains to probe: give DOMAIN or SOURCE arguments or --file")]
+    NoDomains,
+    /// Nothing valid in a crawl's sources.
+    #[error("no valid domains in the sources: nothing to crawl")]
+    NothingToCrawl,
+    /// The HTTP client for providers lists could not be built.
+    #[error("cannot build the HTTP client")]
+    Http(#[source] reqwest::Error),
+    /// The crawl's configuration could not be recorded.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A file could not be created or written.
+    #[error("cannot create {}", path.display())]
+    Create {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Output could not be written.
+    #[error(transparent)]
+    Output(#[from] std::io::Error),
+    /// A report could not be serialised.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+/// An error and its causes, outermost first, joined by `": "` (what
+/// `anyhow`'s `{:#}` prints): the text recorded as `crawls.error`.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
