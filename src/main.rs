@@ -452,10 +452,11 @@ async fn db_migrate(a: &DbArgs) -> Result<()> {
 }
 
 /// Compares JSON-lines probe results with a manifest, fact by fact
-/// ([`xmpp_survey::facts::check_manifest`]); prints each mismatch.
+/// ([`xmpp_survey::testnet::check::check_manifest`]); prints each mismatch.
 fn testnet_check(a: &CheckArgs) -> Result<()> {
-    use xmpp_survey::facts::{check_manifest, parse_reports};
+    use xmpp_survey::facts::parse_reports;
     use xmpp_survey::testnet::Manifest;
+    use xmpp_survey::testnet::check::check_manifest;
     let text = std::fs::read_to_string(&a.manifest)
         .with_context(|| format!("cannot read manifest {}", a.manifest.display()))?;
     let manifest: Manifest = serde_json::from_str(&text)

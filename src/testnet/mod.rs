@@ -12,6 +12,7 @@
 pub mod attack;
 pub mod ceiling;
 pub mod certs;
+pub mod check;
 pub mod dns;
 pub mod expect;
 pub mod layout;
