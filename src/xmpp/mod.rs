@@ -10,6 +10,7 @@ pub mod dialback;
 pub mod element;
 pub mod features;
 pub mod iq;
+pub mod negotiation;
 pub mod reader;
 pub mod sasl;
 pub mod stream;
