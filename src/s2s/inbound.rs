@@ -23,6 +23,10 @@
 //!    XEP-0185 secret), `<iq/>` from an authenticated peer (handed to the
 //!    policy); message and presence are dropped, never routed.
 //!
+//! Steps 1–3 are the pure server machine of
+//! [`crate::xmpp::negotiation::server`] (the policy answers its questions
+//! through an adapter); this file drives it and runs step 4.
+//!
 //! Every read has a byte budget ([`InboundLimits::reader`], reset per
 //! element) and a timeout; the whole stream has a lifetime cap. Closing is
 //! polite: `</stream:stream>` then TLS close_notify (RFC 6120 §4.4).
