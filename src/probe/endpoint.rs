@@ -3,6 +3,11 @@
 //!
 //! Each phase has its own timeout and byte budget; every way a server can
 //! fail (or attack) ends as a typed [`EndpointOutcome`] in the report.
+//!
+//! The protocol itself is the pure client machine of
+//! [`crate::xmpp::negotiation::client`]; this is its thin async driver: the
+//! TCP connect, the hardened reader, the phase timeouts and the rustls
+//! connector (RFC 6120 §5.4.3.3).
 
 use crate::dns::TlsaRecord;
 use crate::limits::Limits;
@@ -13,13 +18,13 @@ use crate::probe::report::{ConnectOutcome, EndpointOutcome, EndpointReport, Phas
 use crate::tls::client::{Capture, TlsProbe, classify_error, server_name, tls_info};
 use crate::tls::dane;
 use crate::tls::{ChainVerdict, TlsFailure, TlsInfo};
-use crate::xmpp::element::Element;
-use crate::xmpp::features::{self, Features, StarttlsOffer};
-use crate::xmpp::reader::{ReadFault, ReaderLimits, StreamReader};
-use crate::xmpp::stream::{self, HeaderSpec};
-use crate::xmpp::{NS_STREAMS, NS_TLS, Service};
+use crate::xmpp::Service;
+use crate::xmpp::features::Features;
+use crate::xmpp::negotiation::client::{Client, ClientAction, Config, Outcome, Record};
+use crate::xmpp::negotiation::{Action, Event, Expect};
+use crate::xmpp::reader::{ReaderLimits, StreamReader};
+use crate::xmpp::stream;
 use rustls::sign::CertifiedKey;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -44,58 +49,6 @@ pub struct ProbeContext {
     /// Rate and concurrency limits per target address and for the whole
     /// run; `None`: connect at once (tests, single-domain probes).
     pub gate: Option<Arc<Politeness>>,
-}
-
-/// Why the exchange stopped early; becomes the report's outcome.
-struct Stop {
-    outcome: EndpointOutcome,
-    phase: Phase,
-    detail: Option<String>,
-}
-
-impl Stop {
-    fn new(outcome: EndpointOutcome, phase: Phase, detail: impl Into<Option<String>>) -> Self {
-        Self {
-            outcome,
-            phase,
-            detail: detail.into(),
-        }
-    }
-
-    /// Maps a reader fault in `phase` to an outcome.
-    fn read(phase: Phase, fault: ReadFault) -> Self {
-        let (outcome, detail) = match fault {
-            ReadFault::ByteLimit => (EndpointOutcome::ByteLimit, None),
-            ReadFault::DepthLimit => (EndpointOutcome::DepthLimit, None),
-            ReadFault::InvalidXml(m) => (EndpointOutcome::InvalidXml, Some(m)),
-            ReadFault::NotStream(m) => (EndpointOutcome::InvalidXml, Some(m)),
-            ReadFault::Doctype => (EndpointOutcome::ForbiddenXml, Some("DOCTYPE".into())),
-            ReadFault::ProcessingInstruction => (
-                EndpointOutcome::ForbiddenXml,
-                Some("processing instruction".into()),
-            ),
-            ReadFault::Eof => (EndpointOutcome::Closed, Some("connection closed".into())),
-            ReadFault::StreamClosed => (EndpointOutcome::Closed, Some("</stream:stream>".into())),
-            ReadFault::Io(m) => (EndpointOutcome::Closed, Some(m)),
-        };
-        Self::new(outcome, phase, detail)
-    }
-
-    fn io(phase: Phase, e: &std::io::Error) -> Self {
-        Self::new(EndpointOutcome::Closed, phase, e.to_string())
-    }
-}
-
-/// Runs one read step of `phase` under the phase timeout.
-async fn step<T>(
-    limit: Duration,
-    phase: Phase,
-    fut: impl Future<Output = Result<T, ReadFault>>,
-) -> Result<T, Stop> {
-    match timeout(limit, fut).await {
-        Err(_) => Err(Stop::new(EndpointOutcome::Timeout, phase, None)),
-        Ok(r) => r.map_err(|f| Stop::read(phase, f)),
-    }
 }
 
 /// ALPN protocol ids of XEP-0368 §4.
@@ -125,8 +78,8 @@ pub struct Session {
 
 impl Session {
     /// Closes the stream politely (`</stream:stream>`, close_notify).
-    pub async fn close(self) {
-        close(self.stream).await;
+    pub async fn close(mut self) {
+        close(&mut self.stream).await;
     }
 }
 
@@ -223,22 +176,22 @@ pub async fn open_session(
     r.connect = ConnectOutcome::Connected;
     r.connect_ms = Some(elapsed_ms(t0));
     let _ = tcp.set_nodelay(true);
-    let result = match plan.transport {
-        Transport::Starttls => starttls(ctx, domain, tcp, &mut r, &plan.tlsa, opts).await,
-        Transport::DirectTls => tls_and_stream(ctx, domain, tcp, &mut r, &plan.tlsa, opts).await,
-    };
-    match result {
-        Ok(mut session) => {
-            r.outcome = EndpointOutcome::Complete;
+    let (record, outcome, session) = negotiate(ctx, domain, plan, tcp, &mut r, opts).await;
+    r.header = record.header;
+    r.pre_tls = record.pre_tls;
+    r.stream_error = record.stream_error;
+    r.starttls_injected_bytes = record.starttls_injected_bytes;
+    r.header_after_tls = record.header_after_tls;
+    r.post_tls = record.post_tls;
+    r.outcome = outcome.outcome;
+    r.phase = outcome.phase;
+    r.detail = outcome.detail;
+    match session {
+        Some(mut session) => {
             session.permit = permit;
             (r, Some(session))
         }
-        Err(stop) => {
-            r.outcome = stop.outcome;
-            r.phase = Some(stop.phase);
-            r.detail = stop.detail;
-            (r, None)
-        }
+        None => (r, None),
     }
 }
 
@@ -270,86 +223,150 @@ fn reader_limits(l: &Limits) -> ReaderLimits {
     }
 }
 
-/// Our stream header: `to` is the XMPP domain (RFC 6120 §4.7.2); on s2s
-/// `from` is the probe's own domain when one is configured.
-fn our_header(ctx: &ProbeContext, domain: &str, service: Service) -> String {
-    let from = match service {
-        Service::S2s => ctx.probe_domain.as_deref(),
-        Service::C2s => None,
-    };
-    stream::open_header(&HeaderSpec {
-        service,
-        from,
-        to: Some(domain),
-        id: None,
-        version: Some("1.0"),
-        dialback: service == Service::S2s,
-    })
+/// Where [`pump`] stopped.
+enum Halt {
+    /// The machine asked for the TLS handshake.
+    StartTls,
+    /// The machine is done.
+    Done(Outcome),
 }
 
-/// Opens a stream and reads the header and features. A `<stream:error/>`
-/// instead of features ends the probe with `StreamError`.
-async fn open_stream<S: AsyncRead + AsyncWrite + Unpin>(
+/// Carries out `pending` on `rd` and feeds the machine what it reads
+/// (each read a reader phase of its own, under the phase timeout) until it
+/// asks for TLS or is done.
+async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
+    m: &mut Client,
+    rd: &mut StreamReader<S>,
+    pending: Vec<ClientAction>,
+    limit: Duration,
+) -> Halt {
+    let mut pending = pending;
+    loop {
+        let mut fed = None;
+        for action in pending {
+            match action {
+                Action::Send(xml) => {
+                    if let Err(e) = rd.write_all(xml.as_bytes()).await {
+                        fed = Some(m.handle(Event::WriteFailed(e.to_string())));
+                        break;
+                    }
+                }
+                Action::StartTls => return Halt::StartTls,
+                Action::Close { .. } => close(rd).await,
+                Action::Done(o) => return Halt::Done(o),
+            }
+        }
+        pending = match fed {
+            Some(next) => next,
+            None => {
+                rd.new_phase();
+                let ev = match m.expects() {
+                    Expect::Header => match timeout(limit, rd.read_header()).await {
+                        Err(_) => Event::Timeout,
+                        Ok(r) => r.map_or_else(Event::Fault, Event::Header),
+                    },
+                    Expect::Element => match timeout(limit, rd.read_element()).await {
+                        Err(_) => Event::Timeout,
+                        Ok(r) => r.map_or_else(Event::Fault, Event::Element),
+                    },
+                    // The machine always ends with `StartTls` or `Done`
+                    // before it expects these.
+                    Expect::Tls | Expect::Nothing => Event::Timeout,
+                };
+                m.handle(ev)
+            }
+        };
+    }
+}
+
+/// Runs the client machine ([`crate::xmpp::negotiation::client`]) over the
+/// connection: plain stream and STARTTLS (RFC 6120 §5.4) or direct TLS
+/// (XEP-0368), then the post-TLS stream. The TLS facts go into `r.tls`;
+/// the stream facts come back in the record.
+async fn negotiate(
     ctx: &ProbeContext,
     domain: &str,
-    rd: &mut StreamReader<S>,
+    plan: &EndpointPlan,
+    tcp: TcpStream,
     r: &mut EndpointReport,
-    phases: (Phase, Phase),
-) -> Result<Features, Stop> {
-    let (header_phase, features_phase) = phases;
-    rd.write_all(our_header(ctx, domain, r.service).as_bytes())
-        .await
-        .map_err(|e| Stop::io(header_phase, &e))?;
-    let header = step(ctx.limits.phase_timeout, header_phase, rd.read_header()).await?;
-    let versionless = header.version.is_none();
-    if header_phase == Phase::StreamHeader {
-        r.header = Some(header);
-    } else {
-        r.header_after_tls = Some(header);
+    opts: &ConnectOptions,
+) -> (Record, Outcome, Option<Session>) {
+    let (mut m, first) = Client::new(Config {
+        service: plan.service,
+        transport: plan.transport,
+        to: domain.to_owned(),
+        from: ctx.probe_domain.clone(),
+    });
+    let limit = ctx.limits.phase_timeout;
+    let mut rd = StreamReader::new(tcp, reader_limits(&ctx.limits));
+    if let Halt::Done(o) = pump(&mut m, &mut rd, first, limit).await {
+        return (m.into_record(), o, None);
     }
-    if versionless {
-        return Err(Stop::new(
-            EndpointOutcome::NoVersion,
-            header_phase,
-            Some("stream header has no version attribute (pre-XMPP 1.0)".into()),
-        ));
+    // Whatever was buffered behind `<proceed/>` is plaintext injected
+    // before TLS: dropped with the reader (RFC 6120 §5.4.3.3), counted by
+    // the machine, and the measurement goes on over TLS.
+    let (tcp, buffered) = rd.into_inner();
+    if plan.transport == Transport::Starttls {
+        m.handle(Event::Buffered(buffered));
     }
-    rd.new_phase();
-    let el = read_element(ctx, rd, r, features_phase).await?;
-    if !el.is(NS_STREAMS, "features") {
-        return Err(Stop::new(
-            EndpointOutcome::UnexpectedElement,
-            features_phase,
-            Some(format!(
-                "expected <stream:features/>, got {{{}}}{}",
-                el.ns, el.name
-            )),
-        ));
+    let (tls, capture) = match handshake(ctx, domain, tcp, r, &plan.tlsa, opts).await {
+        Ok(x) => x,
+        Err(ev) => {
+            let o = done(m.handle(ev));
+            return (m.into_record(), o, None);
+        }
+    };
+    let up = m.handle(Event::TlsUp {
+        peer_chain: tls.get_ref().1.peer_certificates().is_some(),
+    });
+    let mut rd = StreamReader::new(tls, reader_limits(&ctx.limits));
+    let o = match pump(&mut m, &mut rd, up, limit).await {
+        Halt::Done(o) => o,
+        Halt::StartTls => done(m.handle(Event::TlsFailed {
+            detail: Some("TLS requested twice".into()),
+        })),
+    };
+    if o.tls_alert
+        && let Some(info) = r.tls.as_mut()
+    {
+        info.failure = Some(TlsFailure::Alert);
+        info.failure_detail = o.detail.clone();
     }
-    Ok(features::parse(&el))
+    let record = m.into_record();
+    if o.outcome != EndpointOutcome::Complete {
+        return (record, o, None);
+    }
+    let Some(features) = record.post_tls.clone() else {
+        return (record, o, None);
+    };
+    let session = Session {
+        stream_id: record.header_after_tls.as_ref().and_then(|h| h.id.clone()),
+        stream: rd,
+        features,
+        capture,
+        permit: None,
+    };
+    (record, o, Some(session))
 }
 
-/// Reads the next element of `phase`; a `<stream:error/>` (RFC 6120 §4.9)
-/// is recorded in the report and ends the probe with `StreamError`.
-async fn read_element<S: AsyncRead + AsyncWrite + Unpin>(
-    ctx: &ProbeContext,
-    rd: &mut StreamReader<S>,
-    r: &mut EndpointReport,
-    phase: Phase,
-) -> Result<Element, Stop> {
-    let el = step(ctx.limits.phase_timeout, phase, rd.read_element()).await?;
-    if el.is(NS_STREAMS, "error") {
-        let err = stream::parse_error(&el);
-        let detail = err.text.clone();
-        r.stream_error = Some(err);
-        return Err(Stop::new(EndpointOutcome::StreamError, phase, detail));
-    }
-    Ok(el)
+/// The outcome among a machine's last actions.
+fn done(actions: Vec<ClientAction>) -> Outcome {
+    actions
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Done(o) => Some(o),
+            _ => None,
+        })
+        .unwrap_or(Outcome {
+            outcome: EndpointOutcome::TlsFailed,
+            phase: Some(Phase::TlsHandshake),
+            detail: None,
+            tls_alert: false,
+        })
 }
 
 /// Best-effort polite close: `</stream:stream>` and, for TLS, close_notify.
-async fn close<S: AsyncRead + AsyncWrite + Unpin>(rd: StreamReader<S>) {
-    let mut rd = rd;
+async fn close<S: AsyncRead + AsyncWrite + Unpin>(rd: &mut StreamReader<S>) {
     let _ = timeout(CLOSE_TIMEOUT, async {
         let _ = rd.write_all(stream::CLOSE.as_bytes()).await;
         let _ = rd.get_mut().shutdown().await;
@@ -357,106 +374,31 @@ async fn close<S: AsyncRead + AsyncWrite + Unpin>(rd: StreamReader<S>) {
     .await;
 }
 
-/// RFC 6120 §5.4: plain stream, `<starttls/>`, `<proceed/>`, then TLS.
-async fn starttls(
+/// The TLS handshake (direct TLS carries the XEP-0368 ALPN), under the
+/// phase timeout; the TLS facts go into `r.tls`. A failure comes back as
+/// the event to feed the machine.
+async fn handshake(
     ctx: &ProbeContext,
     domain: &str,
     tcp: TcpStream,
     r: &mut EndpointReport,
     tlsa: &[TlsaRecord],
     opts: &ConnectOptions,
-) -> Result<Session, Stop> {
-    let mut rd = StreamReader::new(tcp, reader_limits(&ctx.limits));
-    let opened = open_stream(
-        ctx,
-        domain,
-        &mut rd,
-        r,
-        (Phase::StreamHeader, Phase::Features),
-    )
-    .await;
-    let feats = match opened {
-        Ok(x) => x,
-        Err(stop) => {
-            close(rd).await;
-            return Err(stop);
-        }
-    };
-    let offer = feats.starttls;
-    r.pre_tls = Some(feats);
-    if offer == StarttlsOffer::Absent {
-        close(rd).await;
-        return Err(Stop::new(
-            EndpointOutcome::NoStarttls,
-            Phase::Features,
-            None,
-        ));
-    }
-    rd.new_phase();
-    rd.write_all(format!("<starttls xmlns='{NS_TLS}'/>").as_bytes())
-        .await
-        .map_err(|e| Stop::io(Phase::Starttls, &e))?;
-    let el = read_element(ctx, &mut rd, r, Phase::Starttls).await?;
-    if el.is(NS_TLS, "failure") {
-        return Err(Stop::new(
-            EndpointOutcome::StarttlsFailure,
-            Phase::Starttls,
-            None,
-        ));
-    }
-    if !el.is(NS_TLS, "proceed") {
-        return Err(Stop::new(
-            EndpointOutcome::UnexpectedElement,
-            Phase::Starttls,
-            Some(format!("expected <proceed/>, got {{{}}}{}", el.ns, el.name)),
-        ));
-    }
-    // Whatever was buffered behind `<proceed/>` is plaintext injected
-    // before TLS: dropped with the reader (RFC 6120 §5.4.3.3), counted,
-    // and the measurement goes on over TLS.
-    let (tcp, leftover) = rd.into_inner();
-    if leftover > 0 {
-        r.starttls_injected_bytes = Some(leftover as u64);
-    }
-    tls_and_stream(ctx, domain, tcp, r, tlsa, opts).await
-}
-
-/// TLS handshake (direct TLS carries the XEP-0368 ALPN), then the stream
-/// header and features over TLS.
-async fn tls_and_stream(
-    ctx: &ProbeContext,
-    domain: &str,
-    tcp: TcpStream,
-    r: &mut EndpointReport,
-    tlsa: &[TlsaRecord],
-    opts: &ConnectOptions,
-) -> Result<Session, Stop> {
+) -> Result<(TlsStream<TcpStream>, Arc<Capture>), Event> {
     let alpn = (r.transport == Transport::DirectTls).then(|| alpn(r.service));
     let (connector, capture) = ctx
         .tls
         .connector(domain, r.service, alpn, opts.client_cert.clone())
-        .map_err(|e| {
-            Stop::new(
-                EndpointOutcome::TlsFailed,
-                Phase::TlsHandshake,
-                e.to_string(),
-            )
+        .map_err(|e| Event::TlsFailed {
+            detail: Some(e.to_string()),
         })?;
-    let name = server_name(domain).ok_or_else(|| {
-        Stop::new(
-            EndpointOutcome::TlsFailed,
-            Phase::TlsHandshake,
-            Some(format!("{domain} is not a valid TLS server name")),
-        )
+    let name = server_name(domain).ok_or_else(|| Event::TlsFailed {
+        detail: Some(format!("{domain} is not a valid TLS server name")),
     })?;
     let tls = match timeout(ctx.limits.phase_timeout, connector.connect(name, tcp)).await {
         Err(_) => {
             r.tls = Some(failed(tls_info(&capture, None), TlsFailure::Timeout, None));
-            return Err(Stop::new(
-                EndpointOutcome::TlsFailed,
-                Phase::TlsHandshake,
-                None,
-            ));
+            return Err(Event::Timeout);
         }
         Ok(Err(e)) => {
             let (failure, detail) = classify_error(&e);
@@ -465,11 +407,9 @@ async fn tls_and_stream(
                 failure,
                 Some(detail.clone()),
             ));
-            return Err(Stop::new(
-                EndpointOutcome::TlsFailed,
-                Phase::TlsHandshake,
-                Some(detail),
-            ));
+            return Err(Event::TlsFailed {
+                detail: Some(detail),
+            });
         }
         Ok(Ok(tls)) => tls,
     };
@@ -480,45 +420,7 @@ async fn tls_and_stream(
         info.verdict == Some(ChainVerdict::Trusted),
     );
     r.tls = Some(info);
-    let mut rd = StreamReader::new(tls, reader_limits(&ctx.limits));
-    let opened = open_stream(
-        ctx,
-        domain,
-        &mut rd,
-        r,
-        (Phase::StreamHeaderAfterTls, Phase::FeaturesAfterTls),
-    )
-    .await;
-    match opened {
-        Ok(feats) => {
-            r.post_tls = Some(feats.clone());
-            Ok(Session {
-                stream_id: r.header_after_tls.as_ref().and_then(|h| h.id.clone()),
-                stream: rd,
-                features: feats,
-                capture,
-                permit: None,
-            })
-        }
-        Err(stop) => {
-            // The first read after the handshake is where TLS 1.3 reports
-            // a rejected session: count it as a TLS failure, not a stream one.
-            let alert = stop.phase == Phase::StreamHeaderAfterTls
-                && stop.outcome == EndpointOutcome::Closed
-                && stop.detail.as_deref().is_some_and(|d| d.contains("alert"));
-            if alert && let Some(tls) = r.tls.as_mut() {
-                tls.failure = Some(TlsFailure::Alert);
-                tls.failure_detail = stop.detail.clone();
-                return Err(Stop::new(
-                    EndpointOutcome::TlsFailed,
-                    Phase::StreamHeaderAfterTls,
-                    stop.detail,
-                ));
-            }
-            close(rd).await;
-            Err(stop)
-        }
-    }
+    Ok((tls, capture))
 }
 
 fn failed(mut info: TlsInfo, failure: TlsFailure, detail: Option<String>) -> TlsInfo {

@@ -23,6 +23,10 @@
 //!    XEP-0185 secret), `<iq/>` from an authenticated peer (handed to the
 //!    policy); message and presence are dropped, never routed.
 //!
+//! Steps 1–3 are the pure server machine of
+//! [`crate::xmpp::negotiation::server`] (the policy answers its questions
+//! through an adapter); this file drives it and runs step 4.
+//!
 //! Every read has a byte budget ([`InboundLimits::reader`], reset per
 //! element) and a timeout; the whole stream has a lifetime cap. Closing is
 //! polite: `</stream:stream>` then TLS close_notify (RFC 6120 §4.4).
@@ -36,9 +40,13 @@ use crate::s2s::steps::{self, StepError};
 use crate::tls::cert;
 use crate::xmpp::dialback::{self, Answer, Dialback};
 use crate::xmpp::element::Element;
-use crate::xmpp::reader::{ReadFault, ReaderLimits, StreamReader};
+use crate::xmpp::negotiation::server::{
+    self, Host, Outcome, Server, ServerAction, fault_condition,
+};
+use crate::xmpp::negotiation::{Action, Event, Expect};
+use crate::xmpp::reader::{ReaderLimits, StreamReader};
 use crate::xmpp::sasl::{self, SaslOutcome};
-use crate::xmpp::stream::{self, HeaderSpec, StreamHeader};
+use crate::xmpp::stream::{self, StreamHeader};
 use crate::xmpp::{NS_DIALBACK_FEATURE, NS_SASL, NS_SERVER, NS_STREAMS, NS_TLS, Service, iq};
 use rustls::ServerConfig;
 use rustls::sign::CertifiedKey;
@@ -88,20 +96,7 @@ pub struct InboundLimits {
     pub auth_deadline: Duration,
 }
 
-/// Which feature list the policy is asked for (RFC 6120 §4.3.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
-    /// Before TLS: STARTTLS (RFC 6120 §5.4.1) and dialback (XEP-0220 §2.4).
-    BeforeTls,
-    /// After TLS; `peer_chain` says whether the peer presented a
-    /// certificate (EXTERNAL is only meaningful then, XEP-0178 §3 step 5).
-    AfterTls {
-        /// The peer sent a TLS client certificate.
-        peer_chain: bool,
-    },
-    /// After a successful SASL exchange and stream restart (RFC 6120 §6.4.6).
-    Authenticated,
-}
+pub use crate::xmpp::negotiation::server::{SECURE_AUTH_REFUSAL, Stage};
 
 /// What differs between receiving servers; the protocol lives in [`serve`].
 ///
@@ -240,12 +235,18 @@ pub async fn serve_tls<P: InboundPolicy>(
     local: P::Local,
     limits: &InboundLimits,
 ) {
-    let report = new_report(None);
     let deadline = Instant::now() + limits.auth_deadline;
     let flag = std::sync::atomic::AtomicBool::new(false);
+    let m = Server::direct_tls(policy.domain(&local).to_owned());
+    let host = Adapter {
+        policy,
+        local: Some(local),
+        tls: None,
+        report: new_report(None),
+    };
     let _ = timeout(
         limits.lifetime,
-        secure(policy, tls, local, report, limits, deadline, &flag),
+        secure(tls, m, host, limits, deadline, &flag),
     )
     .await;
 }
@@ -281,7 +282,7 @@ fn new_id() -> String {
 
 /// Lower case, no trailing dot: how domains are compared.
 fn normalize(d: &str) -> String {
-    d.trim().trim_end_matches('.').to_ascii_lowercase()
+    server::normalize(d)
 }
 
 fn same_domain(a: &str, b: &str) -> bool {
@@ -295,20 +296,23 @@ pub fn jid_domain(jid: &str) -> String {
 }
 
 fn our_header(from: &str, to: Option<&str>, id: &str) -> String {
-    stream::open_header(&HeaderSpec {
-        service: Service::S2s,
-        from: Some(from),
-        to,
-        id: Some(id),
-        version: Some("1.0"),
-        dialback: true,
-    })
+    server::our_header(Some(from), to, id)
 }
 
-async fn close<S: AsyncRead + AsyncWrite + Unpin>(mut rd: StreamReader<S>, error: Option<&str>) {
+async fn close<S: AsyncRead + AsyncWrite + Unpin>(rd: StreamReader<S>, error: Option<&str>) {
+    let mut rd = rd;
+    close_with(&mut rd, error, None).await;
+}
+
+/// [`close`] on a borrowed reader, with the error's `<text/>`.
+async fn close_with<S: AsyncRead + AsyncWrite + Unpin>(
+    rd: &mut StreamReader<S>,
+    error: Option<&str>,
+    text: Option<&str>,
+) {
     let mut out = String::new();
     if let Some(condition) = error {
-        out.push_str(&stream::error_xml(condition, None));
+        out.push_str(&stream::error_xml(condition, text));
     }
     out.push_str(stream::CLOSE);
     let _ = timeout(CLOSE_TIMEOUT, async {
@@ -316,18 +320,6 @@ async fn close<S: AsyncRead + AsyncWrite + Unpin>(mut rd: StreamReader<S>, error
         let _ = rd.get_mut().shutdown().await;
     })
     .await;
-}
-
-/// The stream error (if any) for a read that failed.
-fn fault_condition(fault: &ReadFault) -> Option<&'static str> {
-    match fault {
-        // RFC 6120 §4.9.3.13 (policy-violation): "size limits … exceeded".
-        ReadFault::ByteLimit | ReadFault::DepthLimit => Some("policy-violation"),
-        // RFC 6120 §4.9.3.11 / §4.9.3.18.
-        ReadFault::InvalidXml(_) | ReadFault::NotStream(_) => Some("not-well-formed"),
-        ReadFault::Doctype | ReadFault::ProcessingInstruction => Some("restricted-xml"),
-        ReadFault::Eof | ReadFault::StreamClosed | ReadFault::Io(_) => None,
-    }
 }
 
 /// Reads one element with a fresh byte budget; on a fault, timeout or
@@ -364,7 +356,127 @@ fn answer_verify<P: InboundPolicy>(
     dialback::verify_answer(me, from, id, valid)
 }
 
-/// Before TLS: our header and features, then STARTTLS (or `db:verify`).
+/// The policy as the server machine's [`Host`]: it remembers the domain
+/// chosen by the header's `to` and the TLS config, and keeps the report's
+/// `db:verify` evidence.
+struct Adapter<'a, P: InboundPolicy> {
+    policy: &'a P,
+    local: Option<P::Local>,
+    tls: Option<Arc<ServerConfig>>,
+    report: Arc<Mutex<InboundReport>>,
+}
+
+impl<P: InboundPolicy> Host for Adapter<'_, P> {
+    fn serve(&mut self, to: Option<&str>) -> Option<String> {
+        self.local = self.policy.local(to);
+        let local = self.local.as_ref()?;
+        Some(self.policy.domain(local).to_owned())
+    }
+
+    fn admits(&mut self, peer: Option<&str>) -> bool {
+        self.local
+            .as_ref()
+            .is_some_and(|l| self.policy.admits(l, peer))
+    }
+
+    fn features(&mut self, stage: Stage) -> String {
+        self.local
+            .as_ref()
+            .map(|l| self.policy.features(l, stage))
+            .unwrap_or_default()
+    }
+
+    fn tls(&mut self) -> bool {
+        self.tls = self.local.as_ref().and_then(|l| self.policy.tls_config(l));
+        self.tls.is_some()
+    }
+
+    fn verify(&mut self, from: &str, to: &str, id: &str, key: &str) -> String {
+        let Some(local) = self.local.as_ref() else {
+            return String::new();
+        };
+        let out = answer_verify(self.policy, local, from, to, id, key);
+        update(&self.report, |r| {
+            if r.auth == InboundAuth::None {
+                r.auth = InboundAuth::VerifyOnly;
+            }
+        });
+        out
+    }
+
+    fn requires_peer_certificate(&mut self) -> bool {
+        self.local
+            .as_ref()
+            .is_some_and(|l| self.policy.requires_peer_certificate(l))
+    }
+
+    fn new_id(&mut self) -> String {
+        new_id()
+    }
+}
+
+/// Where [`pump`] stopped.
+enum Halt {
+    /// The machine asked for the TLS handshake.
+    StartTls,
+    /// The machine is done.
+    Done(Outcome),
+}
+
+/// Carries out the server machine's actions on `rd` and feeds it what it
+/// reads (each read with a fresh byte budget, within the step timeout and
+/// the authentication deadline) until it asks for TLS or is done.
+async fn pump<P: InboundPolicy, S: AsyncRead + AsyncWrite + Unpin>(
+    m: &mut Server,
+    host: &mut Adapter<'_, P>,
+    rd: &mut StreamReader<S>,
+    pending: Vec<ServerAction>,
+    limits: &InboundLimits,
+    deadline: Instant,
+) -> Halt {
+    let mut pending = pending;
+    loop {
+        let mut fed = None;
+        for action in pending {
+            match action {
+                Action::Send(xml) => {
+                    if let Err(e) = rd.write_all(xml.as_bytes()).await {
+                        fed = Some(m.handle(Event::WriteFailed(e.to_string()), host));
+                        break;
+                    }
+                }
+                Action::StartTls => return Halt::StartTls,
+                Action::Close { condition, text } => close_with(rd, condition, text).await,
+                Action::Done(o) => return Halt::Done(o),
+            }
+        }
+        pending = match fed {
+            Some(next) => next,
+            None => {
+                rd.new_phase();
+                let wait = until(deadline, limits.step);
+                let ev = match m.expects() {
+                    Expect::Header => match timeout(wait, rd.read_header()).await {
+                        Err(_) => Event::Timeout,
+                        Ok(r) => r.map_or_else(Event::Fault, Event::Header),
+                    },
+                    Expect::Element => match timeout(wait, rd.read_element()).await {
+                        Err(_) => Event::Timeout,
+                        Ok(r) => r.map_or_else(Event::Fault, Event::Element),
+                    },
+                    // The machine ends with `StartTls` or `Done` first.
+                    Expect::Tls | Expect::Nothing => Event::Timeout,
+                };
+                m.handle(ev, host)
+            }
+        };
+    }
+}
+
+/// Before TLS: the server machine ([`crate::xmpp::negotiation::server`])
+/// answers the header with ours and the features, then `<starttls/>` (or
+/// `db:verify`); after `<proceed/>` the TLS handshake, unless plaintext
+/// was buffered behind `<starttls/>` (RFC 6120 §5.4.3.3).
 async fn plain<P: InboundPolicy>(
     policy: &P,
     mut rd: StreamReader<TcpStream>,
@@ -373,97 +485,31 @@ async fn plain<P: InboundPolicy>(
     deadline: Instant,
     authenticated: &std::sync::atomic::AtomicBool,
 ) {
-    let peer = header.from.as_deref();
-    let Some(local) = policy.local(header.to.as_deref()) else {
-        let out = format!(
-            "{}{}",
-            stream::open_header(&HeaderSpec {
-                service: Service::S2s,
-                from: None,
-                to: peer,
-                id: Some(&new_id()),
-                version: Some("1.0"),
-                dialback: true,
-            }),
-            stream::error_xml(
-                "host-unknown",
-                Some("this server does not serve that domain")
-            )
-        );
-        if rd.write_all(out.as_bytes()).await.is_ok() {
-            close(rd, None).await;
-        }
+    let mut host = Adapter {
+        policy,
+        local: None,
+        tls: None,
+        report: new_report(header.from.as_deref()),
+    };
+    let mut m = Server::new();
+    let first = m.handle(Event::Header(header), &mut host);
+    if let Halt::Done(_) = pump(&mut m, &mut host, &mut rd, first, limits, deadline).await {
+        return;
+    }
+    let (tcp, leftover) = rd.into_inner();
+    if !m.handle(Event::Buffered(leftover), &mut host).is_empty() {
+        // Plaintext behind <starttls/> would be processed as if it came
+        // over TLS (the STARTTLS injection class): drop it all.
+        return;
+    }
+    let Some(cfg) = host.tls.take() else {
         return;
     };
-    let me = policy.domain(&local).to_owned();
-    if !policy.admits(&local, peer) {
-        let out = format!(
-            "{}{}",
-            our_header(&me, peer, &new_id()),
-            stream::error_xml("not-authorized", Some("not expecting a stream from you"))
-        );
-        if rd.write_all(out.as_bytes()).await.is_ok() {
-            close(rd, None).await;
-        }
+    let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+    let Ok(Ok(tls)) = timeout(until(deadline, limits.step), acceptor.accept(tcp)).await else {
         return;
-    }
-    let report = new_report(peer);
-    let out = format!(
-        "{}{}",
-        our_header(&me, peer, &new_id()),
-        policy.features(&local, Stage::BeforeTls)
-    );
-    if rd.write_all(out.as_bytes()).await.is_err() {
-        return;
-    }
-    loop {
-        let el = match next(&mut rd, until(deadline, limits.step)).await {
-            Ok(el) => el,
-            Err(condition) => return close(rd, condition).await,
-        };
-        if el.is(NS_TLS, "starttls") {
-            let Some(cfg) = policy.tls_config(&local) else {
-                let _ = rd
-                    .write_all(format!("<failure xmlns='{NS_TLS}'/>").as_bytes())
-                    .await;
-                return close(rd, None).await;
-            };
-            if rd
-                .write_all(format!("<proceed xmlns='{NS_TLS}'/>").as_bytes())
-                .await
-                .is_err()
-            {
-                return;
-            }
-            let (tcp, leftover) = rd.into_inner();
-            if leftover > 0 {
-                // Plaintext behind <starttls/> would be processed as if it
-                // came over TLS (the STARTTLS injection class): drop it all.
-                return;
-            }
-            let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
-            let Ok(Ok(tls)) = timeout(until(deadline, limits.step), acceptor.accept(tcp)).await
-            else {
-                return;
-            };
-            return secure(policy, tls, local, report, limits, deadline, authenticated).await;
-        }
-        match dialback::parse(&el) {
-            Some(Dialback::VerifyRequest { from, to, id, key }) => {
-                let out = answer_verify(policy, &local, &from, &to, &id, &key);
-                update(&report, |r| {
-                    if r.auth == InboundAuth::None {
-                        r.auth = InboundAuth::VerifyOnly;
-                    }
-                });
-                if rd.write_all(out.as_bytes()).await.is_err() {
-                    return;
-                }
-            }
-            // RFC 6120 §5.3.1: TLS is mandatory-to-negotiate here.
-            _ => return close(rd, Some("policy-violation")).await,
-        }
-    }
+    };
+    secure(tls, m, host, limits, deadline, authenticated).await;
 }
 
 /// The peer's chain as analysed certificates (unparsable ones left out)
@@ -500,19 +546,18 @@ struct Secure {
     published: bool,
 }
 
-/// The `<text/>` of a certificate-less stream's refusal, as Prosody words it.
-pub const SECURE_AUTH_REFUSAL: &str = "Your server's certificate could not be validated";
-
-/// After TLS: header and features, then the element loop.
+/// After TLS: the machine reads the header and sends ours with the
+/// features (or refuses the stream); then the element loop.
 async fn secure<P: InboundPolicy>(
-    policy: &P,
     tls: TlsStream<TcpStream>,
-    local: P::Local,
-    report: Arc<Mutex<InboundReport>>,
+    mut m: Server,
+    mut host: Adapter<'_, P>,
     limits: &InboundLimits,
     deadline: Instant,
     authenticated: &std::sync::atomic::AtomicBool,
 ) {
+    let policy = host.policy;
+    let report = host.report.clone();
     let chain: Vec<CertificateDer<'static>> = tls
         .get_ref()
         .1
@@ -521,54 +566,30 @@ async fn secure<P: InboundPolicy>(
         .unwrap_or_default();
     record_chain(&report, &chain);
     let mut rd = StreamReader::new(tls, limits.reader);
-    let Ok(Ok(header)) = timeout(until(deadline, limits.step), rd.read_header()).await else {
+    let up = m.handle(
+        Event::TlsUp {
+            peer_chain: !chain.is_empty(),
+        },
+        &mut host,
+    );
+    let secured = match pump(&mut m, &mut host, &mut rd, up, limits, deadline).await {
+        Halt::Done(Outcome::Secured(s)) => s,
+        Halt::Done(Outcome::Ended(_)) | Halt::StartTls => return,
+    };
+    let Some(local) = host.local.take() else {
         return;
     };
     let mut st = Secure {
-        me: policy.domain(&local).to_owned(),
-        peer: header.from.as_deref().map(normalize),
-        id: new_id(),
+        me: secured.me,
+        peer: secured.peer,
+        id: secured.id,
         authed: Vec::new(),
         sasl_done: false,
         dialbacks: 0,
         published: false,
     };
-    if header
-        .to
-        .as_deref()
-        .is_some_and(|to| !same_domain(to, &st.me))
-    {
-        // RFC 6120 §4.9.3.6: the post-TLS header names another domain.
-        return close(rd, Some("host-unknown")).await;
-    }
     if let Some(p) = &st.peer {
         update(&report, |r| p.clone_into(&mut r.peer));
-    }
-    if chain.is_empty() && policy.requires_peer_certificate(&local) {
-        // Prosody's words for it (mod_s2s, s2s_secure_auth).
-        let refusal = format!(
-            "{}{}{}",
-            our_header(&st.me, st.peer.as_deref(), &st.id),
-            stream::error_xml("not-authorized", Some(SECURE_AUTH_REFUSAL)),
-            stream::CLOSE
-        );
-        let _ = timeout(CLOSE_TIMEOUT, async {
-            let _ = rd.write_all(refusal.as_bytes()).await;
-            let _ = rd.get_mut().shutdown().await;
-        })
-        .await;
-        return;
-    }
-    let stage = Stage::AfterTls {
-        peer_chain: !chain.is_empty(),
-    };
-    let out = format!(
-        "{}{}",
-        our_header(&st.me, st.peer.as_deref(), &st.id),
-        policy.features(&local, stage)
-    );
-    if rd.write_all(out.as_bytes()).await.is_err() {
-        return;
     }
     loop {
         let wait = if st.authed.is_empty() {
