@@ -35,6 +35,7 @@ pub mod identity;
 pub mod limits;
 pub mod listener;
 pub mod model;
+pub mod negotiation;
 pub mod net;
 pub mod probe;
 pub mod s2s;

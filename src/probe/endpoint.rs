@@ -5,12 +5,14 @@
 //! fail (or attack) ends as a typed [`EndpointOutcome`] in the report.
 //!
 //! The protocol itself is the pure client machine of
-//! [`crate::xmpp::negotiation::client`]; this is its thin async driver: the
+//! [`crate::negotiation::client`]; this is its thin async driver: the
 //! TCP connect, the hardened reader, the phase timeouts and the rustls
 //! connector (RFC 6120 §5.4.3.3).
 
 use crate::dns::TlsaRecord;
 use crate::limits::Limits;
+use crate::negotiation::client::{Client, ClientAction, Config, Outcome, Record};
+use crate::negotiation::{Action, Event, Expect};
 use crate::net::policy::{AddressPolicy, classify};
 use crate::net::politeness::{ConnectPermit, Politeness};
 use crate::probe::plan::EndpointPlan;
@@ -20,8 +22,6 @@ use crate::tls::dane;
 use crate::tls::{ChainVerdict, TlsFailure, TlsInfo};
 use crate::xmpp::Service;
 use crate::xmpp::features::Features;
-use crate::xmpp::negotiation::client::{Client, ClientAction, Config, Outcome, Record};
-use crate::xmpp::negotiation::{Action, Event, Expect};
 use crate::xmpp::reader::{ReaderLimits, StreamReader};
 use crate::xmpp::stream;
 use rustls::sign::CertifiedKey;
@@ -279,7 +279,7 @@ async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Runs the client machine ([`crate::xmpp::negotiation::client`]) over the
+/// Runs the client machine ([`crate::negotiation::client`]) over the
 /// connection: plain stream and STARTTLS (RFC 6120 §5.4) or direct TLS
 /// (XEP-0368), then the post-TLS stream. The TLS facts go into `r.tls`;
 /// the stream facts come back in the record.

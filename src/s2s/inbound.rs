@@ -24,7 +24,7 @@
 //!    policy); message and presence are dropped, never routed.
 //!
 //! Steps 1–3 are the pure server machine of
-//! [`crate::xmpp::negotiation::server`] (the policy answers its questions
+//! [`crate::negotiation::server`] (the policy answers its questions
 //! through an adapter); this file drives it and runs step 4.
 //!
 //! Every read has a byte budget ([`InboundLimits::reader`], reset per
@@ -33,6 +33,8 @@
 
 use crate::dns::resolve::Resolver;
 use crate::model::acceptance::{InboundAuth, InboundReport};
+use crate::negotiation::server::{self, Host, Outcome, Server, ServerAction, fault_condition};
+use crate::negotiation::{Action, Event, Expect};
 use crate::probe::endpoint::{ConnectOptions, ProbeContext, Session, open_session};
 use crate::probe::plan::{EndpointPlan, plan};
 use crate::probe::report::{EndpointSource, Transport};
@@ -40,10 +42,6 @@ use crate::s2s::steps::{self, StepError};
 use crate::tls::cert;
 use crate::xmpp::dialback::{self, Answer, Dialback};
 use crate::xmpp::element::Element;
-use crate::xmpp::negotiation::server::{
-    self, Host, Outcome, Server, ServerAction, fault_condition,
-};
-use crate::xmpp::negotiation::{Action, Event, Expect};
 use crate::xmpp::reader::{ReaderLimits, StreamReader};
 use crate::xmpp::sasl::{self, SaslOutcome};
 use crate::xmpp::stream::{self, StreamHeader};
@@ -96,7 +94,7 @@ pub struct InboundLimits {
     pub auth_deadline: Duration,
 }
 
-pub use crate::xmpp::negotiation::server::{SECURE_AUTH_REFUSAL, Stage};
+pub use crate::negotiation::server::{SECURE_AUTH_REFUSAL, Stage};
 
 /// What differs between receiving servers; the protocol lives in [`serve`].
 ///
@@ -473,7 +471,7 @@ async fn pump<P: InboundPolicy, S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Before TLS: the server machine ([`crate::xmpp::negotiation::server`])
+/// Before TLS: the server machine ([`crate::negotiation::server`])
 /// answers the header with ours and the features, then `<starttls/>` (or
 /// `db:verify`); after `<proceed/>` the TLS handshake, unless plaintext
 /// was buffered behind `<starttls/>` (RFC 6120 §5.4.3.3).

@@ -207,7 +207,7 @@ impl From<&StepError> for crate::model::acceptance::ExchangeFault {
             E::Read(R::InvalidXml(_) | R::NotStream(_) | R::Doctype | R::ProcessingInstruction) => {
                 Self::InvalidXml
             }
-            E::Read(R::Eof | R::StreamClosed | R::Io(_)) => Self::Closed,
+            E::Read(R::Eof | R::StreamClosed | R::Io(_) | R::TlsAlert(_)) => Self::Closed,
             E::Stream(_) => Self::StreamError,
             E::Write(_) => Self::Write,
             E::Unexpected(_) => Self::Unexpected,

@@ -4,14 +4,13 @@
 //! stream header and whole top-level [`element::Element`]s while enforcing
 //! the hostile-server limits (byte cap per phase, depth cap, no DOCTYPE or
 //! processing instructions, RFC 6120 §11.1). Everything else here is a pure
-//! function over those elements, and [`negotiation`] the pure state
+//! function over those elements; [`crate::negotiation`] holds the pure state
 //! machines of stream negotiation (RFC 6120 §4.3, §5.4) that consume them.
 
 pub mod dialback;
 pub mod element;
 pub mod features;
 pub mod iq;
-pub mod negotiation;
 pub mod reader;
 pub mod sasl;
 pub mod stream;

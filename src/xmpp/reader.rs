@@ -103,10 +103,30 @@ pub enum ReadFault {
     /// (RFC 6120 §4.8.1); the text is its `{ns}name`.
     #[error("not an XMPP stream: first element is {0}")]
     NotStream(String),
-    /// An I/O error from the transport (for example a TLS alert surfacing
-    /// on read); the text is the error's message.
+    /// An I/O error from the transport; the text is the error's message.
     #[error("I/O error: {0}")]
     Io(String),
+    /// The peer's TLS layer sent a fatal alert (RFC 8446 §6.2), surfacing
+    /// on read: in TLS 1.3 a server's rejection of our client certificate
+    /// arrives after the handshake completed on our side. Typed, so no
+    /// caller has to search the message for "alert".
+    #[error("TLS alert: {0}")]
+    TlsAlert(String),
+}
+
+/// The fault an I/O error from the transport stands for: a TLS alert the
+/// peer sent ([`ReadFault::TlsAlert`], from the `rustls::Error` inside
+/// the `io::Error` tokio-rustls returns), else [`ReadFault::Io`].
+pub fn io_fault(e: &io::Error) -> ReadFault {
+    let alert = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|r| matches!(r, rustls::Error::AlertReceived(_)));
+    if alert {
+        ReadFault::TlsAlert(e.to_string())
+    } else {
+        ReadFault::Io(e.to_string())
+    }
 }
 
 /// The transport wrapped with a per-phase byte budget. When the budget is
@@ -434,7 +454,7 @@ fn map_error(e: &quick_xml::Error, exhausted: bool) -> ReadFault {
     }
     match e {
         Error::Io(io) if io.kind() == io::ErrorKind::UnexpectedEof => ReadFault::Eof,
-        Error::Io(io) => ReadFault::Io(io.to_string()),
+        Error::Io(io) => io_fault(io),
         // Every `Unclosed*` syntax error means the input ended inside markup.
         Error::Syntax(
             SyntaxError::UnclosedPI

@@ -28,9 +28,9 @@
 pub mod client;
 pub mod server;
 
-use super::element::Element;
-use super::reader::ReadFault;
-use super::stream::StreamHeader;
+use crate::xmpp::element::Element;
+use crate::xmpp::reader::ReadFault;
+use crate::xmpp::stream::StreamHeader;
 
 /// What the driver parsed or observed, fed to a machine.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -273,7 +273,9 @@ pub fn fault_condition(fault: &ReadFault) -> Option<&'static str> {
         // RFC 6120 §4.9.3.11 / §4.9.3.18.
         ReadFault::InvalidXml(_) | ReadFault::NotStream(_) => Some("not-well-formed"),
         ReadFault::Doctype | ReadFault::ProcessingInstruction => Some("restricted-xml"),
-        ReadFault::Eof | ReadFault::StreamClosed | ReadFault::Io(_) => None,
+        ReadFault::Eof | ReadFault::StreamClosed | ReadFault::Io(_) | ReadFault::TlsAlert(_) => {
+            None
+        }
     }
 }
 
@@ -466,7 +468,7 @@ impl ExpectHeaderAfterTls {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::xmpp::negotiation::testing::Bytes;
+    use crate::negotiation::testing::Bytes;
     use crate::xmpp::reader::ReaderLimits;
 
     const HDR: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \

@@ -12,7 +12,7 @@
 //! [`Record`], the facts the endpoint report keeps.
 
 use super::{Action, Event, Expect};
-use crate::probe::report::{EndpointOutcome, Phase, Transport};
+use crate::model::report::{EndpointOutcome, Phase, Transport};
 use crate::xmpp::element::Element;
 use crate::xmpp::features::{self, Features, StarttlsOffer};
 use crate::xmpp::reader::ReadFault;
@@ -248,7 +248,7 @@ pub fn fault_outcome(fault: ReadFault) -> (EndpointOutcome, Option<String>) {
         ),
         ReadFault::Eof => (EndpointOutcome::Closed, Some("connection closed".into())),
         ReadFault::StreamClosed => (EndpointOutcome::Closed, Some("</stream:stream>".into())),
-        ReadFault::Io(m) => (EndpointOutcome::Closed, Some(m)),
+        ReadFault::Io(m) | ReadFault::TlsAlert(m) => (EndpointOutcome::Closed, Some(m)),
     }
 }
 
@@ -471,17 +471,15 @@ impl ExpectHeaderAfterTls {
                     Vec::new(),
                 ),
             },
-            Event::Fault(ReadFault::Io(m)) | Event::WriteFailed(m) if m.contains("alert") => {
-                finish(
-                    Outcome {
-                        outcome: EndpointOutcome::TlsFailed,
-                        phase: Some(PHASE),
-                        detail: Some(m),
-                        tls_alert: true,
-                    },
-                    false,
-                )
-            }
+            Event::Fault(ReadFault::TlsAlert(m)) => finish(
+                Outcome {
+                    outcome: EndpointOutcome::TlsFailed,
+                    phase: Some(PHASE),
+                    detail: Some(m),
+                    tls_alert: true,
+                },
+                false,
+            ),
             ev => common(ev, PHASE, true, "a stream header"),
         }
     }
@@ -515,7 +513,7 @@ impl ExpectFeaturesAfterTls {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::xmpp::negotiation::testing::Bytes;
+    use crate::negotiation::testing::Bytes;
     use crate::xmpp::reader::ReaderLimits;
 
     const HDR: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
@@ -826,7 +824,7 @@ mod tests {
     fn rfc8446_alert_on_first_read_after_handshake_is_a_tls_failure() {
         let mut m = at(Phase::StreamHeaderAfterTls);
         let alert = "received fatal alert: CertificateRequired".to_owned();
-        let actions = m.handle(Event::Fault(ReadFault::Io(alert.clone())));
+        let actions = m.handle(Event::Fault(ReadFault::TlsAlert(alert.clone())));
         let o = m.outcome().unwrap();
         assert_eq!(
             (o.outcome, o.phase),
@@ -838,14 +836,19 @@ mod tests {
         assert!(o.tls_alert);
         assert_eq!(o.detail.as_deref(), Some(alert.as_str()));
         assert!(!closes(&actions));
-        // Any other I/O error there is a close.
+        // Any other I/O error there is a close, even one whose text says
+        // "alert": the class is typed, never searched in the text.
         let mut m = at(Phase::StreamHeaderAfterTls);
         m.handle(Event::Fault(ReadFault::Io("reset".into())));
         let o = m.outcome().unwrap();
         assert_eq!((o.outcome, o.tls_alert), (EndpointOutcome::Closed, false));
+        let mut m = at(Phase::StreamHeaderAfterTls);
+        m.handle(Event::Fault(ReadFault::Io("alert-ish text".into())));
+        let o = m.outcome().unwrap();
+        assert_eq!((o.outcome, o.tls_alert), (EndpointOutcome::Closed, false));
         // An alert in a later phase is a close too.
         let mut m = at(Phase::FeaturesAfterTls);
-        m.handle(Event::Fault(ReadFault::Io(alert)));
+        m.handle(Event::Fault(ReadFault::TlsAlert(alert)));
         assert_eq!(m.outcome().unwrap().outcome, EndpointOutcome::Closed);
     }
 
