@@ -32,6 +32,7 @@ pub mod listener;
 pub mod model;
 pub mod net;
 pub mod probe;
+pub mod report;
 pub mod s2s;
 pub mod sources;
 pub mod store;

@@ -10,6 +10,7 @@ mod crawl;
 mod politeness;
 mod prosody;
 mod regressions;
+mod report;
 mod sources;
 mod store;
 mod support;
