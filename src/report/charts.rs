@@ -32,7 +32,7 @@ pub fn outcome_title(o: Outcome) -> &'static str {
 }
 
 /// Width of the plot area of every chart (px, the SVG scales).
-const PLOT: f64 = 360.0;
+const PLOT: f64 = 270.0;
 /// Left margin for the category labels.
 const LEFT: f64 = 210.0;
 
@@ -93,7 +93,7 @@ pub fn bar_chart(b: &Breakdown) -> BarChart {
                 hi: s.figure.ci95_high.map(|v| px(LEFT + PLOT * v / 100.0)),
                 colour: PALETTE[k % 6],
                 text: format!("{} ({})", s.figure.percent_text(), s.figure.count),
-                text_x: px(LEFT + (w + 4.0).clamp(4.0, PLOT - 90.0)),
+                text_x: px(LEFT + PLOT + 8.0),
             }
         })
         .collect();
@@ -196,7 +196,7 @@ pub fn stacked_chart(
         .map(|(k, v)| {
             (
                 px(10.0 + 140.0 * (k % 4) as f64),
-                px(h + 34.0 + 18.0 * (k / 4) as f64),
+                px(h + 52.0 + 18.0 * (k / 4) as f64),
                 colour(v),
                 v.to_string(),
             )
@@ -207,7 +207,7 @@ pub fn stacked_chart(
         title: title.into(),
         desc: format!("Stacked bars, each 100 %: {title}, the share of each value in percent."),
         axis: axis.into(),
-        height: px(h + 44.0 + 18.0 * order.len().div_ceil(4) as f64),
+        height: px(h + 50.0 + 18.0 * order.len().div_ceil(4) as f64),
         axis_y: px(h),
         left: px(LEFT),
         plot: px(PLOT),
