@@ -67,3 +67,7 @@ say "checking every stored report against the manifest"
 psql -tA "$DATABASE_URL" -c "SELECT report FROM results" >"$RUN/reports.jsonl"
 "$BIN" testnet check --manifest "$RUN/manifest.json" --reports "$RUN/reports.jsonl"
 say "done: the crawl is in $DATABASE_URL (schema: schema.sql + migrations/)"
+
+say "writing the readiness report of crawl $LABEL"
+REPORT=$("$BIN" report --crawl "$LABEL" --out "reports/$LABEL")
+say "report: $REPORT (also report.md, summary.json and CSV files beside it)"

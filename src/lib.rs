@@ -38,6 +38,7 @@ pub mod model;
 pub mod negotiation;
 pub mod net;
 pub mod probe;
+pub mod report;
 pub mod s2s;
 pub mod sources;
 pub mod store;

@@ -51,6 +51,8 @@ enum Command {
     Crawl(Box<CrawlArgs>),
     /// Join an existing crawl from another process or host.
     Worker(Box<WorkerArgs>),
+    /// Write a crawl's readiness report (HTML, Markdown, JSON, CSV).
+    Report(ReportArgs),
 }
 
 #[derive(Subcommand)]
@@ -394,6 +396,7 @@ fn main() {
             Command::Db(DbCommand::Migrate(a)) => db_migrate(&a).await,
             Command::Crawl(a) => crawl(*a).await,
             Command::Worker(a) => worker(*a).await,
+            Command::Report(a) => report(a).await,
         }
     });
     if let Err(e) = result {
@@ -588,5 +591,49 @@ async fn tls_ceiling(a: &CeilingArgs) -> Result<()> {
         targets.len(),
         c.failures
     );
+    Ok(())
+}
+
+// --- report (src/report) --------------------------------------------------
+
+/// `xmpp-survey report`: one crawl as index.html, report.md, summary.json
+/// and CSV files (MEASUREMENTS §4).
+#[derive(Args)]
+struct ReportArgs {
+    /// The crawl's label, or `latest` (the latest started).
+    #[arg(long, default_value = "latest")]
+    crawl: String,
+    /// Another crawl's label: list the domains whose verdict changed.
+    #[arg(long)]
+    compare: Option<String>,
+    /// Output folder (default: reports/<label>/).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// CA cut-over dates (default: the built-in seeds/ca-cutover.toml).
+    #[arg(long)]
+    seeds: Option<PathBuf>,
+    /// PostgreSQL URL.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+}
+
+async fn report(a: ReportArgs) -> Result<()> {
+    use xmpp_survey::report::{ReportOptions, write_report};
+    let store = Store::connect(&a.database_url).await?;
+    let generated_at = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .context("formatting the time")?;
+    let opts = ReportOptions {
+        crawl: Some(a.crawl),
+        compare: a.compare,
+        out: a.out,
+        seeds: a.seeds,
+        generated_at,
+    };
+    let w = write_report(store.pool(), &opts).await?;
+    for (file, rows) in &w.csv_rows {
+        eprintln!("{file}: {rows} rows");
+    }
+    println!("{}", w.dir.join("index.html").display());
     Ok(())
 }

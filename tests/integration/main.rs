@@ -11,6 +11,7 @@ mod layers;
 mod politeness;
 mod prosody;
 mod regressions;
+mod report;
 mod sources;
 mod store;
 mod support;
