@@ -667,7 +667,7 @@ impl InboundPolicy for ProbeListener {
 /// Helpers shared by the listener's tests and the testnet's acceptance
 /// tests: a probe context trusting the testnet CA, a listener for a
 /// testnet's probe identity, and the IQ round trip through the listener.
-#[cfg(test)]
+#[cfg(all(test, feature = "testnet"))]
 pub(crate) mod test_support {
     use super::*;
     use crate::dns::resolve::DnsConfig;
@@ -788,7 +788,7 @@ pub(crate) mod test_support {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "testnet"))]
 mod tests {
     use super::test_support::*;
     use super::*;

@@ -48,6 +48,7 @@ enum Command {
     /// Probe domains now and print what was measured (no database needed).
     Probe(Box<ProbeArgs>),
     /// Run the local test federation (private CA, DNS, simulated servers).
+    #[cfg(feature = "testnet")]
     #[command(subcommand)]
     Testnet(TestnetCommand),
     /// Database administration (PostgreSQL).
@@ -145,6 +146,7 @@ struct WorkerArgs {
     net: NetOptions,
 }
 
+#[cfg(feature = "testnet")]
 #[derive(Subcommand)]
 enum TestnetCommand {
     /// Start the testnet, write its manifest, and serve until Ctrl-C.
@@ -160,6 +162,7 @@ enum TestnetCommand {
     Attack(AttackArgs),
 }
 
+#[cfg(feature = "testnet")]
 #[derive(Args)]
 struct AttackArgs {
     /// The attack: verify-flood, idle-hold, slow-text, big-client-chain, forged-from.
@@ -188,6 +191,7 @@ struct AttackArgs {
     duration: Duration,
 }
 
+#[cfg(feature = "testnet")]
 fn attack_kind(s: &str) -> Result<xmpp_survey::testnet::attack::AttackKind, String> {
     use xmpp_survey::testnet::attack::AttackKind;
     AttackKind::ALL
@@ -198,6 +202,7 @@ fn attack_kind(s: &str) -> Result<xmpp_survey::testnet::attack::AttackKind, Stri
         })
 }
 
+#[cfg(feature = "testnet")]
 #[derive(Args)]
 struct CeilingArgs {
     /// The manifest written by `testnet up` (its CA is read beside it).
@@ -211,6 +216,7 @@ struct CeilingArgs {
     concurrency: usize,
 }
 
+#[cfg(feature = "testnet")]
 #[derive(Args)]
 struct CheckArgs {
     /// The manifest written by `testnet up`.
@@ -309,6 +315,7 @@ struct NetOptions {
     listen: Option<SocketAddr>,
 }
 
+#[cfg(feature = "testnet")]
 #[derive(Args)]
 struct TestnetArgs {
     /// Number of simulated domains.
@@ -353,9 +360,13 @@ fn main() {
     let result = rt.block_on(async {
         match cli.command {
             Command::Probe(a) => probe(*a).await,
+            #[cfg(feature = "testnet")]
             Command::Testnet(TestnetCommand::Up(a)) => testnet_up(a).await,
+            #[cfg(feature = "testnet")]
             Command::Testnet(TestnetCommand::Check(a)) => testnet_check(&a),
+            #[cfg(feature = "testnet")]
             Command::Testnet(TestnetCommand::TlsCeiling(a)) => tls_ceiling(&a).await,
+            #[cfg(feature = "testnet")]
             Command::Testnet(TestnetCommand::Attack(a)) => attack(a).await,
             Command::Db(DbCommand::Migrate(a)) => db_migrate(&a).await,
             Command::Crawl(a) => crawl(*a).await,
@@ -617,6 +628,7 @@ fn load_identity(a: &NetOptions) -> Result<Option<ProbeIdentity>> {
 }
 
 /// Compares JSON-lines probe results with a manifest, fact by fact.
+#[cfg(feature = "testnet")]
 fn testnet_check(a: &CheckArgs) -> Result<()> {
     use xmpp_survey::facts::{compare, facts};
     use xmpp_survey::probe::report::DomainReport;
@@ -665,6 +677,7 @@ fn testnet_check(a: &CheckArgs) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "testnet")]
 async fn testnet_up(a: TestnetArgs) -> Result<()> {
     use xmpp_survey::testnet::{Testnet, TestnetConfig};
     let cfg = TestnetConfig {
@@ -989,6 +1002,7 @@ async fn worker(a: WorkerArgs) -> Result<()> {
     work(&store, &crawl, &a.work, setup).await
 }
 
+#[cfg(feature = "testnet")]
 async fn attack(a: AttackArgs) -> Result<()> {
     use xmpp_survey::testnet::attack::{self, AttackConfig};
     let text = std::fs::read_to_string(&a.targets)
@@ -1014,6 +1028,7 @@ async fn attack(a: AttackArgs) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "testnet")]
 async fn tls_ceiling(a: &CeilingArgs) -> Result<()> {
     use xmpp_survey::testnet::Manifest;
     use xmpp_survey::testnet::ceiling::{Target, measure};
