@@ -13,8 +13,8 @@ use crate::testnet::certs::Pki;
 use crate::testnet::layout::Placed;
 use crate::testnet::profile::{ClientCertPolicy, PreTls, StreamShape, Tcp, TlsVersions};
 use crate::tls::client::{TlsProbe, certified_key};
-use crate::tls::server::{ClientAuth, root_store, server_config, server_config_unchecked};
-use crate::tls::verify::ChainVerifier;
+use crate::tls::server::{ClientAuth, root_store, server_config};
+use crate::tls::verify::{ChainVerifier, TlsSetupError};
 use crate::tls::{ChainVerdict, cert};
 use crate::xmpp::element::Element;
 use crate::xmpp::features::StarttlsOffer;
@@ -28,7 +28,7 @@ use crate::xmpp::{
 use futures::FutureExt;
 use rustls::ServerConfig;
 use rustls::sign::CertifiedKey;
-use rustls_pki_types::{CertificateDer, UnixTime};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -312,6 +312,45 @@ impl Shared {
             (Service::C2s, true) => m.direct_c2s.clone(),
             (Service::S2s, true) => m.direct_s2s.clone(),
         })
+    }
+}
+
+/// Like [`server_config`](crate::tls::server::server_config), but serves `chain` as it is, without rustls'
+/// check that the key matches a certificate it can parse: for the
+/// testnet's deliberately malformed certificates (e.g. a UTCTime with an
+/// offset, which webpki refuses to parse). Testnet only: the
+/// product never serves a certificate it cannot parse.
+fn server_config_unchecked(
+    provider: &Arc<rustls::crypto::CryptoProvider>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    client_auth: &ClientAuth,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    alpn: Option<&[u8]>,
+) -> Result<Arc<ServerConfig>, TlsSetupError> {
+    let signing = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| TlsSetupError::Config(e.to_string()))?;
+    let certified = Arc::new(CertifiedKey::new(chain, signing));
+    let mut cfg = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .map_err(|e| TlsSetupError::Config(e.to_string()))?
+        .with_client_cert_verifier(client_auth.verifier(provider)?)
+        .with_cert_resolver(Arc::new(FixedCert(certified)));
+    if let Some(a) = alpn {
+        cfg.alpn_protocols = vec![a.to_vec()];
+    }
+    Ok(Arc::new(cfg))
+}
+
+/// Always the same certificate, whatever the ClientHello asks.
+#[derive(Debug)]
+struct FixedCert(Arc<CertifiedKey>);
+
+impl rustls::server::ResolvesServerCert for FixedCert {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
     }
 }
 
