@@ -10,6 +10,7 @@ use crate::probe::endpoint::{ProbeContext, Session};
 use crate::s2s::inbound::{self, InboundLimits, InboundPolicy, Stage};
 use crate::s2s::steps;
 use crate::testnet::certs::Pki;
+use crate::testnet::hostile;
 use crate::testnet::layout::Placed;
 use crate::testnet::profile::{ClientCertPolicy, PreTls, StreamShape, Tcp, TlsVersions};
 use crate::tls::client::{TlsProbe, certified_key};
@@ -561,6 +562,11 @@ async fn starttls(sh: &Shared, tcp: TcpStream, what: &Listener) {
     };
     if service == Service::S2s && shape.pre_tls == PreTls::Normal && shape.tcp == Tcp::Serve {
         let policy = S2sPolicy { sh, what };
+        if let Some(how) = shape.hostile_sasl {
+            let local = (p, shape);
+            hostile::serve_after_header(&policy, local, rd, h, how, &S2S_LIMITS).await;
+            return;
+        }
         inbound::serve_after_header(&policy, rd, h, &S2S_LIMITS).await;
         return;
     }
@@ -690,6 +696,10 @@ async fn direct_tls(sh: &Shared, tcp: TcpStream, what: &Listener) {
     };
     if what.service == Service::S2s && shape.pre_tls == PreTls::Normal {
         let policy = S2sPolicy { sh, what };
+        if let Some(how) = shape.hostile_sasl {
+            hostile::serve_tls(&policy, (p, shape), tls, how, &S2S_LIMITS).await;
+            return;
+        }
         inbound::serve_tls(&policy, tls, (p, shape), &S2S_LIMITS).await;
         return;
     }
@@ -823,10 +833,6 @@ impl InboundPolicy for S2sPolicy<'_> {
 
     fn requires_peer_certificate(&self, (_, shape): &Self::Local) -> bool {
         shape.secure_auth
-    }
-
-    fn hostile_sasl(&self, (_, shape): &Self::Local) -> Option<inbound::HostileSasl> {
-        shape.hostile_sasl
     }
 
     async fn verify_dialback(
