@@ -14,6 +14,7 @@ pub mod ceiling;
 pub mod certs;
 pub mod dns;
 pub mod expect;
+pub mod harness;
 pub mod hostile;
 pub mod layout;
 pub mod pki;

@@ -957,13 +957,11 @@ mod tests {
     use super::*;
     use crate::identity::ProbeIdentity;
     use crate::listener::ProbeListener;
-    use crate::listener::test_support::{
-        ctx, listener, ping_and_version, resolver, session, testnet,
-    };
     use crate::probe::endpoint::ProbeContext;
     use crate::probe::plan::EndpointPlan;
     use crate::probe::report::{EndpointOutcome, EndpointReport};
     use crate::testnet::Testnet;
+    use crate::testnet::harness::{ctx, listener, ping_and_version, resolver, session, testnet};
     use crate::tls::{EkuClass, TlsFailure};
     use crate::xmpp::dialback::Answer;
 
