@@ -20,11 +20,11 @@ if [ "${1:-}" = attacks ]; then
   ensure_rust
   raise_nofile
   say "building the stress test"
-  cargo test --quiet --test integration --no-run 2>/dev/null
+  cargo test --quiet --features testnet --test integration --no-run 2>/dev/null
   header=1
   for kind in none verify_flood idle_hold slow_text big_client_chain forged_from; do
     if [ -n "$header" ]; then export ATTACK_HEADER=1; header=; else unset ATTACK_HEADER; fi
-    ATTACK_ONLY=$kind cargo test --quiet --test integration attack_figures -- --ignored --nocapture 2>/dev/null \
+    ATTACK_ONLY=$kind cargo test --quiet --features testnet --test integration attack_figures -- --ignored --nocapture 2>/dev/null \
       | grep -E '^(attack|none|verify_flood|idle_hold|slow_text|big_client_chain|forged_from) ' \
       || die "attack case $kind failed"
   done
@@ -42,8 +42,8 @@ ensure_apt gcc pkg-config ca-certificates time postgresql-client
 raise_nofile
 ensure_database
 
-say "building xmpp-survey (release)"
-cargo build --quiet --release --bin xmpp-survey
+say "building xmpp-survey (release, with the testnet)"
+cargo build --quiet --release --features testnet --bin xmpp-survey
 BIN=target/release/xmpp-survey
 DNS_PORT=$(free_port)
 

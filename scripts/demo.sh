@@ -25,8 +25,8 @@ ensure_apt gcc pkg-config ca-certificates postgresql-client
 raise_nofile
 ensure_database
 
-say "building xmpp-survey"
-cargo build --quiet --bin xmpp-survey
+say "building xmpp-survey (with the testnet)"
+cargo build --quiet --features testnet --bin xmpp-survey
 BIN=target/debug/xmpp-survey
 DNS_PORT=$(free_port)
 

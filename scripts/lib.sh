@@ -90,9 +90,13 @@ ensure_database() {
 
 # Starts `BIN testnet up` in the background with the manifest in RUN and
 # waits until it has written everything (the probe identity comes last);
-# stops it on exit. Usage: start_testnet BIN RUN DOMAINS SEED NET DNS_PORT
+# stops it on exit. BIN must be built with `--features testnet` (the
+# product binary has no testnet). Usage:
+# start_testnet BIN RUN DOMAINS SEED NET DNS_PORT
 start_testnet() {
   local bin=$1 run=$2 domains=$3 seed=$4 net=$5 port=$6
+  "$bin" testnet --help >/dev/null 2>&1 \
+    || die "$bin has no testnet: build it with cargo build --features testnet"
   say "starting the testnet: $domains domains on 127.$net.0.0/16, DNS on 127.$net.0.1:$port"
   rm -f "$run"/manifest.*
   "$bin" testnet up --domains "$domains" --seed "$seed" --net "$net" --dns-port "$port" \

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every check and test: rustfmt, clippy (-D warnings), unit and
-# integration tests (the testnet truth test included). Works on a fresh
+# Runs every check and test: rustfmt, clippy (-D warnings) and a release
+# build of the product without the testnet, then clippy, unit and
+# integration tests with the `testnet` feature (the truth test included). Works on a fresh
 # Debian with only Rust installed: it adds what is missing and says so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,8 +16,17 @@ ensure_database
 
 say "cargo fmt --check"
 cargo fmt --all -- --check
-say "cargo clippy --all-targets -- -D warnings"
+# The product is built without the test federation (feature `testnet`):
+# check that it builds and lints clean alone, then everything with it.
+say "cargo clippy --all-targets -- -D warnings (the product, no testnet)"
 cargo clippy --all-targets --quiet -- -D warnings
-say "cargo test (unit + integration; loopback only)"
-cargo test --all-targets -- --test-threads="${TEST_THREADS:-4}"
+say "cargo build --release --bin xmpp-survey (what cargo install builds)"
+cargo build --quiet --release --bin xmpp-survey
+if target/release/xmpp-survey testnet --help >/dev/null 2>&1; then
+  die "the product binary has the testnet subcommands"
+fi
+say "cargo clippy --all-targets --features testnet -- -D warnings"
+cargo clippy --all-targets --features testnet --quiet -- -D warnings
+say "cargo test --features testnet (unit + integration; loopback only)"
+cargo test --all-targets --features testnet -- --test-threads="${TEST_THREADS:-4}"
 say "all tests passed"

@@ -14,7 +14,7 @@
 //! - [`verdict`]: **the verdict logic**: per-domain summary derived from a report (pure).
 //! - [`facts`]: flattened, comparable facts shared by the testnet manifest and the truth test.
 //! - [`store`]: PostgreSQL: schema and migrations, the crawl queue (leases), results.
-//! - [`testnet`]: the local federation (private CA, authoritative DNS, simulated servers).
+//! - `testnet` (cargo feature `testnet`, tests and tools only): the local federation (private CA, authoritative DNS, simulated servers).
 //! - [`limits`]: every timeout and cap, with why (or where it lives).
 //! - [`budget`]: the file-descriptor budget (concurrency, listener streams) and local exhaustion.
 //! - [`crawl`]: the crawl engine (leases, retries, batched writes) and `crawls.config`.
@@ -42,6 +42,7 @@ pub mod report;
 pub mod s2s;
 pub mod sources;
 pub mod store;
+#[cfg(feature = "testnet")]
 pub mod testnet;
 pub mod tls;
 pub mod verdict;

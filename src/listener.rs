@@ -659,139 +659,15 @@ impl InboundPolicy for ProbeListener {
     }
 }
 
-/// Helpers shared by the listener's tests and the testnet's acceptance
-/// tests: a probe context trusting the testnet CA, a listener for a
-/// testnet's probe identity, and the IQ round trip through the listener.
-#[cfg(test)]
-pub(crate) mod test_support {
-    use super::*;
-    use crate::dns::resolve::DnsConfig;
-    use crate::limits::Limits;
-    use crate::net::policy::AddressPolicy;
-    use crate::probe::endpoint::{ConnectOptions, Session, open_session};
-    use crate::probe::plan::EndpointPlan;
-    use crate::probe::report::EndpointReport;
-    use crate::testnet::{Testnet, TestnetConfig};
-    use crate::tls::client::TlsProbe;
-    use rustls_pki_types::pem::PemObject;
-    use std::time::Duration;
-
-    /// Short limits: every failure in these tests costs seconds at most.
-    pub fn limits() -> Limits {
-        Limits {
-            connect_timeout: Duration::from_secs(2),
-            phase_timeout: Duration::from_secs(5),
-            dns_timeout: Duration::from_secs(2),
-            ..Limits::default()
-        }
-    }
-
-    /// A testnet of `profiles` on 127.`net`.0.0/16 (one domain each).
-    pub async fn testnet(
-        net: u8,
-        profiles: &[&str],
-        external: Vec<crate::testnet::External>,
-    ) -> Testnet {
-        crate::install_crypto_provider();
-        Testnet::start(TestnetConfig {
-            domains: profiles.len(),
-            seed: 7,
-            net,
-            dns_port: 0,
-            profiles: profiles.iter().map(|s| s.to_string()).collect(),
-            external,
-        })
-        .await
-        .expect("testnet starts")
-    }
-
-    /// A context trusting the testnet CA, allowed to reach loopback, with
-    /// `from` as our s2s domain.
-    pub fn ctx(net: &Testnet, from: &str) -> ProbeContext {
-        let ca = CertificateDer::pem_slice_iter(net.ca_pem().as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .expect("CA PEM");
-        ProbeContext {
-            limits: limits(),
-            policy: AddressPolicy::ALLOW_PRIVATE,
-            tls: Arc::new(TlsProbe::new(ca).expect("tls")),
-            probe_domain: Some(from.to_owned()),
-            gate: None,
-        }
-    }
-
-    /// A resolver asking the testnet DNS.
-    pub fn resolver(net: &Testnet) -> Arc<Resolver> {
-        Arc::new(
-            Resolver::new(&DnsConfig {
-                server: Some(net.dns_addr()),
-                timeout: limits().dns_timeout,
-            })
-            .expect("resolver"),
-        )
-    }
-
-    /// The listener for the testnet's probe identity (127.B.0.2:5269).
-    pub async fn listener(net: &Testnet) -> Arc<ProbeListener> {
-        let identity = Arc::new(net.probe_identity().expect("identity"));
-        ProbeListener::start(ListenerConfig {
-            max_streams: MAX_STREAMS,
-            ctx: ctx(net, &identity.domain),
-            identity,
-            resolver: resolver(net),
-        })
-        .await
-        .expect("listener starts")
-    }
-
-    /// Connects as `from` to `to` at `plan`, presenting `cert`.
-    pub async fn session(
-        ctx: &ProbeContext,
-        to: &str,
-        plan: &EndpointPlan,
-        cert: Option<Arc<rustls::sign::CertifiedKey>>,
-    ) -> (EndpointReport, Option<Session>) {
-        open_session(ctx, to, plan, &ConnectOptions { client_cert: cert }).await
-    }
-
-    /// Sends ping and version from `from` to `to` on `s` and waits for both
-    /// answers *at the listener* (delivered over `to`'s own stream).
-    pub async fn ping_and_version(
-        s: &mut Session,
-        l: &ProbeListener,
-        from: &str,
-        to: &str,
-    ) -> (Element, Element) {
-        let ping = l.expect_iq(to, "ping-1");
-        let version = l.expect_iq(to, "version-1");
-        crate::s2s::steps::send(&mut s.stream, &iq::ping(from, to, "ping-1"))
-            .await
-            .expect("send ping");
-        crate::s2s::steps::send(&mut s.stream, &iq::version_query(from, to, "version-1"))
-            .await
-            .expect("send version");
-        let wait = Duration::from_secs(15);
-        let ping = tokio::time::timeout(wait, ping)
-            .await
-            .expect("pong delivered in time")
-            .expect("pong");
-        let version = tokio::time::timeout(wait, version)
-            .await
-            .expect("version delivered in time")
-            .expect("version");
-        (ping, version)
-    }
-}
-
-#[cfg(test)]
+#[cfg(all(test, feature = "testnet"))]
 mod tests {
-    use super::test_support::*;
     use super::*;
     use crate::acceptance::InboundAuth;
     use crate::probe::report::EndpointOutcome;
     use crate::s2s::inbound::{InboundLimits, OutboundAuth, direct_plan};
     use crate::s2s::steps;
     use crate::testnet::External;
+    use crate::testnet::harness::*;
     use crate::testnet::profile::CertShape;
     use crate::tls::EkuClass;
     use crate::tls::client::certified_key;

@@ -8,13 +8,18 @@
 //! xmpp-survey testnet up --domains N [--seed S] --manifest FILE
 //! ```
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
+#[cfg(feature = "testnet")]
+use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
+#[cfg(feature = "testnet")]
 use std::time::Duration;
-use xmpp_survey::app::config::{FlagDuration, parse_duration};
+use xmpp_survey::app::config::FlagDuration;
+#[cfg(feature = "testnet")]
+use xmpp_survey::app::config::parse_duration;
 use xmpp_survey::app::crawl::{CrawlRun, WorkerRun};
 use xmpp_survey::app::probe::ProbeRun;
 use xmpp_survey::app::{self, NetConfig, WorkConfig};
@@ -43,6 +48,7 @@ enum Command {
     Probe(Box<ProbeArgs>),
     /// Run the local test federation (private CA, DNS, simulated servers).
     #[command(subcommand)]
+    #[cfg(feature = "testnet")]
     Testnet(TestnetCommand),
     /// Database administration (PostgreSQL).
     #[command(subcommand)]
@@ -166,6 +172,7 @@ struct WorkerArgs {
     net: NetOptions,
 }
 
+#[cfg(feature = "testnet")]
 #[derive(Subcommand)]
 enum TestnetCommand {
     /// Start the testnet, write its manifest, and serve until Ctrl-C.
@@ -181,6 +188,7 @@ enum TestnetCommand {
     Attack(AttackArgs),
 }
 
+#[cfg(feature = "testnet")]
 #[derive(Args)]
 struct AttackArgs {
     /// The attack: verify-flood, idle-hold, slow-text, big-client-chain, forged-from.
@@ -209,6 +217,7 @@ struct AttackArgs {
     duration: Duration,
 }
 
+#[cfg(feature = "testnet")]
 fn attack_kind(s: &str) -> Result<xmpp_survey::testnet::attack::AttackKind, String> {
     use xmpp_survey::testnet::attack::AttackKind;
     AttackKind::ALL
@@ -219,6 +228,7 @@ fn attack_kind(s: &str) -> Result<xmpp_survey::testnet::attack::AttackKind, Stri
         })
 }
 
+#[cfg(feature = "testnet")]
 #[derive(Args)]
 struct CeilingArgs {
     /// The manifest written by `testnet up` (its CA is read beside it).
@@ -232,6 +242,7 @@ struct CeilingArgs {
     concurrency: usize,
 }
 
+#[cfg(feature = "testnet")]
 #[derive(Args)]
 struct CheckArgs {
     /// The manifest written by `testnet up`.
@@ -345,6 +356,7 @@ impl NetOptions {
     }
 }
 
+#[cfg(feature = "testnet")]
 #[derive(Args)]
 struct TestnetArgs {
     /// Number of simulated domains.
@@ -389,9 +401,13 @@ fn main() {
     let result = rt.block_on(async {
         match cli.command {
             Command::Probe(a) => probe(*a).await,
+            #[cfg(feature = "testnet")]
             Command::Testnet(TestnetCommand::Up(a)) => testnet_up(a).await,
+            #[cfg(feature = "testnet")]
             Command::Testnet(TestnetCommand::Check(a)) => testnet_check(&a),
+            #[cfg(feature = "testnet")]
             Command::Testnet(TestnetCommand::TlsCeiling(a)) => tls_ceiling(&a).await,
+            #[cfg(feature = "testnet")]
             Command::Testnet(TestnetCommand::Attack(a)) => attack(a).await,
             Command::Db(DbCommand::Migrate(a)) => db_migrate(&a).await,
             Command::Crawl(a) => crawl(*a).await,
@@ -454,6 +470,7 @@ async fn db_migrate(a: &DbArgs) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "testnet")]
 /// Compares JSON-lines probe results with a manifest, fact by fact
 /// ([`xmpp_survey::testnet::check::check_manifest`]); prints each mismatch.
 fn testnet_check(a: &CheckArgs) -> Result<()> {
@@ -493,6 +510,7 @@ fn testnet_check(a: &CheckArgs) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "testnet")]
 async fn testnet_up(a: TestnetArgs) -> Result<()> {
     use xmpp_survey::testnet::{Testnet, TestnetConfig};
     let cfg = TestnetConfig {
@@ -534,6 +552,7 @@ async fn testnet_up(a: TestnetArgs) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "testnet")]
 async fn attack(a: AttackArgs) -> Result<()> {
     use xmpp_survey::testnet::attack::{self, AttackConfig};
     let text = std::fs::read_to_string(&a.targets)
@@ -559,6 +578,7 @@ async fn attack(a: AttackArgs) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "testnet")]
 async fn tls_ceiling(a: &CeilingArgs) -> Result<()> {
     use xmpp_survey::testnet::Manifest;
     use xmpp_survey::testnet::ceiling::{Target, measure};

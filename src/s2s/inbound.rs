@@ -131,15 +131,12 @@ pub trait InboundPolicy: Sync {
         chain: &[CertificateDer<'static>],
     ) -> SaslOutcome;
 
-    /// A deliberately broken answer to `<auth/>` (the testnet's hostile
-    /// profiles); `None`, the default, answers properly.
-    fn hostile_sasl(&self, _local: &Self::Local) -> Option<HostileSasl> {
-        None
-    }
-
     /// Whether a stream whose peer presented no certificate is refused
     /// after TLS with `<not-authorized/>` (Prosody's `s2s_secure_auth`,
-    /// on in Debian's stock configuration). Default: no.
+    /// on in Debian's stock configuration). A behaviour of real receiving
+    /// servers, not a test hook: the probe's listener keeps the default
+    /// (no); the testnet's `secure_auth` profiles turn it on to play
+    /// Prosody as deployed.
     fn requires_peer_certificate(&self, _local: &Self::Local) -> bool {
         false
     }
@@ -627,17 +624,6 @@ async fn secure<P: InboundPolicy>(
     }
 }
 
-/// How a hostile server breaks SASL (to prove the prober survives it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HostileSasl {
-    /// Never answers `<auth/>`.
-    Silence,
-    /// Answers with XML that is not well-formed.
-    Garbage,
-    /// Closes the connection instead of answering.
-    Close,
-}
-
 /// `<auth/>` (RFC 6120 §6.4.2, XEP-0178 §3). On success the answer and the
 /// restart (RFC 6120 §6.4.6) are done here.
 #[allow(clippy::too_many_arguments)]
@@ -668,21 +654,6 @@ async fn auth<P: InboundPolicy>(
         Some(Ok(a)) if same_domain(&a, &peer) => {}
         Some(Ok(_)) => return fail("invalid-authzid", "authzid differs from stream 'from'"),
         Some(Err(_)) => return fail("incorrect-encoding", "authzid is not base64 UTF-8"),
-    }
-    if let Some(h) = policy.hostile_sasl(local) {
-        match h {
-            HostileSasl::Silence => {
-                tokio::time::sleep(limits.lifetime).await;
-            }
-            HostileSasl::Garbage => {
-                let _ = rd
-                    .write_all(b"<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'<<&&>>")
-                    .await;
-                tokio::time::sleep(limits.step).await;
-            }
-            HostileSasl::Close => {}
-        }
-        return Err(None);
     }
     let outcome = policy.external(local, &peer, chain);
     update(report, |r| {

@@ -588,9 +588,9 @@ fn acceptance_facts(p: &Placed, s2s_status: &str, out: &mut Facts) {
     let offered = j!(s2s.sasl_after.contains(&"EXTERNAL"));
     // How a hostile server's broken SASL shows (both attempts meet it).
     let fault = j!(s2s.hostile_sasl.map(|h| match h {
-        crate::s2s::inbound::HostileSasl::Silence => "timeout",
-        crate::s2s::inbound::HostileSasl::Garbage => "invalid_xml",
-        crate::s2s::inbound::HostileSasl::Close => "closed",
+        crate::testnet::hostile::HostileSasl::Silence => "timeout",
+        crate::testnet::hostile::HostileSasl::Garbage => "invalid_xml",
+        crate::testnet::hostile::HostileSasl::Close => "closed",
     }));
     for cert in ["server_only", "client_and_server"] {
         out.insert(k(&format!("{cert}.external_fault")), fault.clone());

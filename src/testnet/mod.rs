@@ -15,6 +15,8 @@ pub mod certs;
 pub mod check;
 pub mod dns;
 pub mod expect;
+pub mod harness;
+pub mod hostile;
 pub mod layout;
 pub mod pki;
 pub mod profile;

@@ -184,7 +184,7 @@ pub struct StreamShape {
     /// XEP-0092 name and version it reports once a peer is authenticated.
     pub software: (&'static str, &'static str),
     /// Breaks SASL on purpose (s2s acceptance hostile profiles).
-    pub hostile_sasl: Option<crate::s2s::inbound::HostileSasl>,
+    pub hostile_sasl: Option<crate::testnet::hostile::HostileSasl>,
     /// Refuses a peer that presented no certificate, after TLS, with
     /// `<not-authorized/>` (Prosody's `s2s_secure_auth = true`, Debian's
     /// default).
@@ -541,20 +541,20 @@ pub const PROFILES: &[Profile] = &[
     ),
     acceptance(
         "sasl_silent",
-        hostile(crate::s2s::inbound::HostileSasl::Silence),
+        hostile(crate::testnet::hostile::HostileSasl::Silence),
     ),
     acceptance(
         "sasl_garbage",
-        hostile(crate::s2s::inbound::HostileSasl::Garbage),
+        hostile(crate::testnet::hostile::HostileSasl::Garbage),
     ),
     acceptance(
         "sasl_close",
-        hostile(crate::s2s::inbound::HostileSasl::Close),
+        hostile(crate::testnet::hostile::HostileSasl::Close),
     ),
 ];
 
 /// A lenient s2s server that breaks SASL in the given way.
-const fn hostile(how: crate::s2s::inbound::HostileSasl) -> StreamShape {
+const fn hostile(how: crate::testnet::hostile::HostileSasl) -> StreamShape {
     StreamShape {
         hostile_sasl: Some(how),
         ..accepting(ClientCertPolicy::Lenient, true, ("hostile", "6.6.6"))

@@ -10,11 +10,12 @@ use crate::probe::endpoint::{ProbeContext, Session};
 use crate::s2s::inbound::{self, InboundLimits, InboundPolicy, Stage};
 use crate::s2s::steps;
 use crate::testnet::certs::Pki;
+use crate::testnet::hostile;
 use crate::testnet::layout::Placed;
 use crate::testnet::profile::{ClientCertPolicy, PreTls, StreamShape, Tcp, TlsVersions};
 use crate::tls::client::{TlsProbe, certified_key};
-use crate::tls::server::{ClientAuth, root_store, server_config, server_config_unchecked};
-use crate::tls::verify::ChainVerifier;
+use crate::tls::server::{ClientAuth, root_store, server_config};
+use crate::tls::verify::{ChainVerifier, TlsSetupError};
 use crate::tls::{ChainVerdict, cert};
 use crate::xmpp::element::Element;
 use crate::xmpp::features::StarttlsOffer;
@@ -28,7 +29,7 @@ use crate::xmpp::{
 use futures::FutureExt;
 use rustls::ServerConfig;
 use rustls::sign::CertifiedKey;
-use rustls_pki_types::{CertificateDer, UnixTime};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -315,6 +316,45 @@ impl Shared {
     }
 }
 
+/// Like [`server_config`](crate::tls::server::server_config), but serves `chain` as it is, without rustls'
+/// check that the key matches a certificate it can parse: for the
+/// testnet's deliberately malformed certificates (e.g. a UTCTime with an
+/// offset, which webpki refuses to parse). Testnet only: the
+/// product never serves a certificate it cannot parse.
+fn server_config_unchecked(
+    provider: &Arc<rustls::crypto::CryptoProvider>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    client_auth: &ClientAuth,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    alpn: Option<&[u8]>,
+) -> Result<Arc<ServerConfig>, TlsSetupError> {
+    let signing = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| TlsSetupError::Config(e.to_string()))?;
+    let certified = Arc::new(CertifiedKey::new(chain, signing));
+    let mut cfg = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .map_err(|e| TlsSetupError::Config(e.to_string()))?
+        .with_client_cert_verifier(client_auth.verifier(provider)?)
+        .with_cert_resolver(Arc::new(FixedCert(certified)));
+    if let Some(a) = alpn {
+        cfg.alpn_protocols = vec![a.to_vec()];
+    }
+    Ok(Arc::new(cfg))
+}
+
+/// Always the same certificate, whatever the ClientHello asks.
+#[derive(Debug)]
+struct FixedCert(Arc<CertifiedKey>);
+
+impl rustls::server::ResolvesServerCert for FixedCert {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
 /// What one listener serves.
 #[derive(Clone)]
 pub struct Listener {
@@ -522,6 +562,11 @@ async fn starttls(sh: &Shared, tcp: TcpStream, what: &Listener) {
     };
     if service == Service::S2s && shape.pre_tls == PreTls::Normal && shape.tcp == Tcp::Serve {
         let policy = S2sPolicy { sh, what };
+        if let Some(how) = shape.hostile_sasl {
+            let local = (p, shape);
+            hostile::serve_after_header(&policy, local, rd, h, how, &S2S_LIMITS).await;
+            return;
+        }
         inbound::serve_after_header(&policy, rd, h, &S2S_LIMITS).await;
         return;
     }
@@ -651,6 +696,10 @@ async fn direct_tls(sh: &Shared, tcp: TcpStream, what: &Listener) {
     };
     if what.service == Service::S2s && shape.pre_tls == PreTls::Normal {
         let policy = S2sPolicy { sh, what };
+        if let Some(how) = shape.hostile_sasl {
+            hostile::serve_tls(&policy, (p, shape), tls, how, &S2S_LIMITS).await;
+            return;
+        }
         inbound::serve_tls(&policy, tls, (p, shape), &S2S_LIMITS).await;
         return;
     }
@@ -786,10 +835,6 @@ impl InboundPolicy for S2sPolicy<'_> {
         shape.secure_auth
     }
 
-    fn hostile_sasl(&self, (_, shape): &Self::Local) -> Option<inbound::HostileSasl> {
-        shape.hostile_sasl
-    }
-
     async fn verify_dialback(
         &self,
         (p, _): &Self::Local,
@@ -912,13 +957,11 @@ mod tests {
     use super::*;
     use crate::identity::ProbeIdentity;
     use crate::listener::ProbeListener;
-    use crate::listener::test_support::{
-        ctx, listener, ping_and_version, resolver, session, testnet,
-    };
     use crate::probe::endpoint::ProbeContext;
     use crate::probe::plan::EndpointPlan;
     use crate::probe::report::{EndpointOutcome, EndpointReport};
     use crate::testnet::Testnet;
+    use crate::testnet::harness::{ctx, listener, ping_and_version, resolver, session, testnet};
     use crate::tls::{EkuClass, TlsFailure};
     use crate::xmpp::dialback::Answer;
 

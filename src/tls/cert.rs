@@ -938,7 +938,7 @@ mod hostile_tests {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "testnet"))]
 mod pki_tests {
     use super::*;
     use crate::testnet::pki::{self, EkuSpec, KeySpec, LeafSpec, TestCa};

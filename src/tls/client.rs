@@ -417,7 +417,7 @@ mod tests {
 }
 
 /// Loopback handshakes against a tokio-rustls server using the test PKI.
-#[cfg(test)]
+#[cfg(all(test, feature = "testnet"))]
 mod loopback {
     use super::*;
     use crate::testnet::pki::{self, EkuSpec, IssuedCert, LeafSpec, TestCa};

@@ -58,7 +58,7 @@ pub fn matches(
     }))
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "testnet"))]
 mod tests {
     use super::*;
     use crate::testnet::pki::{LeafSpec, TestCa};

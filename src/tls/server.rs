@@ -173,47 +173,6 @@ pub fn server_config(
     Ok(Arc::new(cfg))
 }
 
-/// Like [`server_config`], but serves `chain` as it is, without rustls'
-/// check that the key matches a certificate it can parse: for the
-/// testnet's deliberately malformed certificates (e.g. a UTCTime with an
-/// offset, which webpki refuses to parse). Never for the listener.
-pub fn server_config_unchecked(
-    provider: &Arc<CryptoProvider>,
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
-    client_auth: &ClientAuth,
-    versions: &[&'static rustls::SupportedProtocolVersion],
-    alpn: Option<&[u8]>,
-) -> Result<Arc<ServerConfig>, TlsSetupError> {
-    let signing = provider
-        .key_provider
-        .load_private_key(key)
-        .map_err(|e| TlsSetupError::Config(e.to_string()))?;
-    let certified = Arc::new(rustls::sign::CertifiedKey::new(chain, signing));
-    let mut cfg = ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(versions)
-        .map_err(|e| TlsSetupError::Config(e.to_string()))?
-        .with_client_cert_verifier(client_auth.verifier(provider)?)
-        .with_cert_resolver(Arc::new(FixedCert(certified)));
-    if let Some(a) = alpn {
-        cfg.alpn_protocols = vec![a.to_vec()];
-    }
-    Ok(Arc::new(cfg))
-}
-
-/// Always the same certificate, whatever the ClientHello asks.
-#[derive(Debug)]
-struct FixedCert(Arc<rustls::sign::CertifiedKey>);
-
-impl rustls::server::ResolvesServerCert for FixedCert {
-    fn resolve(
-        &self,
-        _hello: rustls::server::ClientHello<'_>,
-    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
-        Some(self.0.clone())
-    }
-}
-
 /// A root store holding exactly `roots` (e.g. the testnet CA).
 pub fn root_store(roots: &[CertificateDer<'_>]) -> Result<Arc<RootCertStore>, TlsSetupError> {
     let mut store = RootCertStore::empty();

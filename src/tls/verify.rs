@@ -223,7 +223,7 @@ impl ChainVerifier {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "testnet"))]
 mod tests {
     use super::*;
     use crate::testnet::pki::{self, EkuSpec, LeafSpec, TestCa};

@@ -3,12 +3,8 @@
 //! identity (both certificates) and our dialback listener; every fact,
 //! acceptance evidence included, compared with the manifest.
 
-use crate::support::{probe_manifest, prober, test_limits, testnet};
-use std::sync::Arc;
-use xmpp_survey::acceptance::probe::AcceptanceProbe;
-use xmpp_survey::dns::resolve::{DnsConfig, Resolver};
+use crate::support::{probe_manifest, prober, testnet, with_acceptance};
 use xmpp_survey::facts::{compare, facts};
-use xmpp_survey::listener::{ListenerConfig, ProbeListener};
 use xmpp_survey::net::policy::AddressPolicy;
 use xmpp_survey::testnet::profile::{PROFILES, is_acceptance};
 
@@ -32,24 +28,8 @@ async fn acceptance_profiles_match_the_manifest() {
         "c2s_only",
     ]);
     let net = testnet(34, names.len() * 2, &names).await;
-    let identity = Arc::new(net.probe_identity().expect("identity"));
-    let base = prober(&net, AddressPolicy::ALLOW_PRIVATE);
-    let resolver = Arc::new(
-        Resolver::new(&DnsConfig {
-            server: Some(net.dns_addr()),
-            timeout: test_limits().dns_timeout,
-        })
-        .expect("resolver"),
-    );
-    let listener = ProbeListener::start(ListenerConfig {
-        max_streams: xmpp_survey::listener::MAX_STREAMS,
-        identity: identity.clone(),
-        ctx: base.context().clone(),
-        resolver,
-    })
-    .await
-    .expect("listener starts");
-    let prober = base.with_acceptance(AcceptanceProbe::new(identity, listener.clone()));
+    let (prober, listener, _) =
+        with_acceptance(&net, prober(&net, AddressPolicy::ALLOW_PRIVATE)).await;
 
     let manifest = net.manifest();
     let reports = probe_manifest(&prober, &manifest, 16).await;

@@ -6,16 +6,12 @@
 //! presents on its inbound streams, so forged evidence is a mismatch), and
 //! the listener's counters must show the attacks were met, not missed.
 
-use crate::support::{probe_manifest, prober, test_limits, testnet};
+use crate::support::{probe_manifest, prober, testnet, with_acceptance};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
-use xmpp_survey::acceptance::probe::AcceptanceProbe;
-use xmpp_survey::dns::resolve::{DnsConfig, Resolver};
 use xmpp_survey::facts::{compare, facts};
-use xmpp_survey::listener::{
-    ListenerConfig, MAX_STREAMS, MAX_STREAMS_PER_ADDRESS, MAX_STREAMS_PER_PREFIX, ProbeListener,
-};
+use xmpp_survey::listener::{MAX_STREAMS_PER_ADDRESS, MAX_STREAMS_PER_PREFIX};
 use xmpp_survey::net::policy::AddressPolicy;
 use xmpp_survey::testnet::attack::{self, AttackConfig, AttackKind};
 use xmpp_survey::testnet::profile::{PROFILES, is_acceptance};
@@ -38,24 +34,8 @@ async fn every_attack_at_once_changes_no_fact() {
         "first_target_down",
     ]);
     let net = testnet(NET, names.len() * 3, &names).await;
-    let identity = Arc::new(net.probe_identity().expect("identity"));
-    let base = prober(&net, AddressPolicy::ALLOW_PRIVATE);
-    let resolver = Arc::new(
-        Resolver::new(&DnsConfig {
-            server: Some(net.dns_addr()),
-            timeout: test_limits().dns_timeout,
-        })
-        .expect("resolver"),
-    );
-    let listener = ProbeListener::start(ListenerConfig {
-        max_streams: MAX_STREAMS,
-        identity: identity.clone(),
-        ctx: base.context().clone(),
-        resolver,
-    })
-    .await
-    .expect("listener starts");
-    let prober = base.with_acceptance(AcceptanceProbe::new(identity.clone(), listener.clone()));
+    let (prober, listener, identity) =
+        with_acceptance(&net, prober(&net, AddressPolicy::ALLOW_PRIVATE)).await;
     let manifest = net.manifest();
     let targets: Vec<String> = manifest.domains.iter().map(|d| d.domain.clone()).collect();
 
@@ -199,24 +179,8 @@ async fn attack_figures() {
     for (i, kind) in runs.into_iter().enumerate() {
         let net = 120 + i as u8;
         let t = testnet(net, domains, &[]).await;
-        let identity = Arc::new(t.probe_identity().expect("identity"));
-        let base = prober(&t, AddressPolicy::ALLOW_PRIVATE);
-        let resolver = Arc::new(
-            Resolver::new(&DnsConfig {
-                server: Some(t.dns_addr()),
-                timeout: test_limits().dns_timeout,
-            })
-            .expect("resolver"),
-        );
-        let listener = ProbeListener::start(ListenerConfig {
-            max_streams: MAX_STREAMS,
-            identity: identity.clone(),
-            ctx: base.context().clone(),
-            resolver,
-        })
-        .await
-        .expect("listener");
-        let prober = base.with_acceptance(AcceptanceProbe::new(identity.clone(), listener.clone()));
+        let (prober, listener, identity) =
+            with_acceptance(&t, prober(&t, AddressPolicy::ALLOW_PRIVATE)).await;
         let manifest = t.manifest();
         let targets: Vec<String> = manifest.domains.iter().map(|d| d.domain.clone()).collect();
         reset_peak_rss();

@@ -17,15 +17,13 @@ use std::net::IpAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use xmpp_survey::dns::resolve::{DnsConfig, Resolver};
 use xmpp_survey::limits::Limits;
-use xmpp_survey::net::policy::AddressPolicy;
 use xmpp_survey::net::politeness::{Politeness, PolitenessConfig};
 use xmpp_survey::probe::Prober;
 use xmpp_survey::probe::endpoint::{ProbeContext, probe_endpoint};
 use xmpp_survey::probe::plan::EndpointPlan;
 use xmpp_survey::probe::report::{EndpointOutcome, EndpointSource, Transport};
-use xmpp_survey::testnet::Testnet;
+use xmpp_survey::testnet::{Testnet, harness};
 use xmpp_survey::xmpp::Service;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -36,26 +34,18 @@ fn nz(n: u32) -> NonZeroU32 {
 
 /// A probe context trusting the testnet CA, allowed on loopback, behind `gate`.
 fn context(net: &Testnet, limits: Limits, gate: Option<Arc<Politeness>>) -> ProbeContext {
-    let ca = rustls_pki_types::pem::PemObject::pem_slice_iter(net.ca_pem().as_bytes())
-        .collect::<Result<Vec<rustls_pki_types::CertificateDer<'static>>, _>>()
-        .expect("testnet CA parses");
     ProbeContext {
-        limits,
-        policy: AddressPolicy::ALLOW_PRIVATE,
-        tls: Arc::new(xmpp_survey::tls::client::TlsProbe::new(ca).expect("tls")),
-        probe_domain: None,
         gate,
+        ..harness::context(net, limits, None)
     }
 }
 
 fn gated_prober(net: &Testnet, gate: Arc<Politeness>) -> Prober {
     let limits = test_limits();
-    let resolver = Resolver::new(&DnsConfig {
-        server: Some(net.dns_addr()),
-        timeout: limits.dns_timeout,
-    })
-    .expect("resolver");
-    Prober::new(Arc::new(resolver), context(net, limits, Some(gate)))
+    Prober::new(
+        harness::resolver_with(net, limits.dns_timeout),
+        context(net, limits, Some(gate)),
+    )
 }
 
 /// The testnet's server addresses.

@@ -18,11 +18,10 @@
 //! - the test owns the process and kills it by pid, also on failure,
 //!   printing Prosody's log.
 
-use crate::support::{prober, test_limits};
+use crate::support::{context, prober, with_acceptance};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -33,7 +32,6 @@ use xmpp_survey::probe::report::{EndpointOutcome, EndpointSource, Transport};
 use xmpp_survey::s2s::steps;
 use xmpp_survey::testnet::profile::CertShape;
 use xmpp_survey::testnet::{External, Testnet, TestnetConfig};
-use xmpp_survey::tls::client::TlsProbe;
 use xmpp_survey::tls::{ChainVerdict, EkuClass};
 use xmpp_survey::verdict::ServiceStatus;
 use xmpp_survey::xmpp::Service;
@@ -309,16 +307,10 @@ fn ensure_installed() {
 /// The probe context the acceptance probe uses: testnet CA, our domain
 /// as `from` on s2s streams.
 fn probe_context(net: &Testnet) -> ProbeContext {
-    let ca = rustls_pki_types::pem::PemObject::pem_slice_iter(net.ca_pem().as_bytes())
-        .collect::<Result<Vec<rustls_pki_types::CertificateDer<'static>>, _>>()
-        .expect("testnet CA parses");
-    ProbeContext {
-        limits: test_limits(),
-        policy: AddressPolicy::ALLOW_PRIVATE,
-        tls: Arc::new(TlsProbe::new(ca).expect("tls")),
-        probe_domain: Some(net.probe_identity().expect("probe identity").domain),
-        gate: None,
-    }
+    context(
+        net,
+        Some(net.probe_identity().expect("probe identity").domain),
+    )
 }
 
 /// Prosody's s2s endpoint, as DNS names it.
@@ -503,30 +495,14 @@ async fn s2s_by_hand(net: &Testnet, prosody: &Prosody) {
 /// The whole `Prober` with the testnet's probe identity and our dialback
 /// listener on 127.NET.0.2:5269, against Prosody.
 async fn probe_with_identity(net: &Testnet) -> xmpp_survey::probe::report::DomainReport {
-    use xmpp_survey::acceptance::probe::AcceptanceProbe;
-    use xmpp_survey::dns::resolve::{DnsConfig, Resolver};
-    use xmpp_survey::listener::{ListenerConfig, ProbeListener};
     use xmpp_survey::probe::Prober;
 
-    let identity = Arc::new(net.probe_identity().expect("probe identity"));
     let ctx = probe_context(net);
-    let resolver = Arc::new(
-        Resolver::new(&DnsConfig {
-            server: Some(net.dns_addr()),
-            timeout: ctx.limits.dns_timeout,
-        })
-        .expect("resolver"),
+    let base = Prober::new(
+        xmpp_survey::testnet::harness::resolver_with(net, ctx.limits.dns_timeout),
+        ctx,
     );
-    let listener = ProbeListener::start(ListenerConfig {
-        max_streams: xmpp_survey::listener::MAX_STREAMS,
-        identity: identity.clone(),
-        ctx: ctx.clone(),
-        resolver: resolver.clone(),
-    })
-    .await
-    .expect("probe listener");
-    let prober = Prober::new(resolver.clone(), ctx.clone())
-        .with_acceptance(AcceptanceProbe::new(identity.clone(), listener.clone()));
+    let (prober, listener, _) = with_acceptance(net, base).await;
     let full = prober.probe(DOMAIN).await;
     listener.shutdown().await;
     println!("{}", xmpp_survey::probe::render::domain(&full));

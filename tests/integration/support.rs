@@ -1,14 +1,18 @@
-//! Shared helpers: start a testnet, build a prober pointed at it.
+//! Shared helpers: start a testnet, build a prober pointed at it, with
+//! the probe domain's listener for the acceptance probe (on top of the
+//! library's [`xmpp_survey::testnet::harness`]), and a database per test.
 
 use std::sync::Arc;
 use std::time::Duration;
-use xmpp_survey::dns::resolve::{DnsConfig, Resolver};
+use xmpp_survey::acceptance::probe::AcceptanceProbe;
+use xmpp_survey::identity::ProbeIdentity;
 use xmpp_survey::limits::Limits;
+use xmpp_survey::listener::ProbeListener;
 use xmpp_survey::net::policy::AddressPolicy;
 use xmpp_survey::probe::Prober;
 use xmpp_survey::probe::endpoint::ProbeContext;
-use xmpp_survey::testnet::{Testnet, TestnetConfig};
-use xmpp_survey::tls::client::TlsProbe;
+use xmpp_survey::testnet::Testnet;
+use xmpp_survey::testnet::harness;
 
 /// Limits short enough for tests: hostile profiles (slowloris, DNS
 /// timeout) cost at most a couple of seconds.
@@ -23,40 +27,42 @@ pub fn test_limits() -> Limits {
 
 /// Starts a testnet on 127.`net`.0.0/16 with a free DNS port.
 pub async fn testnet(net: u8, domains: usize, profiles: &[&str]) -> Testnet {
-    xmpp_survey::install_crypto_provider();
-    Testnet::start(TestnetConfig {
-        domains,
-        seed: 42,
-        net,
-        dns_port: 0,
-        profiles: profiles.iter().map(|s| s.to_string()).collect(),
-        external: Vec::new(),
-    })
-    .await
-    .expect("testnet starts")
+    harness::start(net, domains, 42, profiles, Vec::new()).await
+}
+
+/// A context trusting the testnet CA with [`test_limits`], allowed on
+/// loopback, with `probe_domain` as our s2s domain (if any).
+pub fn context(net: &Testnet, probe_domain: Option<String>) -> ProbeContext {
+    harness::context(net, test_limits(), probe_domain)
 }
 
 /// A prober trusting the testnet CA, asking the testnet DNS.
 pub fn prober(net: &Testnet, policy: AddressPolicy) -> Prober {
-    let ca = rustls_pki_types::pem::PemObject::pem_slice_iter(net.ca_pem().as_bytes())
-        .collect::<Result<Vec<rustls_pki_types::CertificateDer<'static>>, _>>()
-        .expect("testnet CA parses");
-    let limits = test_limits();
-    let resolver = Resolver::new(&DnsConfig {
-        server: Some(net.dns_addr()),
-        timeout: limits.dns_timeout,
-    })
-    .expect("resolver");
     Prober::new(
-        Arc::new(resolver),
+        harness::resolver_with(net, test_limits().dns_timeout),
         ProbeContext {
-            limits,
             policy,
-            tls: Arc::new(TlsProbe::new(ca).expect("tls")),
-            probe_domain: None,
-            gate: None,
+            ..context(net, None)
         },
     )
+}
+
+/// `base` with the acceptance probe: the testnet's probe identity and its
+/// dialback listener on 127.B.0.2:5269 (sharing `base`'s context). Shut
+/// the listener down at the end of the test.
+pub async fn with_acceptance(
+    net: &Testnet,
+    base: Prober,
+) -> (Prober, Arc<ProbeListener>, Arc<ProbeIdentity>) {
+    let identity = Arc::new(net.probe_identity().expect("probe identity"));
+    let listener = harness::probe_listener(
+        identity.clone(),
+        base.context().clone(),
+        harness::resolver_with(net, test_limits().dns_timeout),
+    )
+    .await;
+    let prober = base.with_acceptance(AcceptanceProbe::new(identity.clone(), listener.clone()));
+    (prober, listener, identity)
 }
 
 /// A PostgreSQL database of its own for one test: created empty on the
