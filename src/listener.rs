@@ -659,7 +659,44 @@ impl InboundPolicy for ProbeListener {
     }
 }
 
-#[cfg(all(test, feature = "testnet"))]
+/// The listener is the probe domain's authoritative server for the
+/// acceptance probe (MEASUREMENTS §3.4–§3.5).
+impl crate::acceptance::probe::Authority for ProbeListener {
+    fn dialback_key(&self, receiving: &str, stream_id: &str) -> String {
+        Self::dialback_key(self, receiving, stream_id)
+    }
+    fn expect_iq(&self, peer: &str, id: &str) -> oneshot::Receiver<Element> {
+        Self::expect_iq(self, peer, id)
+    }
+    fn verifies_from(&self, peer: &str) -> usize {
+        Self::verifies_from(self, peer)
+    }
+    fn inbound(&self, peer: &str) -> Vec<InboundReport> {
+        Self::inbound(self, peer)
+    }
+    fn begin(&self, peer: &str) {
+        Self::begin(self, peer);
+    }
+    fn end(&self, peer: &str) {
+        Self::end(self, peer);
+    }
+}
+
+/// Binds `addr` with [`ACCEPT_BACKLOG`] instead of tokio's 1024 default
+/// (and std's 128).
+fn bind_with_backlog(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
+}
+
+#[cfg(test)]
+#[cfg(feature = "testnet")]
 mod tests {
     use super::*;
     use crate::acceptance::InboundAuth;
@@ -1226,40 +1263,4 @@ mod tests {
         l.shutdown().await;
         net.shutdown().await;
     }
-}
-
-/// The listener is the probe domain's authoritative server for the
-/// acceptance probe (MEASUREMENTS §3.4–§3.5).
-impl crate::acceptance::probe::Authority for ProbeListener {
-    fn dialback_key(&self, receiving: &str, stream_id: &str) -> String {
-        Self::dialback_key(self, receiving, stream_id)
-    }
-    fn expect_iq(&self, peer: &str, id: &str) -> oneshot::Receiver<Element> {
-        Self::expect_iq(self, peer, id)
-    }
-    fn verifies_from(&self, peer: &str) -> usize {
-        Self::verifies_from(self, peer)
-    }
-    fn inbound(&self, peer: &str) -> Vec<InboundReport> {
-        Self::inbound(self, peer)
-    }
-    fn begin(&self, peer: &str) {
-        Self::begin(self, peer);
-    }
-    fn end(&self, peer: &str) {
-        Self::end(self, peer);
-    }
-}
-
-/// Binds `addr` with [`ACCEPT_BACKLOG`] instead of tokio's 1024 default
-/// (and std's 128).
-fn bind_with_backlog(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(ACCEPT_BACKLOG)
 }

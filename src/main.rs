@@ -8,9 +8,9 @@
 //! xmpp-survey testnet up --domains N [--seed S] --manifest FILE
 //! ```
 
-use anyhow::{Context, Result};
 #[cfg(feature = "testnet")]
 use anyhow::bail;
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroUsize};

@@ -513,7 +513,8 @@ fn classify(err: &NetError) -> (DnsOutcome, Option<String>) {
     }
 }
 
-#[cfg(all(test, feature = "testnet"))]
+#[cfg(test)]
+#[cfg(feature = "testnet")]
 mod tests {
     //! Loopback tests: our own test DNS server on 127.0.0.1, never the
     //! system resolver.

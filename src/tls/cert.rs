@@ -938,7 +938,8 @@ mod hostile_tests {
     }
 }
 
-#[cfg(all(test, feature = "testnet"))]
+#[cfg(test)]
+#[cfg(feature = "testnet")]
 mod pki_tests {
     use super::*;
     use crate::testnet::pki::{self, EkuSpec, KeySpec, LeafSpec, TestCa};

@@ -417,7 +417,8 @@ mod tests {
 }
 
 /// Loopback handshakes against a tokio-rustls server using the test PKI.
-#[cfg(all(test, feature = "testnet"))]
+#[cfg(test)]
+#[cfg(feature = "testnet")]
 mod loopback {
     use super::*;
     use crate::testnet::pki::{self, EkuSpec, IssuedCert, LeafSpec, TestCa};

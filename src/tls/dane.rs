@@ -58,7 +58,8 @@ pub fn matches(
     }))
 }
 
-#[cfg(all(test, feature = "testnet"))]
+#[cfg(test)]
+#[cfg(feature = "testnet")]
 mod tests {
     use super::*;
     use crate::testnet::pki::{LeafSpec, TestCa};

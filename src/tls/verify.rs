@@ -223,7 +223,8 @@ impl ChainVerifier {
     }
 }
 
-#[cfg(all(test, feature = "testnet"))]
+#[cfg(test)]
+#[cfg(feature = "testnet")]
 mod tests {
     use super::*;
     use crate::testnet::pki::{self, EkuSpec, LeafSpec, TestCa};
