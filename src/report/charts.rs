@@ -32,9 +32,32 @@ pub fn outcome_title(o: Outcome) -> &'static str {
 }
 
 /// Width of the plot area of every chart (px, the SVG scales).
-const PLOT: f64 = 270.0;
-/// Left margin for the category labels.
-const LEFT: f64 = 210.0;
+const PLOT: f64 = 260.0;
+/// Left margin for the category labels (about 38 characters at 12 px).
+const LEFT: f64 = 250.0;
+/// Width of every chart's view box: labels, plot, value text.
+pub const WIDTH: f64 = 640.0;
+
+/// Approximate advance of one character of 11.5 px legend text.
+const LEGEND_CHAR: f64 = 6.6;
+
+/// Places legend entries left to right, wrapping before `WIDTH`, from
+/// `(10, y0)`, one 18 px row per line; returns each entry's (x, y) and the
+/// number of rows used. Widths come from the labels, so no two overlap.
+fn flow_legend(labels: &[&str], y0: f64) -> (Vec<(f64, f64)>, usize) {
+    let (mut x, mut row) = (10.0, 0usize);
+    let mut out = Vec::with_capacity(labels.len());
+    for l in labels {
+        let w = 16.0 + LEGEND_CHAR * l.chars().count() as f64 + 18.0;
+        if x > 10.0 && x + w > WIDTH - 10.0 {
+            x = 10.0;
+            row += 1;
+        }
+        out.push((x, y0 + 18.0 * row as f64));
+        x += w;
+    }
+    (out, row + 1)
+}
 
 fn px(x: f64) -> String {
     format!("{x:.1}")
@@ -190,24 +213,20 @@ pub fn stacked_chart(
         })
         .collect::<Vec<_>>();
     let h = 10.0 + 34.0 * stacks.len().max(1) as f64;
+    let names: Vec<String> = order.iter().map(|v| v.to_string()).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let (places, rows) = flow_legend(&refs, h + 52.0);
     let legend = order
         .iter()
-        .enumerate()
-        .map(|(k, v)| {
-            (
-                px(10.0 + 140.0 * (k % 4) as f64),
-                px(h + 52.0 + 18.0 * (k / 4) as f64),
-                colour(v),
-                v.to_string(),
-            )
-        })
+        .zip(places)
+        .map(|(v, (x, y))| (px(x), px(y), colour(v), v.to_string()))
         .collect();
     StackedChart {
         id: id.into(),
         title: title.into(),
         desc: format!("Stacked bars, each 100 %: {title}, the share of each value in percent."),
         axis: axis.into(),
-        height: px(h + 50.0 + 18.0 * order.len().div_ceil(4) as f64),
+        height: px(h + 50.0 + 18.0 * rows as f64),
         axis_y: px(h),
         left: px(LEFT),
         plot: px(PLOT),
@@ -250,7 +269,7 @@ pub fn matrix(id: &str, title: &str, impact: &Impact) -> Matrix {
         .copied()
         .filter(|r| impact.cells.iter().any(|c| c.receiver == *r))
         .collect();
-    let (cw, ch, left, top) = (92.0, 40.0, 180.0, 70.0);
+    let (cw, ch, left, top) = (128.0, 40.0, 180.0, 70.0);
     let cells = impact
         .cells
         .iter()
@@ -306,17 +325,16 @@ pub fn matrix(id: &str, title: &str, impact: &Impact) -> Matrix {
                 )
             })
             .collect(),
-        legend: Outcome::ALL
-            .iter()
-            .enumerate()
-            .map(|(k, o)| {
-                (
-                    px(10.0 + 120.0 * k as f64),
-                    outcome_colour(*o),
-                    outcome_title(*o),
-                )
-            })
-            .collect(),
+        legend: {
+            let titles: Vec<&'static str> =
+                Outcome::ALL.iter().map(|o| outcome_title(*o)).collect();
+            let (places, _) = flow_legend(&titles, 0.0);
+            Outcome::ALL
+                .iter()
+                .zip(places)
+                .map(|(o, (x, _))| (px(x), outcome_colour(*o), outcome_title(*o)))
+                .collect()
+        },
     }
 }
 
@@ -337,6 +355,9 @@ pub struct LineChart {
     title: String,
     desc: String,
     lines: Vec<Line>,
+    /// Legend entries: (x, y) of each line's key, and the chart's height.
+    legend: Vec<(String, String)>,
+    height: String,
     xs: Vec<(String, String)>,
     marks: Vec<(String, String)>,
     yticks: Vec<(String, String)>,
@@ -387,7 +408,12 @@ pub fn trend_chart(points: &[TrendPoint]) -> LineChart {
             }
         })
         .collect();
+    let names: Vec<&str> = series.iter().map(|(n, _)| *n).collect();
+    let (places, rows) = flow_legend(&names, 276.0);
+    let legend = places.iter().map(|(x, y)| (px(*x), px(*y))).collect();
     LineChart {
+        legend,
+        height: px(276.0 + 18.0 * rows as f64),
         id: "trends".into(),
         title: "Headline figures across crawls".into(),
         desc: "Lines: each headline share in percent (y) per crawl in start order (x); dashed verticals mark a change of methodology.".into(),
