@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 
 ensure_rust
 ensure_apt gcc pkg-config ca-certificates
+# Debian's headless Chromium opens the generated report in the report test
+# (started with an empty profile, a closed loopback proxy and no DNS).
+ensure_apt chromium
 # Debian's prosody for the real-server test; its system service stays off.
 tests/prosody/install.sh
 raise_nofile

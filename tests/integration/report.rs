@@ -231,6 +231,10 @@ async fn report_figures_match_the_manifest_and_a_pair_loop() {
         assert!(!html.contains(bad), "index.html contains {bad}");
     }
     assert!(html.contains("<svg") && html.contains("<title"));
+    // In a real browser: renders, no console message, no request of its own.
+    let shot = std::env::temp_dir().join(format!("xmpp-survey-report-{}.png", std::process::id()));
+    open_in_chromium(&a.join("index.html"), &shot);
+    eprintln!("report screenshot: {}", shot.display());
 
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(a.join("summary.json")).expect("json"))
@@ -336,4 +340,70 @@ async fn report_figures_match_the_manifest_and_a_pair_loop() {
     let domains_csv = std::fs::read_to_string(c.join("domains.csv")).expect("csv");
     assert_eq!(domains_csv.lines().count(), n + 1);
     net.shutdown().await;
+}
+
+/// Hosts Chromium itself contacts at start-up whatever the flags (component
+/// updater, account check, spelling dictionary); with the proxy and
+/// resolver rules below these requests fail locally and never leave the
+/// machine. Any other URL in the net log came from the page.
+const CHROMIUM_OWN_HOSTS: [&str; 3] = ["google.com/", "googleapis.com/", "gvt1.com/"];
+
+/// Opens `html` in Debian's headless Chromium (installed by scripts/test.sh)
+/// with an empty profile, every request forced to a closed loopback proxy
+/// and every name to NXDOMAIN (nothing can leave the machine), saves a
+/// full-page screenshot to `png`, and fails on a console message or on a
+/// request the page made for anything but itself.
+fn open_in_chromium(html: &Path, png: &Path) {
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("Debian's chromium is installed (scripts/test.sh installs it)");
+    let profile = tmpdir("chromium-profile");
+    let netlog = profile.join("netlog.json");
+    let out = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-extensions",
+            "--proxy-server=127.0.0.1:1",
+            "--proxy-bypass-list=<-loopback>",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1280,8000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--log-net-log={}", netlog.display()))
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!(
+            "file://{}",
+            html.canonicalize().expect("html path").display()
+        ))
+        .output()
+        .expect("chromium runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "chromium failed: {stderr}");
+    let size = std::fs::metadata(png).map(|m| m.len()).unwrap_or(0);
+    assert!(
+        size > 50_000,
+        "screenshot {} is {size} bytes",
+        png.display()
+    );
+    let console: Vec<&str> = stderr.lines().filter(|l| l.contains("CONSOLE")).collect();
+    assert!(console.is_empty(), "console messages: {console:#?}");
+    let log = std::fs::read_to_string(&netlog).expect("net log");
+    let mut foreign = Vec::new();
+    for part in log.split("\"url\":\"").skip(1) {
+        let url = part.split('"').next().unwrap_or_default();
+        let own = CHROMIUM_OWN_HOSTS.iter().any(|h| url.contains(h));
+        if !url.starts_with("file://") && !url.starts_with("data:") && !own {
+            foreign.push(url.to_string());
+        }
+    }
+    assert!(foreign.is_empty(), "the report requested {foreign:?}");
 }
