@@ -1,12 +1,8 @@
 //! The command line: bad input fails with a message naming the culprit,
 //! and `--json` prints one versioned object per domain.
 
-use crate::support::testnet;
+use crate::support::{bin, testnet};
 use std::process::{Command, Output};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_xmpp-survey"))
-}
 
 fn run(cmd: &mut Command) -> (Output, String) {
     let out = cmd.output().expect("binary runs");

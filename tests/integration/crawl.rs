@@ -2,25 +2,11 @@
 //! through the real binary: kill -9 and resume, PostgreSQL restarted
 //! mid-crawl, two workers on one crawl, bad sources.
 
-use crate::support::{pg, testnet};
+use crate::support::{bin, key_label, pem, pg, testnet, tmpdir};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use xmpp_survey::testnet::Testnet;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_xmpp-survey"))
-}
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "xs-crawl-{name}-{}-{:x}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    std::fs::create_dir_all(&d).expect("tmp dir");
-    d
-}
 
 /// Writes the testnet's domains and CA, returns (list, ca).
 fn files(net: &Testnet, dir: &Path) -> (PathBuf, PathBuf) {
@@ -381,22 +367,6 @@ async fn run_cmd(mut cmd: Command) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// PEM of DER items (base64 in 64-column lines).
-fn pem(label: &str, ders: &[&[u8]]) -> String {
-    use base64::Engine;
-    let mut out = String::new();
-    for der in ders {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-        out.push_str(&format!("-----BEGIN {label}-----\n"));
-        for chunk in b64.as_bytes().chunks(64) {
-            out.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
-            out.push('\n');
-        }
-        out.push_str(&format!("-----END {label}-----\n"));
-    }
-    out
-}
-
 /// The testnet's probe identity as files: (domain, listen, cert, key, leaf
 /// SHA-256 of the server-only certificate).
 fn identity_files(net: &Testnet, dir: &Path) -> (String, String, PathBuf, PathBuf, String) {
@@ -407,11 +377,7 @@ fn identity_files(net: &Testnet, dir: &Path) -> (String, String, PathBuf, PathBu
     let chain: Vec<&[u8]> = so.chain.iter().map(|c| c.as_ref()).collect();
     std::fs::write(&cert, pem("CERTIFICATE", &chain)).expect("cert");
     let key = dir.join("probe.key");
-    let label = match so.key_der.as_ref() {
-        rustls_pki_types::PrivateKeyDer::Pkcs1(_) => "RSA PRIVATE KEY",
-        rustls_pki_types::PrivateKeyDer::Sec1(_) => "EC PRIVATE KEY",
-        _ => "PRIVATE KEY",
-    };
+    let label = key_label(so.key_der.as_ref());
     std::fs::write(&key, pem(label, &[so.key_der.secret_der()])).expect("key");
     let sha = hex::encode(sha2::Sha256::digest(so.chain[0].as_ref()));
     (id.domain.clone(), id.listen.to_string(), cert, key, sha)

@@ -3,49 +3,12 @@
 //! the report's headline numbers checked against the manifest and the
 //! federation impact against a brute-force pair loop.
 
-use crate::support::{pg, testnet};
+use crate::support::{bin, key_label, pem, pg, testnet, tmpdir};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use xmpp_survey::report::federation::{self, Initiator, Outcome, Receiver};
 use xmpp_survey::testnet::Testnet;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_xmpp-survey"))
-}
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "xs-report-{name}-{}-{:x}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    std::fs::create_dir_all(&d).expect("tmp dir");
-    d
-}
-
-fn pem(label: &str, ders: &[&[u8]]) -> String {
-    use base64::Engine;
-    let mut out = String::new();
-    for der in ders {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-        out.push_str(&format!("-----BEGIN {label}-----\n"));
-        for chunk in b64.as_bytes().chunks(64) {
-            out.push_str(std::str::from_utf8(chunk).expect("ascii"));
-            out.push('\n');
-        }
-        out.push_str(&format!("-----END {label}-----\n"));
-    }
-    out
-}
-
-fn key_label(k: &rustls_pki_types::PrivateKeyDer<'_>) -> &'static str {
-    match k {
-        rustls_pki_types::PrivateKeyDer::Pkcs1(_) => "RSA PRIVATE KEY",
-        rustls_pki_types::PrivateKeyDer::Sec1(_) => "EC PRIVATE KEY",
-        _ => "PRIVATE KEY",
-    }
-}
 
 fn run(mut cmd: Command) -> String {
     let out = cmd.output().expect("runs");

@@ -167,3 +167,44 @@ pub async fn probe_manifest<'m>(
         .collect()
         .await
 }
+
+/// The binary under test.
+pub fn bin() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_xmpp-survey"))
+}
+
+/// A fresh temporary directory `xs-<name>-<pid>-<random>`.
+pub fn tmpdir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "xs-{name}-{}-{:x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir_all(&d).expect("tmp dir");
+    d
+}
+
+/// PEM of DER items (base64 in 64-column lines).
+pub fn pem(label: &str, ders: &[&[u8]]) -> String {
+    use base64::Engine;
+    let mut out = String::new();
+    for der in ders {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        out.push_str(&format!("-----BEGIN {label}-----\n"));
+        for chunk in b64.as_bytes().chunks(64) {
+            out.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
+            out.push('\n');
+        }
+        out.push_str(&format!("-----END {label}-----\n"));
+    }
+    out
+}
+
+/// The PEM label of a private key in its DER form.
+pub fn key_label(k: &rustls_pki_types::PrivateKeyDer<'_>) -> &'static str {
+    match k {
+        rustls_pki_types::PrivateKeyDer::Pkcs1(_) => "RSA PRIVATE KEY",
+        rustls_pki_types::PrivateKeyDer::Sec1(_) => "EC PRIVATE KEY",
+        _ => "PRIVATE KEY",
+    }
+}
