@@ -1,7 +1,8 @@
 //! The receiving side of a server-to-server stream, written once for the
 //! probe's dialback listener ([`crate::listener`]) and the testnet's
-//! simulated servers ([`crate::testnet::server`]); plus the two outbound
-//! helpers both of them need ([`connect`], [`verify_key`]).
+//! simulated servers ([`crate::testnet::server`]). The outbound helpers
+//! both of them need ([`connect`], [`verify_key`], …) live in
+//! [`super::outbound`] and are re-exported here.
 //!
 //! The protocol is fixed here; what differs between the two users (which
 //! domains are served, which features are offered, which TLS config, how a
@@ -25,47 +26,42 @@
 //!
 //! Steps 1–3 are the pure server machine of
 //! [`crate::negotiation::server`] (the policy answers its questions
-//! through an adapter); this file drives it and runs step 4.
+//! through an adapter); this file drives it and runs step 4's loop, whose
+//! element handlers (`<auth/>`, dialback, stanzas) are in
+//! `inbound/elements.rs`.
 //!
 //! Every read has a byte budget ([`InboundLimits::reader`], reset per
 //! element) and a timeout; the whole stream has a lifetime cap. Closing is
 //! polite: `</stream:stream>` then TLS close_notify (RFC 6120 §4.4).
 
-use crate::dns::resolve::Resolver;
 use crate::model::acceptance::{InboundAuth, InboundReport};
 use crate::negotiation::server::{self, Host, Outcome, Server, ServerAction, fault_condition};
 use crate::negotiation::{Action, Event, Expect};
-use crate::probe::endpoint::{ConnectOptions, ProbeContext, Session, open_session};
-use crate::probe::plan::{EndpointPlan, plan};
-use crate::probe::report::{EndpointSource, Transport};
-use crate::s2s::steps::{self, StepError};
 use crate::tls::cert;
-use crate::xmpp::dialback::{self, Answer, Dialback};
+use crate::xmpp::dialback;
 use crate::xmpp::element::Element;
 use crate::xmpp::reader::{ReaderLimits, StreamReader};
-use crate::xmpp::sasl::{self, SaslOutcome};
+use crate::xmpp::sasl::SaslOutcome;
 use crate::xmpp::stream::{self, StreamHeader};
-use crate::xmpp::{NS_DIALBACK_FEATURE, NS_SASL, NS_SERVER, NS_STREAMS, NS_TLS, Service, iq};
+use crate::xmpp::{NS_DIALBACK_FEATURE, NS_SASL, NS_SERVER, NS_STREAMS, NS_TLS};
 use rustls::ServerConfig;
-use rustls::sign::CertifiedKey;
 use rustls_pki_types::CertificateDer;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use thiserror::Error;
 use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
 use tokio_rustls::server::TlsStream;
 
-/// `db:result` requests served per stream: each costs an outbound
-/// verification connection, so a stranger cannot turn one stream into a
-/// scan. One, as XEP-0220 §8 allows more only when multiplexing is
-/// negotiated, which we never offer.
-const MAX_DIALBACK_PER_STREAM: usize = 1;
+mod elements;
 
+use elements::{auth, dialback_element, stanza};
+
+pub use super::outbound::{
+    Outbound, OutboundAuth, OutboundError, connect, direct_plan, resolve_plans, verify_key,
+};
 /// How long the polite close (`</stream:stream>`, close_notify) may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -622,367 +618,6 @@ async fn secure<P: InboundPolicy>(
             Err(condition) => return close(rd, condition).await,
         }
     }
-}
-
-/// `<auth/>` (RFC 6120 §6.4.2, XEP-0178 §3). On success the answer and the
-/// restart (RFC 6120 §6.4.6) are done here.
-#[allow(clippy::too_many_arguments)]
-async fn auth<P: InboundPolicy>(
-    policy: &P,
-    local: &P::Local,
-    rd: &mut StreamReader<TlsStream<TcpStream>>,
-    st: &mut Secure,
-    el: &Element,
-    chain: &[CertificateDer<'static>],
-    report: &Arc<Mutex<InboundReport>>,
-    limits: &InboundLimits,
-) -> Result<Option<String>, Option<&'static str>> {
-    let fail = |c: &str, t: &str| Ok(Some(sasl::failure_xml(c, Some(t))));
-    if st.sasl_done {
-        return fail("not-authorized", "already authenticated");
-    }
-    if el.attr("mechanism") != Some("EXTERNAL") {
-        // RFC 6120 §6.5.6.
-        return fail("invalid-mechanism", "only EXTERNAL is offered");
-    }
-    let Some(peer) = st.peer.clone() else {
-        return fail("not-authorized", "no 'from' in the stream header");
-    };
-    // XEP-0178 §3 step 7: an authzid, if given, must be the header's `from`.
-    match sasl::authzid(el) {
-        None => {}
-        Some(Ok(a)) if same_domain(&a, &peer) => {}
-        Some(Ok(_)) => return fail("invalid-authzid", "authzid differs from stream 'from'"),
-        Some(Err(_)) => return fail("incorrect-encoding", "authzid is not base64 UTF-8"),
-    }
-    let outcome = policy.external(local, &peer, chain);
-    update(report, |r| {
-        r.auth = InboundAuth::External {
-            outcome: outcome.clone(),
-        }
-    });
-    let SaslOutcome::Success = outcome else {
-        return Ok(Some(match outcome {
-            SaslOutcome::Failure { condition, text } => {
-                sasl::failure_xml(&condition, text.as_deref())
-            }
-            _ => sasl::failure_xml("not-authorized", None),
-        }));
-    };
-    if rd.write_all(sasl::success_xml().as_bytes()).await.is_err() {
-        return Err(None);
-    }
-    rd.restart();
-    rd.new_phase();
-    let Ok(Ok(_)) = timeout(limits.step, rd.read_header()).await else {
-        return Err(None);
-    };
-    st.sasl_done = true;
-    st.id = new_id();
-    publish(policy, local, st, report, &peer);
-    st.authed.push(peer);
-    Ok(Some(format!(
-        "{}{}",
-        our_header(&st.me, st.peer.as_deref(), &st.id),
-        policy.features(local, Stage::Authenticated)
-    )))
-}
-
-/// Tells the policy, once per stream, that the peer authenticated as
-/// `domain`: the report is evidence from now on, keyed on that domain.
-fn publish<P: InboundPolicy>(
-    policy: &P,
-    local: &P::Local,
-    st: &mut Secure,
-    report: &Arc<Mutex<InboundReport>>,
-    domain: &str,
-) {
-    update(report, |r| domain.clone_into(&mut r.peer));
-    if !st.published {
-        st.published = true;
-        policy.authenticated(local, report);
-    }
-}
-
-/// A dialback element after TLS (XEP-0220 §2.1).
-async fn dialback_element<P: InboundPolicy>(
-    policy: &P,
-    local: &P::Local,
-    st: &mut Secure,
-    db: Dialback,
-    report: &Arc<Mutex<InboundReport>>,
-    limits: &InboundLimits,
-) -> Result<Option<String>, Option<&'static str>> {
-    match db {
-        Dialback::ResultRequest { from, to, key } => {
-            st.dialbacks += 1;
-            if st.dialbacks > MAX_DIALBACK_PER_STREAM {
-                return Err(Some("policy-violation"));
-            }
-            let from = normalize(&from);
-            let valid = same_domain(&to, &st.me)
-                && policy.dialback(local)
-                && timeout(
-                    limits.verify,
-                    policy.verify_dialback(local, &from, &st.id, &key),
-                )
-                .await
-                .unwrap_or(false);
-            update(report, |r| {
-                let external_ok = matches!(
-                    &r.auth,
-                    InboundAuth::External {
-                        outcome: SaslOutcome::Success
-                    }
-                );
-                if !external_ok {
-                    r.auth = InboundAuth::Dialback { valid };
-                }
-            });
-            if valid && !st.authed.contains(&from) {
-                publish(policy, local, st, report, &from);
-                st.authed.push(from.clone());
-            }
-            Ok(Some(dialback::result_answer(&st.me, &from, valid)))
-        }
-        Dialback::VerifyRequest { from, to, id, key } => {
-            update(report, |r| {
-                if r.auth == InboundAuth::None {
-                    r.auth = InboundAuth::VerifyOnly;
-                }
-            });
-            Ok(Some(answer_verify(policy, local, &from, &to, &id, &key)))
-        }
-        // Answers to questions we never asked on this stream.
-        Dialback::ResultAnswer { .. } | Dialback::VerifyAnswer { .. } => Ok(None),
-    }
-}
-
-/// A stanza (RFC 6120 §8): only from an authenticated domain; IQs go to the
-/// policy, messages and presence are dropped.
-async fn stanza<P: InboundPolicy>(
-    policy: &P,
-    local: &P::Local,
-    st: &Secure,
-    el: &Element,
-    report: &Mutex<InboundReport>,
-    limits: &InboundLimits,
-) -> Result<Option<String>, Option<&'static str>> {
-    if st.authed.is_empty() {
-        // RFC 6120 §4.9.3.12: stanzas before authentication.
-        return Err(Some("not-authorized"));
-    }
-    let from = el.attr("from").map(jid_domain).unwrap_or_default();
-    if !st.authed.contains(&from) {
-        // RFC 6120 §4.9.3.9: a `from` this stream did not authenticate.
-        return Err(Some("invalid-from"));
-    }
-    if el.name != "iq" {
-        return Ok(None);
-    }
-    if iq::parse(el)
-        .is_some_and(|q| matches!(q.kind, iq::IqKind::Result | iq::IqKind::Error { .. }))
-    {
-        update(report, |r| r.replies += 1);
-    }
-    Ok(timeout(limits.verify, policy.iq(local, &from, el))
-        .await
-        .ok()
-        .flatten())
-}
-
-// ---------------------------------------------------------------------------
-// Outbound: the initiating side, for delivering replies and for verifying
-// dialback keys with an authoritative server.
-
-/// Why an outbound s2s stream could not be used.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum OutboundError {
-    /// DNS gave no s2s endpoint (or the address policy refused them all).
-    #[error("no s2s endpoint for {0}")]
-    NoEndpoint(String),
-    /// No endpoint reached the post-TLS features.
-    #[error("{domain}: connection failed: {detail}")]
-    Connect {
-        /// The remote domain.
-        domain: String,
-        /// The last endpoint's outcome.
-        detail: String,
-    },
-    /// Neither EXTERNAL nor dialback authenticated us.
-    #[error("{domain}: not authenticated: {detail}")]
-    NotAuthenticated {
-        /// The remote domain.
-        domain: String,
-        /// What was tried and answered.
-        detail: String,
-    },
-    /// A step failed (timeout, stream error, broken stream).
-    #[error("{domain}: {error}")]
-    Step {
-        /// The remote domain.
-        domain: String,
-        /// The step's error.
-        error: StepError,
-    },
-}
-
-/// How an outbound stream authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutboundAuth {
-    /// SASL EXTERNAL (XEP-0178).
-    External,
-    /// Dialback (XEP-0220), our authoritative server confirming the key.
-    Dialback,
-}
-
-/// An authenticated outbound stream.
-pub struct Outbound {
-    /// The live stream (its `features` are the post-authentication ones
-    /// after EXTERNAL).
-    pub session: Session,
-    /// How it authenticated.
-    pub auth: OutboundAuth,
-}
-
-/// A STARTTLS s2s plan for a known address (no DNS): used when the
-/// authoritative address is given, as the testnet gives the probe's.
-pub fn direct_plan(host: &str, addr: SocketAddr) -> EndpointPlan {
-    EndpointPlan {
-        service: Service::S2s,
-        transport: Transport::Starttls,
-        host: host.to_owned(),
-        ip: addr.ip(),
-        port: addr.port(),
-        source: EndpointSource::Srv,
-        tlsa: Vec::new(),
-    }
-}
-
-/// The s2s endpoints of `domain` (RFC 6120 §3.2: SRV, else the domain's
-/// own address on 5269), in the order the probe would try them.
-pub async fn resolve_plans(resolver: &Resolver, domain: &str) -> Vec<EndpointPlan> {
-    let dns = resolver.discover(domain).await;
-    plan(domain, &dns)
-        .into_iter()
-        .filter(|p| p.service == Service::S2s)
-        .collect()
-}
-
-/// Opens the first endpoint in `plans` that reaches post-TLS features,
-/// with our header `from` set to `from`.
-async fn first_session(
-    ctx: &ProbeContext,
-    from: &str,
-    to: &str,
-    plans: &[EndpointPlan],
-    opts: &ConnectOptions,
-) -> Result<Session, OutboundError> {
-    let mut ctx = ctx.clone();
-    ctx.probe_domain = Some(from.to_owned());
-    let mut detail = None;
-    for p in plans.iter().filter(|p| p.service == Service::S2s) {
-        let (report, session) = open_session(&ctx, to, p, opts).await;
-        if let Some(s) = session {
-            return Ok(s);
-        }
-        detail = Some(format!(
-            "{}:{} {}{}",
-            p.ip,
-            p.port,
-            crate::model::names::json(report.outcome)
-                .as_str()
-                .unwrap_or("failed"),
-            report.detail.map(|d| format!(": {d}")).unwrap_or_default()
-        ));
-    }
-    Err(match detail {
-        None => OutboundError::NoEndpoint(to.to_owned()),
-        Some(detail) => OutboundError::Connect {
-            domain: to.to_owned(),
-            detail,
-        },
-    })
-}
-
-/// Opens an authenticated s2s stream from `from` to `to` (RFC 6120 §4–§6):
-/// STARTTLS presenting `cert` as TLS client certificate, SASL EXTERNAL
-/// (XEP-0178) when offered, else (or after an EXTERNAL failure) dialback
-/// (XEP-0220 §2.1.1) with a XEP-0185 key from `secret`, which our own
-/// authoritative server must then confirm when `to` calls it back.
-pub async fn connect(
-    ctx: &ProbeContext,
-    from: &str,
-    to: &str,
-    plans: &[EndpointPlan],
-    cert: Option<Arc<CertifiedKey>>,
-    secret: &[u8],
-) -> Result<Outbound, OutboundError> {
-    let has_cert = cert.is_some();
-    let mut s = first_session(ctx, from, to, plans, &ConnectOptions { client_cert: cert }).await?;
-    let limit = ctx.limits.phase_timeout;
-    let step_err = |error| OutboundError::Step {
-        domain: to.to_owned(),
-        error,
-    };
-    let mut tried = Vec::new();
-    if has_cert && s.features.sasl_mechanisms.iter().any(|m| m == "EXTERNAL") {
-        let (outcome, feats) = steps::auth_external(&mut s.stream, from, to, limit)
-            .await
-            .map_err(step_err)?;
-        if let (SaslOutcome::Success, Some(f)) = (&outcome, feats) {
-            s.features = f;
-            return Ok(Outbound {
-                session: s,
-                auth: OutboundAuth::External,
-            });
-        }
-        tried.push(format!("EXTERNAL: {outcome:?}"));
-    }
-    if s.features.dialback
-        && let Some(id) = s.stream_id.clone()
-    {
-        let key = dialback::key(secret, to, from, &id);
-        let answer = steps::dialback(&mut s.stream, from, to, &key, limit * 3)
-            .await
-            .map_err(step_err)?;
-        if answer == Answer::Valid {
-            return Ok(Outbound {
-                session: s,
-                auth: OutboundAuth::Dialback,
-            });
-        }
-        tried.push(format!("dialback: {answer:?}"));
-    } else {
-        tried.push("dialback not offered".into());
-    }
-    s.close().await;
-    Err(OutboundError::NotAuthenticated {
-        domain: to.to_owned(),
-        detail: tried.join("; "),
-    })
-}
-
-/// XEP-0220 §2.1.2 as the receiving server `from`: connects to `to`'s
-/// authoritative server (first reachable endpoint of `plans`, no client
-/// certificate) and asks whether `key` is genuine for stream `id`.
-pub async fn verify_key(
-    ctx: &ProbeContext,
-    from: &str,
-    to: &str,
-    plans: &[EndpointPlan],
-    id: &str,
-    key: &str,
-) -> Result<bool, OutboundError> {
-    let mut s = first_session(ctx, from, to, plans, &ConnectOptions::default()).await?;
-    let answer = steps::verify(&mut s.stream, from, to, id, key, ctx.limits.phase_timeout).await;
-    s.close().await;
-    answer
-        .map(|a| a == Answer::Valid)
-        .map_err(|error| OutboundError::Step {
-            domain: to.to_owned(),
-            error,
-        })
 }
 
 /// `<stream:features/>` for a receiving s2s server: STARTTLS required
