@@ -267,7 +267,7 @@ fn update(report: &Mutex<InboundReport>, f: impl FnOnce(&mut InboundReport)) {
 
 /// A fresh stream id: 128 random bits (RFC 6120 §4.7.3 asks for
 /// unpredictability; dialback keys are bound to it, XEP-0220 §2.1.1).
-fn new_id() -> String {
+pub fn new_id() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
@@ -290,7 +290,9 @@ fn our_header(from: &str, to: Option<&str>, id: &str) -> String {
     server::our_header(Some(from), to, id)
 }
 
-async fn close<S: AsyncRead + AsyncWrite + Unpin>(rd: StreamReader<S>, error: Option<&str>) {
+/// Closes politely: the stream error if any, `</stream:stream>`, then TLS
+/// close_notify / FIN (RFC 6120 §4.4), within a short timeout.
+pub async fn close<S: AsyncRead + AsyncWrite + Unpin>(rd: StreamReader<S>, error: Option<&str>) {
     let mut rd = rd;
     close_with(&mut rd, error, None).await;
 }
@@ -315,7 +317,7 @@ async fn close_with<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// Reads one element with a fresh byte budget; on a fault, timeout or
 /// peer stream error the stream is closed and `None` returned.
-async fn next<S: AsyncRead + AsyncWrite + Unpin>(
+pub async fn next<S: AsyncRead + AsyncWrite + Unpin>(
     rd: &mut StreamReader<S>,
     wait: Duration,
 ) -> Result<Element, Option<&'static str>> {
@@ -332,7 +334,7 @@ async fn next<S: AsyncRead + AsyncWrite + Unpin>(
 /// Answers a `db:verify` about a key we issued (XEP-0220 §2.1.2, keys per
 /// XEP-0185 §2): valid iff `key` is ours for (receiving = the asker,
 /// originating = us, stream id).
-fn answer_verify<P: InboundPolicy>(
+pub fn answer_verify<P: InboundPolicy>(
     policy: &P,
     local: &P::Local,
     from: &str,

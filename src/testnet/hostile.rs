@@ -10,15 +10,15 @@
 //! `db:verify` and IQs answered as the engine answers them), then the
 //! fault instead of an answer to `<auth/>`.
 
-use crate::s2s::inbound::{InboundLimits, InboundPolicy, Stage, jid_domain};
+use crate::negotiation::server::normalize;
+use crate::s2s::inbound::{
+    InboundLimits, InboundPolicy, Stage, answer_verify, close, jid_domain, new_id, next,
+};
 use crate::xmpp::dialback::{self, Dialback};
-use crate::xmpp::element::Element;
-use crate::xmpp::reader::{ReadFault, StreamReader};
+use crate::xmpp::reader::StreamReader;
 use crate::xmpp::stream::{self, HeaderSpec, StreamHeader};
-use crate::xmpp::{NS_SASL, NS_SERVER, NS_STREAMS, NS_TLS, Service};
+use crate::xmpp::{NS_SASL, NS_SERVER, NS_TLS, Service};
 use rustls_pki_types::CertificateDer;
-use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_rustls::server::TlsStream;
@@ -36,9 +36,6 @@ pub enum HostileSasl {
 
 /// The bytes `Garbage` answers `<auth/>` with.
 const GARBAGE: &[u8] = b"<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'<<&&>>";
-
-/// How long the polite close may take (as the engine's).
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A STARTTLS stream whose header (naming `local`) was read by the caller.
 pub(super) async fn serve_after_header<P: InboundPolicy>(
@@ -231,62 +228,4 @@ fn our_header(me: &str, peer: Option<&str>) -> String {
         version: Some("1.0"),
         dialback: true,
     })
-}
-
-fn new_id() -> String {
-    format!("{:032x}", rand::random::<u128>())
-}
-
-fn normalize(d: &str) -> String {
-    d.trim().trim_end_matches('.').to_ascii_lowercase()
-}
-
-/// A `db:verify` about a key `local` issued (XEP-0220 §2.1.2).
-fn answer_verify<P: InboundPolicy>(
-    policy: &P,
-    local: &P::Local,
-    from: &str,
-    to: &str,
-    id: &str,
-    key: &str,
-) -> String {
-    let me = policy.domain(local);
-    let valid = normalize(to) == normalize(me)
-        && dialback::key(policy.secret(local), &normalize(from), me, id) == key;
-    policy.verify_answered(local, &normalize(from), valid);
-    dialback::verify_answer(me, from, id, valid)
-}
-
-/// The next element, or the stream error to close with.
-async fn next<S: AsyncRead + AsyncWrite + Unpin>(
-    rd: &mut StreamReader<S>,
-    wait: Duration,
-) -> Result<Element, Option<&'static str>> {
-    rd.new_phase();
-    match timeout(wait, rd.read_element()).await {
-        Err(_) => Err(Some("connection-timeout")),
-        Ok(Err(ReadFault::ByteLimit | ReadFault::DepthLimit)) => Err(Some("policy-violation")),
-        Ok(Err(ReadFault::InvalidXml(_) | ReadFault::NotStream(_))) => Err(Some("not-well-formed")),
-        Ok(Err(ReadFault::Doctype | ReadFault::ProcessingInstruction)) => {
-            Err(Some("restricted-xml"))
-        }
-        Ok(Err(_)) => Err(None),
-        Ok(Ok(el)) if el.is(NS_STREAMS, "error") => Err(None),
-        Ok(Ok(el)) => Ok(el),
-    }
-}
-
-/// Closes politely: the stream error if any, `</stream:stream>`, then TLS
-/// close_notify / FIN.
-async fn close<S: AsyncRead + AsyncWrite + Unpin>(mut rd: StreamReader<S>, error: Option<&str>) {
-    let mut out = String::new();
-    if let Some(condition) = error {
-        out.push_str(&stream::error_xml(condition, None));
-    }
-    out.push_str(stream::CLOSE);
-    let _ = timeout(CLOSE_TIMEOUT, async {
-        let _ = rd.write_all(out.as_bytes()).await;
-        let _ = rd.get_mut().shutdown().await;
-    })
-    .await;
 }
