@@ -32,6 +32,10 @@ if target/debug/xmpp-survey testnet --help >/dev/null 2>&1; then
 fi
 say "cargo clippy --all-targets --features testnet -- -D warnings"
 cargo clippy --all-targets --features testnet --quiet -- -D warnings
+# The fuzz targets (fuzz/, run by scripts/fuzz.sh) must keep compiling
+# against the library's API; checked here on the stable toolchain.
+say "cargo check of the fuzz targets (fuzz/)"
+cargo check --quiet --manifest-path fuzz/Cargo.toml
 say "cargo test --features testnet (unit + integration; loopback only)"
 cargo test --all-targets --features testnet -- --test-threads="${TEST_THREADS:-4}"
 say "all tests passed"

@@ -10,7 +10,6 @@
 #![no_main]
 
 use hickory_proto::op::Message;
-use hickory_proto::rr::RData;
 use libfuzzer_sys::fuzz_target;
 use xmpp_survey::dns::{SrvRecord, srv};
 
@@ -18,19 +17,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(msg) = Message::from_vec(data) else {
         return;
     };
-    let records: Vec<SrvRecord> = msg
-        .answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::SRV(s) => Some(SrvRecord {
-                priority: s.priority,
-                weight: s.weight,
-                port: s.port,
-                target: s.target.to_ascii(),
-            }),
-            _ => None,
-        })
-        .collect();
+    let records = srv::records_from_answers(&msg.answers);
     let n = records.len();
     let mut reversed = records.clone();
     reversed.reverse();

@@ -29,8 +29,7 @@ use hickory_resolver::{NameServerPool, PoolContext, TlsConfig, TokioResolver};
 
 use super::srv::{normalize_name, order};
 use super::{
-    DnsOutcome, DnsReport, Dnssec, HostLookup, SrvLookup, SrvRecord, SrvService, TlsaLookup,
-    TlsaRecord,
+    DnsOutcome, DnsReport, Dnssec, HostLookup, SrvLookup, SrvService, TlsaLookup, TlsaRecord,
 };
 
 /// Retries after a failed question (timeout, SERVFAIL). Small on purpose: a
@@ -208,19 +207,7 @@ impl Resolver {
         };
         match self.lookup(&owner, RecordType::SRV).await {
             Ok(lookup) => {
-                let records: Vec<SrvRecord> = lookup
-                    .answers()
-                    .iter()
-                    .filter_map(|r| match &r.data {
-                        RData::SRV(s) => Some(SrvRecord {
-                            priority: s.priority,
-                            weight: s.weight,
-                            port: s.port,
-                            target: s.target.to_ascii(),
-                        }),
-                        _ => None,
-                    })
-                    .collect();
+                let records = super::srv::records_from_answers(lookup.answers());
                 if records.is_empty() {
                     out.outcome = DnsOutcome::NoData;
                 } else {
@@ -523,6 +510,7 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
+    use crate::dns::SrvRecord;
     use crate::testnet::dns::{DnsServer, ZoneData, serve};
 
     /// Short, so the timeout test is fast; loopback answers in microseconds.

@@ -22,6 +22,24 @@ pub fn normalize_name(name: &str) -> String {
     lower.trim_end_matches('.').to_owned()
 }
 
+/// The SRV records among DNS answers (other record types, e.g. a CNAME
+/// on the way, are skipped), as the resolver takes them; the one place
+/// the resolver, the fuzz target and the regression test read SRV data.
+pub fn records_from_answers(answers: &[hickory_proto::rr::Record]) -> Vec<SrvRecord> {
+    answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            hickory_proto::rr::RData::SRV(s) => Some(SrvRecord {
+                priority: s.priority,
+                weight: s.weight,
+                port: s.port,
+                target: s.target.to_ascii(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Puts SRV records in the order a client tries them and tells whether the
 /// service is "decidedly not available".
 ///

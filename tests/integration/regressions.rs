@@ -9,10 +9,9 @@
 use std::path::{Path, PathBuf};
 
 use hickory_proto::op::Message;
-use hickory_proto::rr::RData;
 use time::UtcOffset;
 use time::macros::datetime;
-use xmpp_survey::dns::{SrvRecord, srv};
+use xmpp_survey::dns::srv;
 use xmpp_survey::tls::{CertAnomaly, CertInfo, cert};
 use xmpp_survey::xmpp::features::{self, StarttlsOffer};
 use xmpp_survey::xmpp::reader::{ReadFault, ReaderLimits, read_all};
@@ -178,20 +177,8 @@ fn srv_order_regressions() {
         let Ok(msg) = Message::from_vec(&bytes) else {
             continue;
         };
-        // Exactly as the resolver takes SRV answers (src/dns/resolve.rs).
-        let records: Vec<SrvRecord> = msg
-            .answers
-            .iter()
-            .filter_map(|r| match &r.data {
-                RData::SRV(s) => Some(SrvRecord {
-                    priority: s.priority,
-                    weight: s.weight,
-                    port: s.port,
-                    target: s.target.to_ascii(),
-                }),
-                _ => None,
-            })
-            .collect();
+        // Exactly as the resolver takes SRV answers.
+        let records = srv::records_from_answers(&msg.answers);
         let n = records.len();
         let (ordered, unavailable) = srv::order(records);
         assert_eq!(ordered.len(), n, "{name}");
