@@ -639,7 +639,7 @@ struct ReportArgs {
 
 async fn report(a: ReportArgs) -> Result<()> {
     use xmpp_survey::report::{ReportOptions, write_report};
-    let store = Store::connect(&a.database_url).await?;
+    let store = app::crawl::open_store(&a.database_url).await?;
     let generated_at = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .context("formatting the time")?;
