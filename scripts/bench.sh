@@ -49,7 +49,8 @@ if [ "${1:-}" = report ]; then
   rm -rf "$RUN" && mkdir -p "$RUN"
   DB="xs_bench_report_$$"
   psql -X -q "$DATABASE_URL" -c "CREATE DATABASE $DB" >/dev/null
-  on_exit 'psql -X -q "$DATABASE_URL" -c "DROP DATABASE IF EXISTS $DB" >/dev/null'
+  # KEEP=1 keeps the database (to EXPLAIN the report's statements).
+  [ "${KEEP:-}" = 1 ] || on_exit 'psql -X -q "$DATABASE_URL" -c "DROP DATABASE IF EXISTS $DB" >/dev/null'
   BENCH_URL="${DATABASE_URL%/*}/$DB"
   "$BIN" db migrate --database-url "$BENCH_URL" >/dev/null
   # A section of $SQL: the lines after `--@NAME [(columns)]` up to the next.
@@ -70,7 +71,7 @@ if [ "${1:-}" = report ]; then
       | psql -X -q -v ON_ERROR_STOP=1 "$BENCH_URL" ${REPLICA:+-c "$REPLICA"} -c "COPY $t $(columns "$t") FROM STDIN"
     awk -v t="$t" -v a="$S" -v b="$(date +%s.%N)" 'BEGIN { printf "  %-20s %6.1f s\n", t, b - a }'
   done
-  psql -X -q "$BENCH_URL" -c "DROP SCHEMA bench CASCADE" -c "VACUUM ANALYZE"
+  psql -X -q "$BENCH_URL" -c "SET client_min_messages = warning" -c "DROP SCHEMA bench CASCADE" -c "VACUUM ANALYZE"
   LOAD=$(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
   ROWS=$(psql -X -tA "$BENCH_URL" -c "SELECT string_agg(format('%s %s', t, n), ', ' ORDER BY ord) FROM (
     SELECT 1 AS ord, 'results' AS t, count(*) AS n FROM results UNION ALL SELECT 2, 'endpoints', count(*) FROM endpoints
@@ -93,6 +94,7 @@ if [ "${1:-}" = report ]; then
     printf "report wall time   %8.2f s  (target 5 s)\n", w;
     printf "report peak RSS    %8.1f MB (target 200 MB)\n", r / 1024;
   }'
+  [ "${KEEP:-}" = 1 ] && say "kept the database: $BENCH_URL"
   exit 0
 fi
 
