@@ -12,6 +12,12 @@
 # (ATTACK_SECONDS, default 20) from separate `xmpp-survey testnet attack`
 # processes; prints manifest mismatches, peak RSS and fds of the crawling
 # process (compare with the no-attack row) and the listener's counters.
+#
+# `scripts/bench.sh report`: the readiness report over 1,000,000 stored
+# domain results (100,000 domains x 10 crawls,
+# synthetic and deterministic: scripts/bench-report.sql), loaded with COPY
+# into a fresh database; prints the load time, the report's wall time and
+# peak RSS (GNU time) and the rows per table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -28,6 +34,67 @@ if [ "${1:-}" = attacks ]; then
       | grep -E '^(attack|none|verify_flood|idle_hold|slow_text|big_client_chain|forged_from) ' \
       || die "attack case $kind failed"
   done
+  exit 0
+fi
+
+if [ "${1:-}" = report ]; then
+  ensure_rust
+  ensure_apt time postgresql-client
+  ensure_database
+  say "building xmpp-survey (release, with the testnet)"
+  cargo build --quiet --release --features testnet --bin xmpp-survey
+  BIN=target/release/xmpp-survey
+  SQL=scripts/bench-report.sql
+  RUN=.testnet/bench-report
+  rm -rf "$RUN" && mkdir -p "$RUN"
+  DB="xs_bench_report_$$"
+  psql -X -q "$DATABASE_URL" -c "CREATE DATABASE $DB" >/dev/null
+  # KEEP=1 keeps the database (to EXPLAIN the report's statements).
+  [ "${KEEP:-}" = 1 ] || on_exit 'psql -X -q "$DATABASE_URL" -c "DROP DATABASE IF EXISTS $DB" >/dev/null'
+  BENCH_URL="${DATABASE_URL%/*}/$DB"
+  "$BIN" db migrate --database-url "$BENCH_URL" >/dev/null
+  # A section of $SQL: the lines after `--@NAME [(columns)]` up to the next.
+  section() { awk -v s="$1" '/^--@/ { on = (substr($1, 4) == s); next } on' "$SQL"; }
+  columns() { sed -nE "s/^--@$1 (\(.*\))$/\1/p" "$SQL"; }
+  # Foreign keys are correct by construction: a superuser skips their
+  # per-row triggers while loading (session_replication_role).
+  REPLICA=""
+  [ "$(psql -X -tA "$BENCH_URL" -c "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")" = t ] \
+    && REPLICA="SET session_replication_role = replica"
+  say "loading 100,000 domains x 10 crawls (COPY)"
+  T0=$(date +%s.%N)
+  awk '/^--@/ { exit } { print }' "$SQL" | psql -X -q -v ON_ERROR_STOP=1 "$BENCH_URL"
+  section crawls | psql -X -q -v ON_ERROR_STOP=1 "$BENCH_URL"
+  for t in domains crawl_queue certificates results endpoints chain_members acceptance_dialback acceptance_attempts; do
+    S=$(date +%s.%N)
+    psql -X -q -v ON_ERROR_STOP=1 "$BENCH_URL" -c "COPY ($(section "$t")) TO STDOUT" \
+      | psql -X -q -v ON_ERROR_STOP=1 "$BENCH_URL" ${REPLICA:+-c "$REPLICA"} -c "COPY $t $(columns "$t") FROM STDIN"
+    awk -v t="$t" -v a="$S" -v b="$(date +%s.%N)" 'BEGIN { printf "  %-20s %6.1f s\n", t, b - a }'
+  done
+  psql -X -q "$BENCH_URL" -c "SET client_min_messages = warning" -c "DROP SCHEMA bench CASCADE" -c "VACUUM ANALYZE"
+  LOAD=$(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+  ROWS=$(psql -X -tA "$BENCH_URL" -c "SELECT string_agg(format('%s %s', t, n), ', ' ORDER BY ord) FROM (
+    SELECT 1 AS ord, 'results' AS t, count(*) AS n FROM results UNION ALL SELECT 2, 'endpoints', count(*) FROM endpoints
+    UNION ALL SELECT 3, 'chain_members', count(*) FROM chain_members UNION ALL SELECT 4, 'certificates', count(*) FROM certificates
+    UNION ALL SELECT 5, 'crawl_queue', count(*) FROM crawl_queue UNION ALL SELECT 6, 'acceptance_attempts', count(*) FROM acceptance_attempts
+    UNION ALL SELECT 7, 'acceptance_dialback', count(*) FROM acceptance_dialback UNION ALL SELECT 8, 'domains', count(*) FROM domains) x")
+  SIZE=$(psql -X -tA "$BENCH_URL" -c "SELECT pg_size_pretty(pg_database_size(current_database()))")
+  say "report on bench-10 (the 10th crawl)"
+  /usr/bin/time -v -o "$RUN/time.txt" "$BIN" report --crawl bench-10 --out "$RUN/out" --database-url "$BENCH_URL" \
+    >"$RUN/report.out" 2>"$RUN/report.err" || { tail -n 30 "$RUN/report.err" >&2; die "report failed"; }
+  grep -E '^[a-z]+\.csv: ' "$RUN/report.err" || true
+  WALL=$(sed -nE 's/.*Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (.*)/\1/p' "$RUN/time.txt" \
+    | awk -F: '{ s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; print s }')
+  RSS_KB=$(grep 'Maximum resident set size' "$RUN/time.txt" | awk '{print $NF}')
+  awk -v l="$LOAD" -v w="$WALL" -v r="$RSS_KB" -v rows="$ROWS" -v size="$SIZE" 'BEGIN {
+    printf "\n== report benchmark (1,000,000 results: 100,000 domains x 10 crawls; PostgreSQL on the same 2 cores)\n";
+    printf "rows               %s\n", rows;
+    printf "database           %s\n", size;
+    printf "load (COPY)        %8.1f s\n", l;
+    printf "report wall time   %8.2f s  (target 5 s)\n", w;
+    printf "report peak RSS    %8.1f MB (target 200 MB)\n", r / 1024;
+  }'
+  [ "${KEEP:-}" = 1 ] && say "kept the database: $BENCH_URL"
   exit 0
 fi
 

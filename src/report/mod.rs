@@ -96,47 +96,58 @@ pub async fn write_report(pool: &PgPool, opts: &ReportOptions) -> Result<Written
         None => seeds::BUILT_IN.to_string(),
     };
     let seeds = seeds::Seeds::parse(&seeds_text)?;
-    let d = data::collect(
-        pool,
-        &crawl,
-        seeds,
-        compare.as_ref(),
-        opts.generated_at.clone(),
-    )
-    .await?;
     let dir = opts
         .out
         .clone()
         .unwrap_or_else(|| default_dir(&crawl.label));
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
 
+    // The CSV files stream from their own connections while the figures
+    // are computed (docs/benchmarks.md, "report").
+    let csvs = async {
+        let (domains, endpoints, certificates, changes) = tokio::try_join!(
+            csv_out::write(pool, &csv_out::DOMAINS, crawl.id, &dir),
+            csv_out::write(pool, &csv_out::ENDPOINTS, crawl.id, &dir),
+            csv_out::write(pool, &csv_out::CERTIFICATES, crawl.id, &dir),
+            async {
+                match &compare {
+                    Some(other) => csv_out::stream(
+                        pool,
+                        &data::changes_sql(),
+                        &[crawl.id, other.id],
+                        &dir.join("changes.csv"),
+                        ["domain", "field", "old", "new"],
+                    )
+                    .await
+                    .map(Some),
+                    None => Ok(None),
+                }
+            },
+        )?;
+        let mut rows = vec![
+            (csv_out::DOMAINS.file.to_string(), domains),
+            (csv_out::ENDPOINTS.file.to_string(), endpoints),
+            (csv_out::CERTIFICATES.file.to_string(), certificates),
+        ];
+        rows.extend(changes.map(|n| ("changes.csv".to_string(), n)));
+        Ok::<_, ReportError>(rows)
+    };
+    let (d, csv_rows) = tokio::try_join!(
+        data::collect(
+            pool,
+            &crawl,
+            seeds,
+            compare.as_ref(),
+            opts.generated_at.clone(),
+        ),
+        csvs,
+    )?;
+
     let json = serde_json::to_string_pretty(&d)? + "\n";
     write(&dir.join("summary.json"), &json)?;
     let (html, md) = render(&d)?;
     write(&dir.join("index.html"), &html)?;
     write(&dir.join("report.md"), &md)?;
-
-    let mut csv_rows = Vec::new();
-    for spec in [
-        &csv_out::DOMAINS,
-        &csv_out::ENDPOINTS,
-        &csv_out::CERTIFICATES,
-    ] {
-        let n = csv_out::write(pool, spec, crawl.id, &dir).await?;
-        csv_rows.push((spec.file.to_string(), n));
-    }
-    if let Some(other) = &compare {
-        let path = dir.join("changes.csv");
-        let n = csv_out::stream(
-            pool,
-            &data::changes_sql(),
-            &[crawl.id, other.id],
-            &path,
-            ["domain", "field", "old", "new"],
-        )
-        .await?;
-        csv_rows.push(("changes.csv".into(), n));
-    }
     Ok(Written {
         dir,
         label: crawl.label,
