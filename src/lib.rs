@@ -18,6 +18,8 @@
 //! - [`limits`]: every timeout and cap, with why (or where it lives).
 //! - [`budget`]: the file-descriptor budget (concurrency, listener streams) and local exhaustion.
 //! - [`crawl`]: the crawl engine (leases, retries, batched writes) and `crawls.config`.
+//! - [`web`]: `serve`: the operators' web server (domain pages, badge,
+//!   feeds, JSON API with its OpenAPI document, live probes, opt-outs).
 //! - [`app`]: the application: one validated config per run, component assembly
 //!   ([`app::setup`]), and what `probe`, `crawl` and `worker` do; `main.rs` only
 //!   defines the flags, maps them into [`app::config`] and prints errors.
@@ -46,6 +48,7 @@ pub mod store;
 pub mod testnet;
 pub mod tls;
 pub mod verdict;
+pub mod web;
 pub mod xmpp;
 
 /// Installs aws-lc-rs as the process-wide rustls provider. Call first in

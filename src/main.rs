@@ -59,6 +59,11 @@ enum Command {
     Worker(Box<WorkerArgs>),
     /// Write a crawl's readiness report (HTML, Markdown, JSON, CSV).
     Report(ReportArgs),
+    /// Serve the web pages, badge, feeds and JSON API on the crawls.
+    Serve(Box<ServeArgs>),
+    /// Decide on opt-out requests sent through the web pages.
+    #[command(subcommand)]
+    Optout(OptoutCommand),
 }
 
 #[derive(Subcommand)]
@@ -413,6 +418,8 @@ fn main() {
             Command::Crawl(a) => crawl(*a).await,
             Command::Worker(a) => worker(*a).await,
             Command::Report(a) => report(a).await,
+            Command::Serve(a) => serve(*a).await,
+            Command::Optout(c) => optout(c).await,
         }
     });
     if let Err(e) = result {
@@ -655,5 +662,121 @@ async fn report(a: ReportArgs) -> Result<()> {
         eprintln!("{file}: {rows} rows");
     }
     println!("{}", w.dir.join("index.html").display());
+    Ok(())
+}
+
+// --- serve and optout (src/web) --------------------------------------------
+
+/// `xmpp-survey serve`: the operators' web server.
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on, e.g. 127.0.0.1:8080.
+    #[arg(long)]
+    bind: SocketAddr,
+    /// PostgreSQL URL.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+    /// Where `xmpp-survey report` wrote the reports.
+    #[arg(long, default_value = "reports")]
+    reports_dir: PathBuf,
+    /// Public base URL for the badge snippet and feeds (default http://BIND).
+    #[arg(long)]
+    public_url: Option<String>,
+    /// Connections of the read-only database pool.
+    #[arg(long, default_value_t = 16)]
+    read_connections: u32,
+    /// No "test now" live probes.
+    #[arg(long)]
+    no_live: bool,
+    /// Live probes per minute from one client address.
+    #[arg(long, default_value_t = xmpp_survey::web::live::LiveLimits::default().per_ip_per_minute)]
+    live_per_ip: NonZeroU32,
+    /// Live probes of one domain per 10 minutes.
+    #[arg(long, default_value_t = xmpp_survey::web::live::LiveLimits::default().per_domain_per_10min)]
+    live_per_domain: NonZeroU32,
+    /// Live probes queued or running at once.
+    #[arg(long, default_value_t = xmpp_survey::web::live::LiveLimits::default().max_in_flight)]
+    live_max_in_flight: usize,
+    #[command(flatten)]
+    net: NetOptions,
+}
+
+async fn serve(a: ServeArgs) -> Result<()> {
+    use xmpp_survey::app::serve::ServeRun;
+    use xmpp_survey::web::live::LiveLimits;
+    Ok(app::serve::serve(ServeRun {
+        bind: a.bind,
+        database_url: a.database_url,
+        reports_dir: a.reports_dir,
+        public_url: a.public_url,
+        read_connections: a.read_connections,
+        net: a.net.config(),
+        live: LiveLimits {
+            per_ip_per_minute: a.live_per_ip,
+            per_domain_per_10min: a.live_per_domain,
+            max_in_flight: a.live_max_in_flight,
+            ..LiveLimits::default()
+        },
+        no_live: a.no_live,
+    })
+    .await?)
+}
+
+#[derive(Subcommand)]
+enum OptoutCommand {
+    /// List the opt-out requests (pending first).
+    List(DbArgs),
+    /// Approve a request: the domain is never probed again.
+    Approve(OptoutDecision),
+    /// Reject a request.
+    Reject(OptoutDecision),
+}
+
+#[derive(Args)]
+struct OptoutDecision {
+    /// The request's id (see `optout list`).
+    id: i64,
+    /// PostgreSQL URL.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+}
+
+async fn optout(c: OptoutCommand) -> Result<()> {
+    use xmpp_survey::web::optout;
+    match c {
+        OptoutCommand::List(a) => {
+            let store = app::crawl::open_store(&a.database_url).await?;
+            let list = optout::list(&store).await?;
+            if list.is_empty() {
+                println!("no opt-out requests");
+            }
+            for r in list {
+                println!(
+                    "#{}\t{}\t{}\t{}\treason: {}\tcontact: {}",
+                    r.id,
+                    r.state,
+                    r.requested_at
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default(),
+                    r.domain,
+                    r.reason.replace(['\n', '\t'], " "),
+                    r.contact.replace(['\n', '\t'], " "),
+                );
+            }
+        }
+        OptoutCommand::Approve(a) => {
+            let store = app::crawl::open_store(&a.database_url).await?;
+            let r = optout::approve(&store, a.id).await?;
+            println!(
+                "approved #{}: {} is opted out and will not be probed again",
+                r.id, r.domain
+            );
+        }
+        OptoutCommand::Reject(a) => {
+            let store = app::crawl::open_store(&a.database_url).await?;
+            let r = optout::reject(&store, a.id).await?;
+            println!("rejected #{}: {}", r.id, r.domain);
+        }
+    }
     Ok(())
 }

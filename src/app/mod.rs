@@ -11,10 +11,12 @@
 //!   ([`Setup`]) before anything is probed or recorded.
 //! - [`probe`]: `probe`: domains from arguments and sources, printed.
 //! - [`crawl`]: `crawl` and `worker`: the store, the crawl, the worker.
+//! - [`serve`]: `serve`: the web server ([`crate::web`]) and `optout`.
 
 pub mod config;
 pub mod crawl;
 pub mod probe;
+pub mod serve;
 pub mod setup;
 
 pub use config::{NetConfig, RunConfig, WorkConfig};

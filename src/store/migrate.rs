@@ -30,6 +30,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "migrations/0002_acceptance_evidence.sql",
         sql: include_str!("../../migrations/0002_acceptance_evidence.sql"),
     },
+    Migration {
+        version: 3,
+        name: "migrations/0003_web.sql",
+        sql: include_str!("../../migrations/0003_web.sql"),
+    },
 ];
 
 /// The schema version this binary writes.

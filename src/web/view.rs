@@ -1,0 +1,582 @@
+//! What a domain page shows, built from one [`DomainReport`] (stored by a
+//! crawl or just measured by a live probe): the verdict in words, the
+//! findings, the endpoints, the certificate chain with each certificate's
+//! EKU, and the acceptance evidence. Pure; the templates only lay it out.
+
+use crate::facts::label;
+use crate::model::report::{DomainReport, EndpointReport};
+use serde::Serialize;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+/// The badge and headline state of a domain (from `results.acceptance`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BadgeState {
+    /// Accepts server-only certificates.
+    Accepts,
+    /// Refuses them but federates through dialback (or never uses
+    /// certificates at all).
+    DialbackOnly,
+    /// Refuses them and has no fallback: federation breaks.
+    Breaks,
+    /// No result, or one that says nothing about acceptance.
+    NotTested,
+}
+
+impl BadgeState {
+    /// The state for an acceptance verdict (`None`: no result).
+    pub fn from_acceptance(verdict: Option<&str>) -> Self {
+        match verdict {
+            Some("accepts_server_only") => Self::Accepts,
+            Some("rejects_server_only_dialback" | "no_cert_auth") => Self::DialbackOnly,
+            Some("rejects_server_only_no_fallback") => Self::Breaks,
+            _ => Self::NotTested,
+        }
+    }
+
+    /// The badge's words.
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::Accepts => "accepts",
+            Self::DialbackOnly => "dialback only",
+            Self::Breaks => "breaks",
+            Self::NotTested => "not tested",
+        }
+    }
+
+    /// The CSS class / snake_case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Accepts => "accepts",
+            Self::DialbackOnly => "dialback_only",
+            Self::Breaks => "breaks",
+            Self::NotTested => "not_tested",
+        }
+    }
+}
+
+/// One sentence for an acceptance verdict, as an operator reads it.
+pub fn verdict_sentence(verdict: &str) -> &'static str {
+    match verdict {
+        "accepts_server_only" => {
+            "Accepts peers with server-only certificates: federation keeps working as certificates turn server-only."
+        }
+        "rejects_server_only_dialback" => {
+            "Refuses server-only certificates, but federates through dialback: keep dialback enabled."
+        }
+        "rejects_server_only_no_fallback" => {
+            "Refuses server-only certificates and offers no dialback: federation with server-only peers breaks."
+        }
+        "no_cert_auth" => "Never authenticates peers by certificate: it relies on dialback alone.",
+        "inconclusive" => "The acceptance test was inconclusive.",
+        "unreachable" => "No server-to-server endpoint could be reached.",
+        "tls_failed" => "No TLS session could be established with the server-to-server endpoint.",
+        "not_run" => "The acceptance test did not run (no probe identity).",
+        _ => "Unknown verdict.",
+    }
+}
+
+/// A finding: one check, its status, what was seen, and what to do.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FindingView {
+    /// Stable code, e.g. `s2s_starttls`.
+    pub code: String,
+    /// passed, failed, warning, info, not_tested, error.
+    pub status: String,
+    /// The check, in words.
+    pub title: String,
+    /// One sentence of what was seen.
+    pub seen: String,
+    /// The evidence.
+    pub evidence: Vec<EvidenceView>,
+    /// What to do.
+    pub advice: Option<AdviceView>,
+}
+
+/// One piece of evidence.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EvidenceView {
+    /// What it is.
+    pub label: String,
+    /// Its value.
+    pub value: String,
+}
+
+/// Advice with its sources.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AdviceView {
+    /// What to do.
+    pub text: String,
+    /// Where the advice comes from.
+    pub sources: Vec<AdviceSourceView>,
+}
+
+/// A source of advice.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AdviceSourceView {
+    /// Title.
+    pub title: String,
+    /// URL.
+    pub url: String,
+}
+
+fn ev(label: &str, value: impl Into<String>) -> EvidenceView {
+    EvidenceView {
+        label: label.to_string(),
+        value: value.into(),
+    }
+}
+
+fn finding(
+    code: &str,
+    status: &str,
+    title: &str,
+    seen: impl Into<String>,
+    evidence: Vec<EvidenceView>,
+) -> FindingView {
+    FindingView {
+        code: code.to_string(),
+        status: status.to_string(),
+        title: title.to_string(),
+        seen: seen.into(),
+        evidence,
+        advice: None,
+    }
+}
+
+/// The findings of a report. A placeholder derived from the summary until
+/// the lookup module's findings (with advice from `seeds/`) replace it.
+pub fn findings(report: &DomainReport) -> Vec<FindingView> {
+    let s = &report.summary;
+    let mut out = Vec::new();
+    let acceptance = label(s.acceptance);
+    let status = match acceptance.as_str() {
+        "accepts_server_only" => "passed",
+        "rejects_server_only_dialback" | "no_cert_auth" => "warning",
+        "rejects_server_only_no_fallback" => "failed",
+        "not_run" => "not_tested",
+        _ => "error",
+    };
+    let mut evidence = vec![ev("verdict", acceptance.clone())];
+    if let Some(a) = &report.acceptance {
+        evidence.push(ev("reason", label(a.reason_code)));
+        if let Some(r) = &a.reason {
+            evidence.push(ev("detail", r.clone()));
+        }
+    }
+    out.push(finding(
+        "acceptance",
+        status,
+        "Accepts peers with server-only certificates",
+        verdict_sentence(&acceptance),
+        evidence,
+    ));
+    let s2s_status = label(s.s2s.status);
+    if s2s_status == "tls_ok" || s2s_status == "no_tls" || s2s_status == "tls_failed" {
+        let starttls = s.s2s.starttls.map(label);
+        let (st, seen) = match starttls.as_deref() {
+            Some("required") => ("passed", "Server-to-server STARTTLS is required."),
+            Some("optional") => (
+                "warning",
+                "Server-to-server STARTTLS is offered but not required.",
+            ),
+            Some(_) => ("failed", "Server-to-server STARTTLS is not offered."),
+            None => ("info", "No pre-TLS features were seen on server-to-server."),
+        };
+        out.push(finding(
+            "s2s_starttls",
+            st,
+            "STARTTLS required on server-to-server",
+            seen,
+            vec![ev("s2s STARTTLS", starttls.unwrap_or_else(|| "-".into()))],
+        ));
+        if let Some(class) = s.s2s.eku_class.map(label) {
+            let (st, seen) = if class == "server_only" {
+                (
+                    "warning",
+                    "Your certificate is server-only: a strict peer refuses it when you open a connection; keep dialback on.",
+                )
+            } else {
+                (
+                    "info",
+                    "Your certificate still allows client authentication.",
+                )
+            };
+            out.push(finding(
+                "s2s_eku_class",
+                st,
+                "Certificate purpose (EKU) of your server-to-server certificate",
+                seen,
+                vec![ev("EKU class", class)],
+            ));
+        }
+        if let Some(v) = s.s2s.chain_verdict.map(label) {
+            let st = if v == "trusted" { "passed" } else { "failed" };
+            out.push(finding(
+                "s2s_chain",
+                st,
+                "Certificate chain of the server-to-server endpoint",
+                format!("The chain verdict is {v}."),
+                vec![ev("chain verdict", v)],
+            ));
+        }
+    } else {
+        out.push(finding(
+            "s2s_reachable",
+            "error",
+            "Server-to-server endpoint reachable",
+            format!("The server-to-server service was not usable ({s2s_status})."),
+            vec![ev("s2s status", s2s_status)],
+        ));
+    }
+    if let Some(mechs) = &s.c2s.sasl_before_tls
+        && mechs.iter().any(|m| m == "PLAIN")
+    {
+        out.push(finding(
+            "c2s_plain_before_tls",
+            "failed",
+            "No plaintext passwords before TLS",
+            "PLAIN is offered to clients before TLS: passwords can travel in clear.",
+            vec![ev("SASL before TLS", mechs.join(" "))],
+        ));
+    }
+    out
+}
+
+/// One endpoint row.
+#[derive(Debug, Clone, Serialize)]
+pub struct EndpointView {
+    /// c2s / s2s.
+    pub service: String,
+    /// starttls / direct_tls.
+    pub transport: String,
+    /// Host name.
+    pub host: String,
+    /// `ip:port` (IPv6 in brackets).
+    pub address: String,
+    /// Where the probe ended.
+    pub outcome: String,
+    /// STARTTLS offer.
+    pub starttls: String,
+    /// TLS version.
+    pub tls_version: String,
+    /// Chain verdict.
+    pub chain_verdict: String,
+    /// Whether this endpoint reached post-TLS features.
+    pub ok: bool,
+}
+
+/// One certificate of a chain.
+#[derive(Debug, Clone, Serialize)]
+pub struct CertView {
+    /// 0 = end-entity.
+    pub position: usize,
+    /// Subject DN.
+    pub subject: String,
+    /// Issuer DN.
+    pub issuer: String,
+    /// notAfter (date).
+    pub not_after: String,
+    /// EKU class.
+    pub eku_class: String,
+    /// The purposes, in words.
+    pub eku: Vec<String>,
+    /// Whether clientAuth is missing (what strict peers check).
+    pub lacks_client_auth: bool,
+    /// DNS names.
+    pub dns: Vec<String>,
+    /// SHA-256.
+    pub sha256: String,
+}
+
+/// The chain shown: from one endpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChainView {
+    /// Which endpoint (service and address).
+    pub endpoint: String,
+    /// Its certificates, end-entity first.
+    pub certs: Vec<CertView>,
+}
+
+/// One acceptance attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptView {
+    /// server_only / client_and_server.
+    pub cert: String,
+    /// Whether a client certificate was requested.
+    pub requested: String,
+    /// Whether ours was sent.
+    pub sent: bool,
+    /// TLS outcome.
+    pub tls: String,
+    /// EXTERNAL offered.
+    pub external_offered: String,
+    /// The answer to EXTERNAL.
+    pub external: String,
+    /// Dialback offered.
+    pub dialback_offered: String,
+    /// Ping answer.
+    pub ping: String,
+}
+
+/// The acceptance evidence.
+#[derive(Debug, Clone, Serialize)]
+pub struct AcceptanceView {
+    /// The verdict.
+    pub verdict: String,
+    /// Its reason code.
+    pub reason_code: String,
+    /// In words.
+    pub reason: Option<String>,
+    /// The endpoint tried.
+    pub endpoint: Option<String>,
+    /// Our probe domain.
+    pub probe_domain: String,
+    /// Each attempt.
+    pub attempts: Vec<AttemptView>,
+    /// The dialback attempt, in words.
+    pub dialback: Option<String>,
+}
+
+/// Everything the domain page shows of one report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportView {
+    /// The verdict code.
+    pub acceptance: String,
+    /// The verdict in one sentence.
+    pub verdict_sentence: &'static str,
+    /// Badge state name.
+    pub state: &'static str,
+    /// Badge words.
+    pub state_text: &'static str,
+    /// When probed (UTC, minutes).
+    pub probed_at: String,
+    /// Software, if known.
+    pub software: Option<String>,
+    /// c2s / s2s status.
+    pub c2s_status: String,
+    /// s2s status.
+    pub s2s_status: String,
+    /// Findings.
+    pub findings: Vec<FindingView>,
+    /// Endpoints.
+    pub endpoints: Vec<EndpointView>,
+    /// The chains shown (s2s first, then c2s when different).
+    pub chains: Vec<ChainView>,
+    /// Acceptance evidence.
+    pub acceptance_evidence: Option<AcceptanceView>,
+}
+
+/// A date-time as the pages show it: `2026-12-01 02:31 UTC`.
+pub fn when(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute()
+    )
+}
+
+fn opt<T: Serialize>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".to_string(), label)
+}
+
+fn yes_no(v: Option<bool>) -> String {
+    match v {
+        Some(true) => "yes".into(),
+        Some(false) => "no".into(),
+        None => "-".into(),
+    }
+}
+
+fn address(e: &EndpointReport) -> String {
+    std::net::SocketAddr::new(e.ip, e.port).to_string()
+}
+
+fn endpoint_view(e: &EndpointReport) -> EndpointView {
+    let outcome = label(e.outcome);
+    EndpointView {
+        service: label(e.service),
+        transport: label(e.transport),
+        host: e.host.clone(),
+        address: address(e),
+        ok: outcome == "complete",
+        outcome,
+        starttls: opt(e.pre_tls.as_ref().map(|f| f.starttls)),
+        tls_version: e
+            .tls
+            .as_ref()
+            .and_then(|t| t.version.clone())
+            .unwrap_or_else(|| "-".into()),
+        chain_verdict: opt(e.tls.as_ref().and_then(|t| t.verdict)),
+    }
+}
+
+fn chain_view(e: &EndpointReport) -> Option<ChainView> {
+    let tls = e.tls.as_ref()?;
+    if tls.chain.is_empty() {
+        return None;
+    }
+    let certs = tls
+        .chain
+        .iter()
+        .enumerate()
+        .map(|(position, c)| {
+            let mut eku = Vec::new();
+            if !c.eku.present {
+                eku.push("no EKU extension (any purpose)".to_string());
+            }
+            if c.eku.server_auth {
+                eku.push("serverAuth".into());
+            }
+            if c.eku.client_auth {
+                eku.push("clientAuth".into());
+            }
+            if c.eku.any {
+                eku.push("anyExtendedKeyUsage".into());
+            }
+            for o in &c.eku.oids {
+                if !["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2", "2.5.29.37.0"].contains(&o.as_str())
+                {
+                    eku.push(o.clone());
+                }
+            }
+            CertView {
+                position,
+                subject: c.subject.clone(),
+                issuer: c.issuer.clone(),
+                not_after: c.not_after.date().to_string(),
+                eku_class: label(c.eku.class),
+                lacks_client_auth: c.eku.present && !c.eku.client_auth && !c.eku.any,
+                eku,
+                dns: c.sans.dns.clone(),
+                sha256: c.sha256.clone(),
+            }
+        })
+        .collect();
+    Some(ChainView {
+        endpoint: format!("{} {} ({})", label(e.service), address(e), e.host),
+        certs,
+    })
+}
+
+fn acceptance_view(report: &DomainReport) -> Option<AcceptanceView> {
+    let a = report.acceptance.as_ref()?;
+    let attempts = a
+        .attempts
+        .iter()
+        .map(|t| {
+            let c = &t.connection;
+            let tls = match &c.tls {
+                Some(tls) => match tls.failure {
+                    Some(f) => format!(
+                        "failed: {}{}",
+                        label(f),
+                        tls.failure_detail
+                            .as_ref()
+                            .map(|d| format!(" ({d})"))
+                            .unwrap_or_default()
+                    ),
+                    None => tls.version.clone().unwrap_or_else(|| "ok".into()),
+                },
+                None => format!("not reached ({})", label(c.outcome)),
+            };
+            let external = match &t.external {
+                None => match t.external_fault {
+                    Some(f) => format!("no answer ({})", label(f)),
+                    None => "not sent".into(),
+                },
+                Some(crate::xmpp::sasl::SaslOutcome::Success) => "success".into(),
+                Some(crate::xmpp::sasl::SaslOutcome::Challenge) => "challenge".into(),
+                Some(crate::xmpp::sasl::SaslOutcome::Failure { condition, text }) => match text {
+                    Some(text) => format!("failure: {condition} \u{201c}{text}\u{201d}"),
+                    None => format!("failure: {condition}"),
+                },
+            };
+            AttemptView {
+                cert: label(t.cert),
+                requested: yes_no(c.tls.as_ref().map(|t| t.client_cert_requested)),
+                sent: t.client_cert_sent,
+                tls,
+                external_offered: yes_no(t.external_offered),
+                external,
+                dialback_offered: yes_no(t.dialback_offered),
+                ping: label(&t.ping),
+            }
+        })
+        .collect();
+    Some(AcceptanceView {
+        verdict: label(a.verdict),
+        reason_code: label(a.reason_code),
+        reason: a.reason.clone(),
+        endpoint: a.endpoint.clone(),
+        probe_domain: a.probe_domain.clone(),
+        attempts,
+        dialback: a.dialback.as_ref().map(|d| {
+            let outcome = label(&d.outcome);
+            format!(
+                "{outcome}{}",
+                if d.verify_received {
+                    " (the server verified our key with our authoritative server)"
+                } else {
+                    ""
+                }
+            )
+        }),
+    })
+}
+
+/// The page's view of one report.
+pub fn report_view(report: &DomainReport, findings: Vec<FindingView>) -> ReportView {
+    let acceptance = label(report.summary.acceptance);
+    let state = BadgeState::from_acceptance(Some(&acceptance));
+    let endpoints: Vec<EndpointView> = report.endpoints.iter().map(endpoint_view).collect();
+    let mut chains = Vec::new();
+    let primary = |service: &str| {
+        report
+            .endpoints
+            .iter()
+            .filter(|e| label(e.service) == service)
+            .find_map(chain_view)
+    };
+    if let Some(c) = primary("s2s") {
+        chains.push(c);
+    }
+    if let Some(c) = primary("c2s") {
+        let same = chains.first().is_some_and(|s| {
+            s.certs
+                .iter()
+                .map(|x| &x.sha256)
+                .eq(c.certs.iter().map(|x| &x.sha256))
+        });
+        if !same {
+            chains.push(c);
+        }
+    }
+    let software = report.summary.software.as_ref().and_then(|s| {
+        let t = [s.name.as_deref(), s.version.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        (!t.is_empty()).then_some(t)
+    });
+    ReportView {
+        verdict_sentence: verdict_sentence(&acceptance),
+        acceptance,
+        state: state.name(),
+        state_text: state.text(),
+        probed_at: when(report.started_at),
+        software,
+        c2s_status: label(report.summary.c2s.status),
+        s2s_status: label(report.summary.s2s.status),
+        findings,
+        endpoints,
+        chains,
+        acceptance_evidence: acceptance_view(report),
+    }
+}
