@@ -17,6 +17,8 @@
 //! - `testnet` (cargo feature `testnet`, tests and tools only): the local federation (private CA, authoritative DNS, simulated servers).
 //! - [`limits`]: every timeout and cap, with why (or where it lives).
 //! - [`budget`]: the file-descriptor budget (concurrency, listener streams) and local exhaustion.
+//! - [`lookup`]: one domain for its operator: findings (status, evidence, advice from
+//!   `seeds/advice.toml`) and history across crawls (`lookup`, the web pages).
 //! - [`crawl`]: the crawl engine (leases, retries, batched writes) and `crawls.config`.
 //! - [`app`]: the application: one validated config per run, component assembly
 //!   ([`app::setup`]), and what `probe`, `crawl` and `worker` do; `main.rs` only
@@ -34,6 +36,7 @@ pub mod facts;
 pub mod identity;
 pub mod limits;
 pub mod listener;
+pub mod lookup;
 pub mod model;
 pub mod negotiation;
 pub mod net;

@@ -59,6 +59,29 @@ enum Command {
     Worker(Box<WorkerArgs>),
     /// Write a crawl's readiness report (HTML, Markdown, JSON, CSV).
     Report(ReportArgs),
+    /// One domain for its operator: findings with advice, and history.
+    Lookup(Box<LookupArgs>),
+}
+
+/// `lookup DOMAIN [--live] [--json]`.
+#[derive(Args)]
+struct LookupArgs {
+    /// The XMPP domain (IDNA U-labels are accepted).
+    domain: String,
+    /// Probe now with the configured identity (no database needed).
+    #[arg(long)]
+    live: bool,
+    /// Print JSON (the `/api/v1/domains/{domain}` shape) instead of text.
+    #[arg(long)]
+    json: bool,
+    /// PostgreSQL URL: the stored results (with --live: history and opt-outs).
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// Advice file to use instead of the built-in seeds/advice.toml.
+    #[arg(long)]
+    advice: Option<PathBuf>,
+    #[command(flatten)]
+    net: NetOptions,
 }
 
 #[derive(Subcommand)]
@@ -413,6 +436,7 @@ fn main() {
             Command::Crawl(a) => crawl(*a).await,
             Command::Worker(a) => worker(*a).await,
             Command::Report(a) => report(a).await,
+            Command::Lookup(a) => lookup(*a).await,
         }
     });
     if let Err(e) = result {
@@ -430,6 +454,18 @@ async fn probe(a: ProbeArgs) -> Result<()> {
         table: a.table,
         skip_invalid: a.skip_invalid,
         concurrency: a.concurrency,
+        net: a.net.config(),
+    })
+    .await?)
+}
+
+async fn lookup(a: LookupArgs) -> Result<()> {
+    Ok(app::lookup::lookup(app::lookup::LookupRun {
+        domain: a.domain,
+        live: a.live,
+        json: a.json,
+        database_url: a.database_url,
+        advice: a.advice,
         net: a.net.config(),
     })
     .await?)
