@@ -58,7 +58,13 @@ pub fn findings(report: &DomainReport, knowledge: &Knowledge, today: Date) -> Ve
     out
 }
 
-fn finding(code: FindingCode, case: &str, status: FindingStatus, title: &str, seen: String) -> Finding {
+fn finding(
+    code: FindingCode,
+    case: &str,
+    status: FindingStatus,
+    title: &str,
+    seen: String,
+) -> Finding {
     Finding {
         code,
         case: case.to_string(),
@@ -93,15 +99,23 @@ fn reachable(code: FindingCode, what: &str, s: &ServiceSummary) -> Finding {
             Failed,
             format!("Reached {what}, but it offers no TLS: everything travels in clear."),
         ),
-        ServiceStatus::TlsFailed => (Error, format!("Reached {what}, but no TLS session completed.")),
+        ServiceStatus::TlsFailed => (
+            Error,
+            format!("Reached {what}, but no TLS session completed."),
+        ),
         ServiceStatus::StreamFailed => (
             Error,
             format!("Connected to {what}, but the XMPP stream failed before TLS."),
         ),
-        ServiceStatus::Unreachable => (Error, format!("No endpoint for {what} accepted a connection.")),
+        ServiceStatus::Unreachable => (
+            Error,
+            format!("No endpoint for {what} accepted a connection."),
+        ),
         ServiceStatus::Blocked => (
             NotTested,
-            format!("Not tested: {what} resolves only to addresses the probe may not contact (private or reserved)."),
+            format!(
+                "Not tested: {what} resolves only to addresses the probe may not contact (private or reserved)."
+            ),
         ),
         ServiceStatus::NotOffered => (
             Info,
@@ -150,10 +164,7 @@ fn starttls(code: FindingCode, service: &str, s: &ServiceSummary) -> Finding {
         ),
     };
     let mut f = finding(code, case, status, &title, seen);
-    f.evidence = vec![ev(
-        "STARTTLS offer",
-        s.starttls.map_or("-", |o| o.as_str()),
-    )];
+    f.evidence = vec![ev("STARTTLS offer", s.starttls.map_or("-", |o| o.as_str()))];
     f
 }
 
@@ -165,8 +176,7 @@ fn certificate(code: FindingCode, service: &str, s: &ServiceSummary) -> Finding 
             "trusted",
             Passed,
             &title,
-            "The certificate chain verifies against the trusted roots and names the domain."
-                .into(),
+            "The certificate chain verifies against the trusted roots and names the domain.".into(),
         ),
         Some(v) => finding(
             code,
@@ -261,7 +271,8 @@ fn own_certificate_purpose(s: &ServiceSummary, today: Date) -> Finding {
         f.evidence.push(ev("EKU class", c.as_str()));
     }
     if let Some(p) = s.client_purpose {
-        f.evidence.push(ev("TLS-client purpose of the chain", p.as_str()));
+        f.evidence
+            .push(ev("TLS-client purpose of the chain", p.as_str()));
     }
     if let Some(d) = s.renews_server_only {
         f.evidence.push(ev("renews as server-only", d.to_string()));
@@ -345,7 +356,11 @@ fn acceptance_evidence(a: &AcceptanceReport) -> Vec<Evidence> {
         )];
         if let Some(fail) = tls.and_then(|t| t.failure) {
             let detail = tls.and_then(|t| t.failure_detail.as_deref()).unwrap_or("");
-            parts.push(format!("TLS failed: {} {detail}", label(fail)).trim_end().to_string());
+            parts.push(
+                format!("TLS failed: {} {detail}", label(fail))
+                    .trim_end()
+                    .to_string(),
+            );
         }
         parts.push(format!(
             "EXTERNAL offered: {}",
@@ -401,10 +416,9 @@ fn acceptance(report: &DomainReport) -> Finding {
             NotTested,
             "The test ran but could not tell; see the detail.",
         ),
-        AcceptanceVerdict::Unreachable => (
-            Error,
-            "Not tested: no s2s endpoint accepted a connection.",
-        ),
+        AcceptanceVerdict::Unreachable => {
+            (Error, "Not tested: no s2s endpoint accepted a connection.")
+        }
         AcceptanceVerdict::TlsFailed => (
             Error,
             "Not tested: no TLS session could be established with any s2s endpoint.",
@@ -426,9 +440,13 @@ fn tls_version(s: &ServiceSummary) -> Finding {
     let code = FindingCode::S2sTlsVersion;
     let title = "TLS version (s2s)";
     let mut f = match s.tls_version.as_deref() {
-        Some(v @ ("TLSv1.3" | "TLSv1.2")) => {
-            finding(code, "current", Passed, title, format!("The s2s session used {v}."))
-        }
+        Some(v @ ("TLSv1.3" | "TLSv1.2")) => finding(
+            code,
+            "current",
+            Passed,
+            title,
+            format!("The s2s session used {v}."),
+        ),
         Some(v) => finding(
             code,
             "old",
@@ -436,7 +454,13 @@ fn tls_version(s: &ServiceSummary) -> Finding {
             title,
             format!("The s2s session used {v}, which RFC 8996 deprecates."),
         ),
-        None => finding(code, "not_seen", NotTested, title, "No s2s TLS session.".into()),
+        None => finding(
+            code,
+            "not_seen",
+            NotTested,
+            title,
+            "No s2s TLS session.".into(),
+        ),
     };
     if let Some(v) = &s.tls_version {
         f.evidence.push(ev("negotiated", v.clone()));
@@ -476,7 +500,11 @@ fn plaintext_sasl(s: &ServiceSummary) -> Finding {
     if let Some(m) = &s.sasl_before_tls {
         f.evidence.push(ev(
             "mechanisms before TLS",
-            if m.is_empty() { "none".into() } else { m.join(", ") },
+            if m.is_empty() {
+                "none".into()
+            } else {
+                m.join(", ")
+            },
         ));
     }
     f
@@ -489,9 +517,8 @@ fn injection(report: &DomainReport) -> Finding {
         .endpoints
         .iter()
         .filter_map(|e| {
-            e.starttls_injected_bytes.map(|n| {
-                format!("{} {}:{} ({} bytes)", e.service.as_str(), e.ip, e.port, n)
-            })
+            e.starttls_injected_bytes
+                .map(|n| format!("{} {}:{} ({} bytes)", e.service.as_str(), e.ip, e.port, n))
         })
         .collect();
     let tried = report.endpoints.iter().any(|e| e.pre_tls.is_some());
@@ -504,9 +531,21 @@ fn injection(report: &DomainReport) -> Finding {
             "Bytes arrived in clear right after <proceed/>; they were discarded as RFC 6120 §5.4.3.3 requires.".into(),
         )
     } else if tried {
-        finding(code, "clean", Passed, title, "Nothing arrived between <proceed/> and the TLS handshake.".into())
+        finding(
+            code,
+            "clean",
+            Passed,
+            title,
+            "Nothing arrived between <proceed/> and the TLS handshake.".into(),
+        )
     } else {
-        finding(code, "not_seen", NotTested, title, "No STARTTLS negotiation took place.".into())
+        finding(
+            code,
+            "not_seen",
+            NotTested,
+            title,
+            "No STARTTLS negotiation took place.".into(),
+        )
     };
     f.evidence = injected.into_iter().map(|i| ev("injected", i)).collect();
     f
@@ -525,15 +564,34 @@ fn dane(s2s: &ServiceSummary, c2s: &ServiceSummary) -> Finding {
             "TLSA records are published but the served certificate does not match them.".into(),
         )
     } else if matches.iter().any(|(_, m)| *m == Some(true)) {
-        finding(code, "match", Passed, title, "TLSA records are published and match the served certificate.".into())
+        finding(
+            code,
+            "match",
+            Passed,
+            title,
+            "TLSA records are published and match the served certificate.".into(),
+        )
     } else if has_tls(s2s) || has_tls(c2s) {
-        finding(code, "none", Info, title, "No TLSA records are published (DANE is optional).".into())
+        finding(
+            code,
+            "none",
+            Info,
+            title,
+            "No TLSA records are published (DANE is optional).".into(),
+        )
     } else {
-        finding(code, "not_seen", NotTested, title, "No TLS session to compare TLSA records with.".into())
+        finding(
+            code,
+            "not_seen",
+            NotTested,
+            title,
+            "No TLS session to compare TLSA records with.".into(),
+        )
     };
     for (svc, m) in matches {
         if let Some(m) = m {
-            f.evidence.push(ev(&format!("{svc} chain matches TLSA"), yes_no(m)));
+            f.evidence
+                .push(ev(&format!("{svc} chain matches TLSA"), yes_no(m)));
         }
     }
     f
@@ -544,7 +602,9 @@ fn dnssec(report: &DomainReport) -> Finding {
     let d = report.dns.dnssec;
     let seen = match label(d).as_str() {
         "validated" => "The resolver validated the SRV answer with DNSSEC.",
-        "not_validated" => "The SRV answer was not DNSSEC-validated (unsigned zone, or the resolver does not validate).",
+        "not_validated" => {
+            "The SRV answer was not DNSSEC-validated (unsigned zone, or the resolver does not validate)."
+        }
         _ => "DNSSEC status unknown (the question failed or was not asked).",
     };
     let mut f = finding(code, &label(d), Info, "DNSSEC", seen.into());
@@ -564,7 +624,9 @@ fn software_finding(report: &DomainReport) -> Finding {
                 "reported",
                 Info,
                 title,
-                format!("The server says it runs {name} {version} (XEP-0092; informational, verdicts come from behaviour)."),
+                format!(
+                    "The server says it runs {name} {version} (XEP-0092; informational, verdicts come from behaviour)."
+                ),
             );
             f.evidence.push(ev("name", name));
             f.evidence.push(ev("version", version));
@@ -578,7 +640,8 @@ fn software_finding(report: &DomainReport) -> Finding {
             "not_reported",
             NotTested,
             title,
-            "The server did not report its software (asked only after authentication, or refused).".into(),
+            "The server did not report its software (asked only after authentication, or refused)."
+                .into(),
         ),
     }
 }
@@ -586,7 +649,7 @@ fn software_finding(report: &DomainReport) -> Finding {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns::{Dnssec, DnsReport};
+    use crate::dns::{DnsReport, Dnssec};
     use crate::model::summary::DomainSummary;
     use crate::xmpp::iq::SoftwareVersion;
     use strum::VariantArray;
@@ -680,7 +743,11 @@ mod tests {
                 Some("refuses-no-fallback"),
             ),
             (AcceptanceVerdict::NoCertAuth, Info, Some("no-cert-auth")),
-            (AcceptanceVerdict::Inconclusive, NotTested, Some("acceptance-inconclusive")),
+            (
+                AcceptanceVerdict::Inconclusive,
+                NotTested,
+                Some("acceptance-inconclusive"),
+            ),
             (AcceptanceVerdict::Unreachable, Error, None),
             (AcceptanceVerdict::TlsFailed, Error, None),
             (AcceptanceVerdict::NotRun, NotTested, None),
@@ -698,16 +765,25 @@ mod tests {
     fn reported_software_selects_advice_but_never_the_status() {
         let k = Knowledge::built_in();
         let old = findings(
-            &report(AcceptanceVerdict::RejectsServerOnlyDialback, Some(("ejabberd", "23.01"))),
+            &report(
+                AcceptanceVerdict::RejectsServerOnlyDialback,
+                Some(("ejabberd", "23.01")),
+            ),
             &k,
             TODAY,
         );
         let f = get(&old, FindingCode::AcceptsServerOnly);
         assert_eq!(f.status, Warning);
-        assert_eq!(f.advice.as_ref().unwrap().id, "ejabberd-unsupported-purpose");
+        assert_eq!(
+            f.advice.as_ref().unwrap().id,
+            "ejabberd-unsupported-purpose"
+        );
         // The same old version, but behaviour says it accepts: passed, no advice.
         let accepts = findings(
-            &report(AcceptanceVerdict::AcceptsServerOnly, Some(("ejabberd", "23.01"))),
+            &report(
+                AcceptanceVerdict::AcceptsServerOnly,
+                Some(("ejabberd", "23.01")),
+            ),
             &k,
             TODAY,
         );
@@ -727,7 +803,11 @@ mod tests {
         };
         assert_eq!(
             purpose(&r),
-            ("server_only".into(), Warning, Some("own-cert-server-only".into()))
+            (
+                "server_only".into(),
+                Warning,
+                Some("own-cert-server-only".into())
+            )
         );
         r.summary.s2s.eku_class = Some(EkuClass::ClientAndServer);
         r.summary.s2s.client_purpose = Some(ClientPurpose::IntermediateLacksClientAuth);
@@ -748,7 +828,10 @@ mod tests {
         r.summary.s2s.dialback_offered = Some(false);
         let fs = findings(&r, &Knowledge::built_in(), TODAY);
         let f = get(&fs, FindingCode::S2sDialback);
-        assert_eq!((f.status, f.case.as_str()), (Failed, "not_offered_server_only"));
+        assert_eq!(
+            (f.status, f.case.as_str()),
+            (Failed, "not_offered_server_only")
+        );
         assert_eq!(f.advice.as_ref().unwrap().id, "no-dialback-server-only");
         r.summary.s2s.eku_class = Some(EkuClass::ClientAndServer);
         r.summary.s2s.client_purpose = Some(ClientPurpose::Ok);
@@ -764,7 +847,10 @@ mod tests {
         r.summary.c2s.sasl_before_tls = Some(vec!["PLAIN".into(), "SCRAM-SHA-1".into()]);
         let fs = findings(&r, &k, TODAY);
         let s = get(&fs, FindingCode::S2sStarttlsRequired);
-        assert_eq!((s.status, s.advice.as_ref().unwrap().id.as_str()), (Failed, "s2s-starttls-optional"));
+        assert_eq!(
+            (s.status, s.advice.as_ref().unwrap().id.as_str()),
+            (Failed, "s2s-starttls-optional")
+        );
         let p = get(&fs, FindingCode::C2sPlaintextSasl);
         assert_eq!(p.status, Failed);
         assert!(p.seen.contains("PLAIN, SCRAM-SHA-1"), "{}", p.seen);
@@ -793,6 +879,9 @@ mod tests {
         assert!(c.seen.contains("self signed"));
         assert_eq!(c.advice.as_ref().unwrap().id, "chain-untrusted");
         let d = get(&fs, FindingCode::Dane);
-        assert_eq!((d.status, d.advice.as_ref().unwrap().id.as_str()), (Failed, "dane-mismatch"));
+        assert_eq!(
+            (d.status, d.advice.as_ref().unwrap().id.as_str()),
+            (Failed, "dane-mismatch")
+        );
     }
 }

@@ -147,7 +147,10 @@ impl Knowledge {
                 s.title.trim().is_empty()
                     || !(s.url.starts_with("https://") || s.url.starts_with("http://"))
             }) {
-                return Err(bad(format!("source {:?} needs a title and an http(s) URL", s.url)));
+                return Err(bad(format!(
+                    "source {:?} needs a title and an http(s) URL",
+                    s.url
+                )));
             }
             for v in [&e.version_from, &e.version_below].into_iter().flatten() {
                 if version_parts(v).is_none() {
@@ -196,7 +199,7 @@ impl Knowledge {
             .iter()
             .filter(applies)
             .find(|e| e.software.is_some())
-            .or_else(|| self.entries.iter().filter(applies).next())?;
+            .or_else(|| self.entries.iter().find(applies))?;
         Some(Advice {
             id: chosen.id.clone(),
             text: chosen.text.split_whitespace().collect::<Vec<_>>().join(" "),
@@ -276,7 +279,12 @@ mod tests {
             Some("ejabberd-unsupported-purpose")
         );
         assert_eq!(
-            pick(Some("ejabberd"), Some("24.12"), "rejects_server_only_no_fallback").as_deref(),
+            pick(
+                Some("ejabberd"),
+                Some("24.12"),
+                "rejects_server_only_no_fallback"
+            )
+            .as_deref(),
             Some("ejabberd-unsupported-purpose")
         );
         // Fixed versions fall back to the general entry.
@@ -292,15 +300,27 @@ mod tests {
             pick(Some("prosody"), Some("13.0.1"), dialback).as_deref(),
             Some("refuses-with-dialback")
         );
-        assert_eq!(pick(None, None, dialback).as_deref(), Some("refuses-with-dialback"));
-        assert_eq!(pick(Some("Prosody"), Some("0.12.3"), "accepts_server_only"), None);
+        assert_eq!(
+            pick(None, None, dialback).as_deref(),
+            Some("refuses-with-dialback")
+        );
+        assert_eq!(
+            pick(Some("Prosody"), Some("0.12.3"), "accepts_server_only"),
+            None
+        );
     }
 
     #[test]
     fn versions_compare_numerically_and_ignore_suffixes() {
         assert_eq!(version_cmp(Some("25.07"), "25.7"), Some(Ordering::Equal));
-        assert_eq!(version_cmp(Some("23.01+dfsg"), "25.07"), Some(Ordering::Less));
-        assert_eq!(version_cmp(Some("0.12.3-1"), "0.12"), Some(Ordering::Greater));
+        assert_eq!(
+            version_cmp(Some("23.01+dfsg"), "25.07"),
+            Some(Ordering::Less)
+        );
+        assert_eq!(
+            version_cmp(Some("0.12.3-1"), "0.12"),
+            Some(Ordering::Greater)
+        );
         assert_eq!(version_cmp(Some("trunk"), "1"), None);
         assert_eq!(version_cmp(None, "1"), None);
     }
@@ -316,9 +336,7 @@ mod tests {
         let err = |text: String| Knowledge::parse(&text, "f.toml").unwrap_err().to_string();
         assert!(err(entry("").replace("dane", "dnssecx")).contains("unknown finding"));
         assert!(err(entry("version_below = \"1.0\"")).contains("needs `software`"));
-        assert!(
-            err(entry("software = \"x\"\nversion_below = \"one\"")).contains("not a dotted")
-        );
+        assert!(err(entry("software = \"x\"\nversion_below = \"one\"")).contains("not a dotted"));
         assert!(err(entry("").replace("https://e.org", "javascript:x")).contains("http(s) URL"));
         assert!(err(format!("{}{}", entry(""), entry(""))).contains("used twice"));
         assert!(err("[[advice]]\nid = 1".into()).contains("f.toml"));

@@ -205,16 +205,16 @@ pub async fn lookup_stored(
         return Ok(out);
     }
     out.history = history(pool, domain).await?;
-    if let Some(newest) = out.history.first() {
-        if let Some(report) = stored_report(pool, domain, newest.crawl_id).await? {
-            out.findings = findings(&report, knowledge, today);
-            out.latest = Some(StoredResult {
-                crawl_id: Some(newest.crawl_id),
-                crawl_label: newest.crawl_label.clone(),
-                probed_at: newest.probed_at,
-                report,
-            });
-        }
+    if let Some(newest) = out.history.first()
+        && let Some(report) = stored_report(pool, domain, newest.crawl_id).await?
+    {
+        out.findings = findings(&report, knowledge, today);
+        out.latest = Some(StoredResult {
+            crawl_id: Some(newest.crawl_id),
+            crawl_label: newest.crawl_label.clone(),
+            probed_at: newest.probed_at,
+            report,
+        });
     }
     Ok(out)
 }
