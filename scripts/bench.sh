@@ -18,6 +18,12 @@
 # synthetic and deterministic: scripts/bench-report.sql), loaded with COPY
 # into a fresh database; prints the load time, the report's wall time and
 # peak RSS (GNU time) and the rows per table.
+#
+# `scripts/bench.sh web`: `serve` on the same 1,000,000 results (the
+# latest crawl's results given a real stored report), loaded with wrk:
+# requests/s, p99 latency and non-2xx answers for the badge and the domain
+# page of random domains, beside a static file as the HTTP stack's
+# ceiling in the same run; and serve's peak RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -37,12 +43,9 @@ if [ "${1:-}" = attacks ]; then
   exit 0
 fi
 
-if [ "${1:-}" = report ]; then
-  ensure_rust
-  ensure_apt time postgresql-client
-  ensure_database
-  say "building xmpp-survey (release, with the testnet)"
-  cargo build --quiet --release --features testnet --bin xmpp-survey
+# Loads scripts/bench-report.sql (100,000 domains x 10 crawls) into a fresh
+# database; sets BENCH_URL, LOAD (seconds), ROWS and SIZE.
+load_bench_db() {
   BIN=target/release/xmpp-survey
   SQL=scripts/bench-report.sql
   RUN=.testnet/bench-report
@@ -79,6 +82,15 @@ if [ "${1:-}" = report ]; then
     UNION ALL SELECT 5, 'crawl_queue', count(*) FROM crawl_queue UNION ALL SELECT 6, 'acceptance_attempts', count(*) FROM acceptance_attempts
     UNION ALL SELECT 7, 'acceptance_dialback', count(*) FROM acceptance_dialback UNION ALL SELECT 8, 'domains', count(*) FROM domains) x")
   SIZE=$(psql -X -tA "$BENCH_URL" -c "SELECT pg_size_pretty(pg_database_size(current_database()))")
+}
+
+if [ "${1:-}" = report ]; then
+  ensure_rust
+  ensure_apt time postgresql-client
+  ensure_database
+  say "building xmpp-survey (release, with the testnet)"
+  cargo build --quiet --release --features testnet --bin xmpp-survey
+  load_bench_db
   say "report on bench-10 (the 10th crawl)"
   /usr/bin/time -v -o "$RUN/time.txt" "$BIN" report --crawl bench-10 --out "$RUN/out" --database-url "$BENCH_URL" \
     >"$RUN/report.out" 2>"$RUN/report.err" || { tail -n 30 "$RUN/report.err" >&2; die "report failed"; }
@@ -95,6 +107,65 @@ if [ "${1:-}" = report ]; then
     printf "report peak RSS    %8.1f MB (target 200 MB)\n", r / 1024;
   }'
   [ "${KEEP:-}" = 1 ] && say "kept the database: $BENCH_URL"
+  exit 0
+fi
+
+if [ "${1:-}" = web ]; then
+  ensure_rust
+  ensure_apt time postgresql-client wrk curl
+  ensure_database
+  say "building xmpp-survey (release, with the testnet)"
+  cargo build --quiet --release --features testnet --bin xmpp-survey
+  load_bench_db
+  RUN=.testnet/bench-web
+  rm -rf "$RUN" && mkdir -p "$RUN"
+  # The domain page parses the latest crawl's stored report: give the
+  # 100,000 results of bench-10 a real one (a testnet domain's, renamed).
+  say "storing a real probe report (scripts/bench-web-report.json) in the 100,000 results of bench-10"
+  S=$(date +%s.%N)
+  psql -X -q -v ON_ERROR_STOP=1 -v tpl="$(cat scripts/bench-web-report.json)" "$BENCH_URL" <<'SQL'
+UPDATE results r SET report = jsonb_set(:'tpl'::jsonb, '{domain}', to_jsonb(d.name))
+  FROM domains d, crawls c
+ WHERE d.id = r.domain_id AND c.id = r.crawl_id AND c.label = 'bench-10';
+VACUUM ANALYZE results;
+SQL
+  awk -v a="$S" -v b="$(date +%s.%N)" 'BEGIN { printf "  %-20s %6.1f s\n", "reports", b - a }'
+  psql -X -q "$BENCH_URL" -c "\copy (SELECT name FROM domains ORDER BY id) TO '$RUN/domains.txt'"
+  PORT=$(free_port)
+  "$BIN" serve --bind "127.0.0.1:$PORT" --database-url "$BENCH_URL" >"$RUN/serve.log" 2>&1 &
+  SERVE_PID=$!
+  on_exit 'kill "$SERVE_PID" 2>/dev/null; wait "$SERVE_PID" 2>/dev/null'
+  for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.2; done
+  curl -sf -o /dev/null "http://127.0.0.1:$PORT/" || { cat "$RUN/serve.log" >&2; die "serve did not answer"; }
+  THREADS="${THREADS:-2}" CONNS="${CONNS:-32}" SECS="${SECS:-20}"
+  # name  prefix  suffix: /static/site.css is the HTTP stack's ceiling on
+  # this machine in the same run (no database), the baseline of the ratios.
+  printf '%s\n' "static /static/site.css -" "badge /badge/ .svg" "page /domain/ -" >"$RUN/cases"
+  : >"$RUN/figures"
+  while read -r name prefix suffix; do
+    [ "$suffix" = - ] && suffix=""
+    domains="$RUN/domains.txt"; [ "$name" = static ] && domains=/dev/null
+    say "wrk: $name ($THREADS threads, $CONNS connections, ${SECS}s after a 5s warm-up)"
+    WRK_PREFIX="$prefix" WRK_SUFFIX="$suffix" WRK_DOMAINS="$domains" \
+      wrk -t"$THREADS" -c"$CONNS" -d5s -s scripts/bench-web.lua "http://127.0.0.1:$PORT" >/dev/null
+    WRK_PREFIX="$prefix" WRK_SUFFIX="$suffix" WRK_DOMAINS="$domains" \
+      wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency -s scripts/bench-web.lua "http://127.0.0.1:$PORT" \
+      | tee "$RUN/wrk-$name.txt"
+    RPS=$(awk '/^Requests\/sec:/ { print $2 }' "$RUN/wrk-$name.txt")
+    P99=$(awk '$1 == "99%" { print $2 }' "$RUN/wrk-$name.txt")
+    BAD=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$RUN/wrk-$name.txt")
+    echo "$name $RPS $P99 ${BAD:-0}" >>"$RUN/figures"
+  done <"$RUN/cases"
+  RSS=$(awk '/VmHWM/ { print $2 }' "/proc/$SERVE_PID/status")
+  BASE=$(awk '$1 == "static" { print $2 }' "$RUN/figures")
+  printf '\n== web benchmark (100,000 domains x 10 crawls; wrk, server and PostgreSQL on the same 2 cores)\n'
+  printf 'rows         %s\n' "$ROWS"
+  printf '%-8s %12s %10s %10s %14s\n' case "requests/s" p99 "non-2xx" "ratio/static"
+  while read -r name rps p99 bad; do
+    awk -v n="$name" -v r="$rps" -v p="$p99" -v b="$bad" -v base="$BASE" \
+      'BEGIN { printf "%-8s %12.0f %10s %10s %14.2f\n", n, r, p, b, r / base }'
+  done <"$RUN/figures"
+  printf 'serve peak RSS %.1f MB\n' "$(awk -v k="$RSS" 'BEGIN { print k / 1024 }')"
   exit 0
 fi
 

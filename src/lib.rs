@@ -17,6 +17,8 @@
 //! - `testnet` (cargo feature `testnet`, tests and tools only): the local federation (private CA, authoritative DNS, simulated servers).
 //! - [`limits`]: every timeout and cap, with why (or where it lives).
 //! - [`budget`]: the file-descriptor budget (concurrency, listener streams) and local exhaustion.
+//! - [`lookup`]: one domain for its operator: findings (status, evidence, advice from
+//!   `seeds/advice.toml`) and history across crawls (`lookup`, the web pages).
 //! - [`crawl`]: the crawl engine (leases, retries, batched writes) and `crawls.config`.
 //! - [`web`]: `serve`: the operators' web server (domain pages, badge,
 //!   feeds, JSON API with its OpenAPI document, live probes, opt-outs).
@@ -36,6 +38,7 @@ pub mod facts;
 pub mod identity;
 pub mod limits;
 pub mod listener;
+pub mod lookup;
 pub mod model;
 pub mod negotiation;
 pub mod net;

@@ -64,6 +64,29 @@ enum Command {
     /// Decide on opt-out requests sent through the web pages.
     #[command(subcommand)]
     Optout(OptoutCommand),
+    /// One domain for its operator: findings with advice, and history.
+    Lookup(Box<LookupArgs>),
+}
+
+/// `lookup DOMAIN [--live] [--json]`.
+#[derive(Args)]
+struct LookupArgs {
+    /// The XMPP domain (IDNA U-labels are accepted).
+    domain: String,
+    /// Probe now with the configured identity (no database needed).
+    #[arg(long)]
+    live: bool,
+    /// Print JSON (the `/api/v1/domains/{domain}` shape) instead of text.
+    #[arg(long)]
+    json: bool,
+    /// PostgreSQL URL: the stored results (with --live: history and opt-outs).
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// Advice file to use instead of the built-in seeds/advice.toml.
+    #[arg(long)]
+    advice: Option<PathBuf>,
+    #[command(flatten)]
+    net: NetOptions,
 }
 
 #[derive(Subcommand)]
@@ -420,6 +443,7 @@ fn main() {
             Command::Report(a) => report(a).await,
             Command::Serve(a) => serve(*a).await,
             Command::Optout(c) => optout(c).await,
+            Command::Lookup(a) => lookup(*a).await,
         }
     });
     if let Err(e) = result {
@@ -437,6 +461,18 @@ async fn probe(a: ProbeArgs) -> Result<()> {
         table: a.table,
         skip_invalid: a.skip_invalid,
         concurrency: a.concurrency,
+        net: a.net.config(),
+    })
+    .await?)
+}
+
+async fn lookup(a: LookupArgs) -> Result<()> {
+    Ok(app::lookup::lookup(app::lookup::LookupRun {
+        domain: a.domain,
+        live: a.live,
+        json: a.json,
+        database_url: a.database_url,
+        advice: a.advice,
         net: a.net.config(),
     })
     .await?)
@@ -688,6 +724,9 @@ struct ServeArgs {
     /// No "test now" live probes.
     #[arg(long)]
     no_live: bool,
+    /// Advice file behind the findings (default: the built-in seeds/advice.toml).
+    #[arg(long)]
+    advice: Option<PathBuf>,
     /// Live probes per minute from one client address.
     #[arg(long, default_value_t = xmpp_survey::web::live::LiveLimits::default().per_ip_per_minute)]
     live_per_ip: NonZeroU32,
@@ -718,6 +757,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
             ..LiveLimits::default()
         },
         no_live: a.no_live,
+        knowledge: app::lookup::knowledge(a.advice.as_deref())?,
     })
     .await?)
 }

@@ -12,9 +12,11 @@
 //! - [`probe`]: `probe`: domains from arguments and sources, printed.
 //! - [`crawl`]: `crawl` and `worker`: the store, the crawl, the worker.
 //! - [`serve`]: `serve`: the web server ([`crate::web`]) and `optout`.
+//! - [`lookup`]: `lookup`: one domain's findings, stored or live.
 
 pub mod config;
 pub mod crawl;
+pub mod lookup;
 pub mod probe;
 pub mod serve;
 pub mod setup;
@@ -132,6 +134,27 @@ pub enum AppError {
     /// A report could not be serialised.
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    /// `lookup` was given something that is not a domain.
+    #[error("invalid domain {input:?}")]
+    InvalidDomain {
+        /// As given.
+        input: String,
+        /// Why.
+        #[source]
+        source: crate::domain::DomainError,
+    },
+    /// The advice file is unusable.
+    #[error(transparent)]
+    Knowledge(#[from] crate::lookup::KnowledgeError),
+    /// A stored lookup failed.
+    #[error(transparent)]
+    Lookup(#[from] crate::lookup::LookupError),
+    /// A stored lookup needs a database.
+    #[error("no database: give --database-url (or DATABASE_URL), or use --live to probe now")]
+    NoDatabase,
+    /// The domain's operator opted out: it is never probed.
+    #[error("{0} opted out of being probed (opt_outs): not probing it")]
+    OptedOut(String),
 }
 
 /// An error and its causes, outermost first, joined by `": "` (what

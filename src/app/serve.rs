@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// What `serve` runs.
-#[derive(Debug, Clone)]
 pub struct ServeRun {
     /// Where to listen.
     pub bind: SocketAddr,
@@ -26,6 +25,8 @@ pub struct ServeRun {
     pub net: NetConfig,
     /// Live probe limits.
     pub live: LiveLimits,
+    /// The advice file behind the findings.
+    pub knowledge: crate::lookup::Knowledge,
     /// No live probes at all.
     pub no_live: bool,
 }
@@ -101,6 +102,7 @@ pub async fn serve(a: ServeRun) -> Result<(), ServeError> {
         base.clone(),
         a.reports_dir,
         live,
+        a.knowledge,
     );
     let app = web::router(state);
     println!("serving on {base} (listening on {local})");

@@ -6,9 +6,11 @@
 //! - [`report`]: one domain's probe (`--json` output, what the crawl stores).
 //! - [`summary`]: the per-service summary derived by [`crate::verdict`].
 //! - [`acceptance`]: the acceptance probe's evidence and verdict enums.
+//! - [`finding`]: what an operator reads about a domain (status, evidence, advice).
 //! - [`names`]: enum names as they appear in JSON, SQL and reports.
 
 pub mod acceptance;
+pub mod finding;
 pub mod names;
 pub mod report;
 pub mod summary;

@@ -8,7 +8,7 @@
 
 use super::data::{self, CrawlRow, DomainRow, HistoryEntry, Stats};
 use super::error::{ApiError, ErrorBody, Problem};
-use super::view::{self, BadgeState, FindingView};
+use super::view::{BadgeState, FindingView};
 use super::{AppState, pages};
 use crate::model::acceptance::AcceptanceVerdict;
 use crate::model::names::Named;
@@ -281,7 +281,8 @@ async fn domain(
     raw: Result<Path<String>, PathRejection>,
 ) -> Result<Json<DomainDetail>, ApiError> {
     let domain = path_domain(raw)?;
-    if data::opted_out(&state.reader, &domain).await? {
+    let l = data::lookup(&state.reader, &domain, &state.knowledge).await?;
+    if l.opted_out {
         return Ok(Json(DomainDetail {
             domain,
             opted_out: true,
@@ -290,18 +291,17 @@ async fn domain(
             findings: Vec::new(),
         }));
     }
-    let latest = data::latest(&state.reader, &domain)
-        .await?
+    let latest = l
+        .latest
         .ok_or_else(|| ApiError(Problem::unknown_domain(&domain)))?;
     let acceptance = crate::facts::label(latest.report.summary.acceptance);
-    let findings = view::findings(&latest.report);
     Ok(Json(DomainDetail {
         badge: BadgeState::from_acceptance(Some(&acceptance)),
         domain,
         opted_out: false,
-        findings,
+        findings: l.findings.iter().map(FindingView::from).collect(),
         latest: Some(LatestResult {
-            crawl_id: latest.crawl_id,
+            crawl_id: latest.crawl_id.unwrap_or_default(),
             crawl_label: latest.crawl_label,
             probed_at: latest.probed_at,
             acceptance,
@@ -339,14 +339,18 @@ async fn history(
     raw: Result<Path<String>, PathRejection>,
 ) -> Result<Json<History>, ApiError> {
     let domain = path_domain(raw)?;
-    if data::opted_out(&state.reader, &domain).await? {
+    if crate::lookup::opted_out(&state.reader, &domain).await? {
         return Ok(Json(History {
             domain,
             opted_out: true,
             entries: Vec::new(),
         }));
     }
-    let entries = data::history(&state.reader, &domain).await?;
+    let entries: Vec<HistoryEntry> = crate::lookup::history(&state.reader, &domain)
+        .await?
+        .into_iter()
+        .map(HistoryEntry::from)
+        .collect();
     if entries.is_empty() {
         return Err(ApiError(Problem::unknown_domain(&domain)));
     }

@@ -3,7 +3,6 @@
 //! crawl_id)`, `results (crawl_id, …)`); none scans every crawl's results
 //! except the network feed, which looks at the last [`FEED_CRAWLS`] crawls.
 
-use crate::model::report::DomainReport;
 use serde::Serialize;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -143,54 +142,8 @@ pub async fn stats(pool: &PgPool) -> Result<Option<Stats>, sqlx::Error> {
     }))
 }
 
-/// Whether the domain's operator opted out (an approved request or an
-/// entry of the crawl's opt-out list).
-pub async fn opted_out(pool: &PgPool, domain: &str) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM opt_outs WHERE domain = $1)")
-        .bind(domain)
-        .fetch_one(pool)
-        .await
-}
-
-/// A domain's latest stored result.
-#[derive(Debug, Clone)]
-pub struct Latest {
-    /// The crawl.
-    pub crawl_id: i64,
-    /// Its label.
-    pub crawl_label: String,
-    /// When the domain was probed.
-    pub probed_at: OffsetDateTime,
-    /// The whole report.
-    pub report: DomainReport,
-}
-
-/// The domain's result in the latest crawl that has one.
-pub async fn latest(pool: &PgPool, domain: &str) -> Result<Option<Latest>, sqlx::Error> {
-    let row: Option<(i64, String, OffsetDateTime, sqlx::types::Json<DomainReport>)> =
-        sqlx::query_as(
-            "SELECT r.crawl_id, c.label, r.probed_at, r.report
-               FROM domains d
-               JOIN results r ON r.domain_id = d.id
-               JOIN crawls c ON c.id = r.crawl_id
-              WHERE d.name = $1
-              ORDER BY c.started_at DESC, c.id DESC LIMIT 1",
-        )
-        .bind(domain)
-        .fetch_optional(pool)
-        .await?;
-    Ok(
-        row.map(|(crawl_id, crawl_label, probed_at, report)| Latest {
-            crawl_id,
-            crawl_label,
-            probed_at,
-            report: report.0,
-        }),
-    )
-}
-
 /// One crawl's verdicts of a domain (the history timeline).
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct HistoryEntry {
     /// The crawl.
     pub crawl_id: i64,
@@ -220,22 +173,45 @@ pub struct HistoryEntry {
     pub software: Option<String>,
 }
 
-/// The domain's verdicts in every crawl, newest first.
-pub async fn history(pool: &PgPool, domain: &str) -> Result<Vec<HistoryEntry>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT r.crawl_id, c.label AS crawl_label, c.started_at AS crawl_started_at,
-                r.probed_at, r.acceptance, r.acceptance_reason, r.c2s_status, r.s2s_status,
-                r.s2s_eku_class, r.s2s_chain_verdict,
-                NULLIF(concat_ws(' ', r.software_name, r.software_version), '') AS software
-           FROM domains d
-           JOIN results r ON r.domain_id = d.id
-           JOIN crawls c ON c.id = r.crawl_id
-          WHERE d.name = $1
-          ORDER BY c.started_at DESC, c.id DESC",
-    )
-    .bind(domain)
-    .fetch_all(pool)
-    .await
+impl From<crate::lookup::HistoryEntry> for HistoryEntry {
+    fn from(h: crate::lookup::HistoryEntry) -> Self {
+        Self {
+            crawl_id: h.crawl_id,
+            crawl_label: h.crawl_label,
+            crawl_started_at: h.crawl_started_at,
+            probed_at: h.probed_at,
+            acceptance: h.acceptance,
+            acceptance_reason: h.acceptance_reason,
+            c2s_status: h.c2s_status,
+            s2s_status: h.s2s_status,
+            s2s_eku_class: h.s2s_eku_class,
+            s2s_chain_verdict: h.s2s_chain_verdict,
+            software: h.software,
+        }
+    }
+}
+
+/// A domain as stored ([`crate::lookup::lookup_stored`]): opt-out, latest
+/// result with its findings, history.
+pub async fn lookup(
+    pool: &PgPool,
+    domain: &str,
+    knowledge: &crate::lookup::Knowledge,
+) -> Result<crate::lookup::DomainLookup, super::error::Problem> {
+    let today = OffsetDateTime::now_utc().date();
+    crate::lookup::lookup_stored(pool, domain, knowledge, today)
+        .await
+        .map_err(|e| match e {
+            crate::lookup::LookupError::Database(e) => super::error::Problem::database(&e),
+            other => {
+                tracing::error!(error = %other, "stored report unreadable");
+                super::error::Problem::new(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "stored_report",
+                    "the stored result of this domain cannot be read by this version",
+                )
+            }
+        })
 }
 
 /// The acceptance verdict of the domain's latest result (the badge).

@@ -169,7 +169,7 @@ pub async fn request(
             ));
         }
     };
-    match super::data::opted_out(&state.reader, &domain).await {
+    match crate::lookup::opted_out(&state.reader, &domain).await {
         Ok(true) => {
             return pages::render_problem(&Problem::new(
                 StatusCode::FORBIDDEN,
@@ -341,7 +341,7 @@ pub async fn page(
     }
     let r = report
         .filter(|_| probe_state == "done")
-        .map(|j| view::report_view(&j.0, view::findings(&j.0)));
+        .map(|j| view::report_view(&j.0, view::findings(&j.0, &state.knowledge)));
     let refresh = matches!(probe_state.as_str(), "queued" | "running");
     let mut resp = pages::html(
         StatusCode::OK,

@@ -57,6 +57,8 @@ pub struct Inner {
     pub reports_dir: PathBuf,
     /// Live probes ("test now").
     pub live: live::Live,
+    /// The advice file behind the findings.
+    pub knowledge: crate::lookup::Knowledge,
     /// The badge cache.
     pub badges: badge::Cache,
     /// Per-address limit of opt-out requests.
@@ -78,6 +80,7 @@ impl AppState {
         base: String,
         reports_dir: PathBuf,
         live: live::Live,
+        knowledge: crate::lookup::Knowledge,
     ) -> Self {
         Self(Arc::new(Inner {
             reader,
@@ -85,6 +88,7 @@ impl AppState {
             base: base.trim_end_matches('/').to_string(),
             reports_dir,
             live,
+            knowledge,
             badges: badge::Cache::default(),
             optout_limit: optout::limiter(),
         }))

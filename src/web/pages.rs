@@ -257,10 +257,11 @@ async fn domain_page(
         Ok(d) => d,
         Err(r) => return Ok(*r),
     };
-    if data::opted_out(&state.reader, &domain).await? {
+    let l = data::lookup(&state.reader, &domain, &state.knowledge).await?;
+    if l.opted_out {
         return Ok(opted_out_page(&domain));
     }
-    let Some(latest) = data::latest(&state.reader, &domain).await? else {
+    let Some(latest) = l.latest else {
         return Ok(html(
             StatusCode::NOT_FOUND,
             "not_found.html",
@@ -271,10 +272,10 @@ async fn domain_page(
             },
         ));
     };
-    let history = data::history(&state.reader, &domain).await?;
-    let findings = view::findings(&latest.report);
+    let findings = l.findings.iter().map(view::FindingView::from).collect();
     let report = view::report_view(&latest.report, findings);
-    let history: Vec<_> = history
+    let history: Vec<_> = l
+        .history
         .into_iter()
         .map(|h| {
             let state = view::BadgeState::from_acceptance(Some(&h.acceptance));
@@ -297,6 +298,7 @@ async fn domain_page(
         minijinja::context! {
             title => format!("{domain}: server-only certificate readiness"),
             domain => domain,
+            base => state.base.clone(),
             crawl_label => latest.crawl_label,
             report_link => super::reports::report_link(&state.reports_dir, &latest.crawl_label),
             r => report,

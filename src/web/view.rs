@@ -80,8 +80,10 @@ pub fn verdict_sentence(verdict: &str) -> &'static str {
 /// A finding: one check, its status, what was seen, and what to do.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FindingView {
-    /// Stable code, e.g. `s2s_starttls`.
+    /// Stable code of the test, e.g. `s2s_starttls_required`.
     pub code: String,
+    /// The outcome variant the advice was chosen by, e.g. `optional`.
+    pub case: String,
     /// passed, failed, warning, info, not_tested, error.
     pub status: String,
     /// The check, in words.
@@ -121,127 +123,45 @@ pub struct AdviceSourceView {
     pub url: String,
 }
 
-fn ev(label: &str, value: impl Into<String>) -> EvidenceView {
-    EvidenceView {
-        label: label.to_string(),
-        value: value.into(),
+impl From<&crate::model::finding::Finding> for FindingView {
+    fn from(f: &crate::model::finding::Finding) -> Self {
+        Self {
+            code: label(f.code),
+            case: f.case.clone(),
+            status: label(f.status),
+            title: f.title.clone(),
+            seen: f.seen.clone(),
+            evidence: f
+                .evidence
+                .iter()
+                .map(|e| EvidenceView {
+                    label: e.label.clone(),
+                    value: e.value.clone(),
+                })
+                .collect(),
+            advice: f.advice.as_ref().map(|a| AdviceView {
+                text: a.text.clone(),
+                sources: a
+                    .sources
+                    .iter()
+                    .map(|s| AdviceSourceView {
+                        title: s.title.clone(),
+                        url: s.url.clone(),
+                    })
+                    .collect(),
+            }),
+        }
     }
 }
 
-fn finding(
-    code: &str,
-    status: &str,
-    title: &str,
-    seen: impl Into<String>,
-    evidence: Vec<EvidenceView>,
-) -> FindingView {
-    FindingView {
-        code: code.to_string(),
-        status: status.to_string(),
-        title: title.to_string(),
-        seen: seen.into(),
-        evidence,
-        advice: None,
-    }
-}
-
-/// The findings of a report. A placeholder derived from the summary until
-/// the lookup module's findings (with advice from `seeds/`) replace it.
-pub fn findings(report: &DomainReport) -> Vec<FindingView> {
-    let s = &report.summary;
-    let mut out = Vec::new();
-    let acceptance = label(s.acceptance);
-    let status = match acceptance.as_str() {
-        "accepts_server_only" => "passed",
-        "rejects_server_only_dialback" | "no_cert_auth" => "warning",
-        "rejects_server_only_no_fallback" => "failed",
-        "not_run" => "not_tested",
-        _ => "error",
-    };
-    let mut evidence = vec![ev("verdict", acceptance.clone())];
-    if let Some(a) = &report.acceptance {
-        evidence.push(ev("reason", label(a.reason_code)));
-        if let Some(r) = &a.reason {
-            evidence.push(ev("detail", r.clone()));
-        }
-    }
-    out.push(finding(
-        "acceptance",
-        status,
-        "Accepts peers with server-only certificates",
-        verdict_sentence(&acceptance),
-        evidence,
-    ));
-    let s2s_status = label(s.s2s.status);
-    if s2s_status == "tls_ok" || s2s_status == "no_tls" || s2s_status == "tls_failed" {
-        let starttls = s.s2s.starttls.map(label);
-        let (st, seen) = match starttls.as_deref() {
-            Some("required") => ("passed", "Server-to-server STARTTLS is required."),
-            Some("optional") => (
-                "warning",
-                "Server-to-server STARTTLS is offered but not required.",
-            ),
-            Some(_) => ("failed", "Server-to-server STARTTLS is not offered."),
-            None => ("info", "No pre-TLS features were seen on server-to-server."),
-        };
-        out.push(finding(
-            "s2s_starttls",
-            st,
-            "STARTTLS required on server-to-server",
-            seen,
-            vec![ev("s2s STARTTLS", starttls.unwrap_or_else(|| "-".into()))],
-        ));
-        if let Some(class) = s.s2s.eku_class.map(label) {
-            let (st, seen) = if class == "server_only" {
-                (
-                    "warning",
-                    "Your certificate is server-only: a strict peer refuses it when you open a connection; keep dialback on.",
-                )
-            } else {
-                (
-                    "info",
-                    "Your certificate still allows client authentication.",
-                )
-            };
-            out.push(finding(
-                "s2s_eku_class",
-                st,
-                "Certificate purpose (EKU) of your server-to-server certificate",
-                seen,
-                vec![ev("EKU class", class)],
-            ));
-        }
-        if let Some(v) = s.s2s.chain_verdict.map(label) {
-            let st = if v == "trusted" { "passed" } else { "failed" };
-            out.push(finding(
-                "s2s_chain",
-                st,
-                "Certificate chain of the server-to-server endpoint",
-                format!("The chain verdict is {v}."),
-                vec![ev("chain verdict", v)],
-            ));
-        }
-    } else {
-        out.push(finding(
-            "s2s_reachable",
-            "error",
-            "Server-to-server endpoint reachable",
-            format!("The server-to-server service was not usable ({s2s_status})."),
-            vec![ev("s2s status", s2s_status)],
-        ));
-    }
-    if let Some(mechs) = &s.c2s.sasl_before_tls
-        && mechs.iter().any(|m| m == "PLAIN")
-    {
-        out.push(finding(
-            "c2s_plain_before_tls",
-            "failed",
-            "No plaintext passwords before TLS",
-            "PLAIN is offered to clients before TLS: passwords can travel in clear.",
-            vec![ev("SASL before TLS", mechs.join(" "))],
-        ));
-    }
-    out
+/// The findings of a report ([`crate::lookup::findings`], advice from the
+/// knowledge file), as the pages and the API show them.
+pub fn findings(report: &DomainReport, knowledge: &crate::lookup::Knowledge) -> Vec<FindingView> {
+    let today = OffsetDateTime::now_utc().date();
+    crate::lookup::findings(report, knowledge, today)
+        .iter()
+        .map(FindingView::from)
+        .collect()
 }
 
 /// One endpoint row.

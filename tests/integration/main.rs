@@ -8,6 +8,7 @@ mod attack;
 mod cli;
 mod crawl;
 mod layers;
+mod lookup;
 mod politeness;
 mod prosody;
 mod regressions;

@@ -10,7 +10,7 @@ use std::process::Command;
 use xmpp_survey::report::federation::{self, Initiator, Outcome, Receiver};
 use xmpp_survey::testnet::Testnet;
 
-fn run(mut cmd: Command) -> String {
+pub(crate) fn run(mut cmd: Command) -> String {
     let out = cmd.output().expect("runs");
     let text = format!(
         "{}{}",
@@ -22,29 +22,12 @@ fn run(mut cmd: Command) -> String {
 }
 
 /// Crawls the testnet with both probe certificates into `db`.
-fn crawl(net: &Testnet, dir: &Path, db: &str, label: &str) {
+pub(crate) fn crawl(net: &Testnet, dir: &Path, db: &str, label: &str) {
     let list = dir.join("domains.txt");
     std::fs::write(&list, net.domains().join("\n")).expect("list");
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, net.ca_pem()).expect("ca");
-    let id = net.probe_identity().expect("identity");
-    let mut files = Vec::new();
-    for (name, cert) in [
-        ("so", Some(&id.server_only)),
-        ("cs", id.client_and_server.as_ref()),
-    ] {
-        let cert = cert.expect("probe certificate");
-        let c = dir.join(format!("{name}.pem"));
-        let chain: Vec<&[u8]> = cert.chain.iter().map(|c| c.as_ref()).collect();
-        std::fs::write(&c, pem("CERTIFICATE", &chain)).expect("cert");
-        let k = dir.join(format!("{name}.key"));
-        std::fs::write(
-            &k,
-            pem(key_label(&cert.key_der), &[cert.key_der.secret_der()]),
-        )
-        .expect("key");
-        files.push((c, k));
-    }
+    let ids = probe_identity_args(net, dir);
     run({
         let mut c = bin();
         c.args(["db", "migrate", "--database-url", db]);
@@ -69,20 +52,48 @@ fn crawl(net: &Testnet, dir: &Path, db: &str, label: &str) {
             "200ms",
             "--max-attempts",
             "2",
-            "--probe-domain",
-            &id.domain,
-            "--listen",
-            &id.listen.to_string(),
         ])
-        .arg("--probe-cert")
-        .arg(&files[0].0)
-        .arg("--probe-key")
-        .arg(&files[0].1)
-        .arg("--probe-cs-cert")
-        .arg(&files[1].0)
-        .arg("--probe-cs-key")
-        .arg(&files[1].1);
+        .args(&ids);
     run(cmd);
+}
+
+/// The testnet's probe identity written to `dir` as the flags `crawl`,
+/// `probe` and `lookup --live` take.
+pub(crate) fn probe_identity_args(net: &Testnet, dir: &Path) -> Vec<std::ffi::OsString> {
+    let id = net.probe_identity().expect("identity");
+    let mut files = Vec::new();
+    for (name, cert) in [
+        ("so", Some(&id.server_only)),
+        ("cs", id.client_and_server.as_ref()),
+    ] {
+        let cert = cert.expect("probe certificate");
+        let c = dir.join(format!("{name}.pem"));
+        let chain: Vec<&[u8]> = cert.chain.iter().map(|c| c.as_ref()).collect();
+        std::fs::write(&c, pem("CERTIFICATE", &chain)).expect("cert");
+        let k = dir.join(format!("{name}.key"));
+        std::fs::write(
+            &k,
+            pem(key_label(&cert.key_der), &[cert.key_der.secret_der()]),
+        )
+        .expect("key");
+        files.push((c, k));
+    }
+    let mut out: Vec<std::ffi::OsString> = vec![
+        "--probe-domain".into(),
+        id.domain.clone().into(),
+        "--listen".into(),
+        id.listen.to_string().into(),
+    ];
+    for (flag, path) in [
+        ("--probe-cert", &files[0].0),
+        ("--probe-key", &files[0].1),
+        ("--probe-cs-cert", &files[1].0),
+        ("--probe-cs-key", &files[1].1),
+    ] {
+        out.push(flag.into());
+        out.push(path.clone().into_os_string());
+    }
+    out
 }
 
 fn report(db: &str, out: &Path, extra: &[&str]) -> String {
