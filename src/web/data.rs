@@ -214,11 +214,13 @@ pub async fn lookup(
         })
 }
 
-/// The acceptance verdict of the domain's latest result (the badge).
+/// The acceptance verdict of the domain's latest result (the badge);
+/// none for an opted-out domain.
 pub async fn latest_acceptance(pool: &PgPool, domain: &str) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT r.acceptance FROM domains d JOIN results r ON r.domain_id = d.id
-          WHERE d.name = $1 ORDER BY r.crawl_id DESC LIMIT 1",
+          WHERE d.name = $1 AND NOT EXISTS (SELECT 1 FROM opt_outs o WHERE o.domain = $1)
+          ORDER BY r.crawl_id DESC LIMIT 1",
     )
     .bind(domain)
     .fetch_optional(pool)

@@ -17,3 +17,4 @@ mod sources;
 mod store;
 mod support;
 mod truth;
+mod web;
