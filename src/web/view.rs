@@ -450,8 +450,22 @@ fn acceptance_view(report: &DomainReport) -> Option<AcceptanceView> {
     })
 }
 
-/// The page's view of one report.
-pub fn report_view(report: &DomainReport, findings: Vec<FindingView>) -> ReportView {
+/// Order of statuses on the pages: what needs doing first.
+fn severity(status: &str) -> u8 {
+    match status {
+        "failed" => 0,
+        "error" => 1,
+        "warning" => 2,
+        "not_tested" => 3,
+        "info" => 4,
+        _ => 5,
+    }
+}
+
+/// The page's view of one report (findings ordered: failed, error,
+/// warning, not tested, info, passed; the order of the lookup otherwise).
+pub fn report_view(report: &DomainReport, mut findings: Vec<FindingView>) -> ReportView {
+    findings.sort_by_key(|f| severity(&f.status));
     let acceptance = label(report.summary.acceptance);
     let state = BadgeState::from_acceptance(Some(&acceptance));
     let endpoints: Vec<EndpointView> = report.endpoints.iter().map(endpoint_view).collect();

@@ -179,6 +179,65 @@ async fn wait_live(c: &reqwest::Client, base: &str, path: &str) -> String {
     }
 }
 
+/// Screenshots `url` (on our loopback server) in Debian's headless
+/// Chromium in a `width` × `height` window: an empty profile, a closed proxy, every
+/// name but 127.0.0.1 unresolvable (nothing can leave the machine). Fails
+/// on a console message (a CSP violation is one) or on a request to any
+/// other origin than the page's.
+fn screenshot(url: &str, png: &std::path::Path, (width, height): (u32, u32)) {
+    let profile = tmpdir("chromium-profile");
+    let netlog = profile.join("netlog.json");
+    let out = std::process::Command::new("/usr/bin/chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-extensions",
+            "--proxy-server=127.0.0.1:9",
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--window-size={width},{height}"))
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--log-net-log={}", netlog.display()))
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(url)
+        .output()
+        .expect("chromium runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "chromium failed: {stderr}");
+    let size = std::fs::metadata(png).map(|m| m.len()).unwrap_or(0);
+    assert!(
+        size > 10_000,
+        "screenshot {} is {size} bytes",
+        png.display()
+    );
+    let console: Vec<&str> = stderr.lines().filter(|l| l.contains("CONSOLE")).collect();
+    assert!(console.is_empty(), "{url}: console messages: {console:#?}");
+    let origin: String = url.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+    let log = std::fs::read_to_string(&netlog).expect("net log");
+    let foreign: Vec<&str> = log
+        .split("\"url\":\"")
+        .skip(1)
+        .map(|p| p.split('"').next().unwrap_or_default())
+        .filter(|u| {
+            !u.starts_with(&origin)
+                && !u.starts_with("data:")
+                && !["google.com/", "googleapis.com/", "gvt1.com/"]
+                    .iter()
+                    .any(|h| u.contains(h))
+        })
+        .collect();
+    assert!(foreign.is_empty(), "{url} requested {foreign:?}");
+    let _ = std::fs::remove_dir_all(&profile);
+}
+
 /// Copies crawl `from` as a finished crawl `to` a week later, with
 /// `changed`'s acceptance verdict set to `verdict`.
 async fn second_crawl(db: &str, from: &str, to: &str, changed: &str, verdict: &str) {
@@ -564,6 +623,55 @@ async fn serve_pages_badges_feeds_api_limits_and_opt_out() {
     let refused = wait_live(&c, &strict.base, q.header("location")).await;
     assert!(refused.contains("Refused"), "{refused}");
     assert!(refused.contains("private, loopback"), "{refused}");
+
+    // In a real browser: the pages render under their CSP without a
+    // console message or a request elsewhere (screenshots kept in
+    // $XS_WEB_SCREENSHOTS, else a temporary folder).
+    let shots = std::env::var_os("XS_WEB_SCREENSHOTS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.join("screenshots"));
+    std::fs::create_dir_all(&shots).expect("screenshots dir");
+    let dialback = net
+        .manifest()
+        .domains
+        .iter()
+        .find(|d| {
+            d.expect.get("acceptance.verdict").and_then(Value::as_str)
+                == Some("rejects_server_only_dialback")
+        })
+        .map_or_else(|| accepting.clone(), |d| d.domain.clone());
+    // Chromium resolves nothing but 127.0.0.1 (its mandated
+    // --host-resolver-rules), so the browser's server listens there, on a
+    // port the kernel picks.
+    let browser = serve("127.0.0.1", &db, &["--no-live".into()]).await;
+    for (name, path, size) in [
+        ("home", "/".to_string(), (1280, 1000)),
+        ("domain", format!("/domain/{dialback}"), (1280, 4200)),
+        (
+            "domain-changed",
+            format!("/domain/{accepting}"),
+            (1280, 5200),
+        ),
+        ("domain-phone", format!("/domain/{dialback}"), (390, 6000)),
+        (
+            "not-found",
+            "/domain/never-tested.example".to_string(),
+            (1280, 700),
+        ),
+        ("live", live_page.clone(), (1280, 2400)),
+        ("reports", "/reports/".to_string(), (1280, 700)),
+        (
+            "error",
+            "/domain/%3Cscript%3Ealert(1)%3C%2Fscript%3E".to_string(),
+            (390, 900),
+        ),
+    ] {
+        let png = shots.join(format!("{name}.png"));
+        screenshot(&format!("{}{path}", browser.base), &png, size);
+        eprintln!("screenshot: {}", png.display());
+    }
+
+    drop(browser);
 
     // Opt-out: request, approve on the command line, the page says so and
     // test now refuses.
