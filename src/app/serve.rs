@@ -65,6 +65,20 @@ pub async fn serve(a: ServeRun) -> Result<(), ServeError> {
                 })
             })?;
     let reader = web::data::reader_pool(options, a.read_connections);
+    // Live probes a stopped server left queued or running never finish:
+    // close them (only those older than any probe can run, so another
+    // serve process on the same database keeps its own).
+    let stale = web::live::close_stale(store.pool(), a.live.probe_timeout)
+        .await
+        .map_err(|e| {
+            AppError::Store(crate::store::StoreError::from_sqlx(
+                &crate::store::redact_url(&a.database_url),
+                e,
+            ))
+        })?;
+    if stale > 0 {
+        eprintln!("closed {stale} live probe(s) left unfinished by a previous run");
+    }
     let mut listener_handle = None;
     let live = if a.no_live {
         Live::unavailable("switched off (--no-live)")

@@ -293,6 +293,23 @@ async fn run(r: &Running, writer: &PgPool, id: i64, domain: &str) {
     }
 }
 
+/// Marks live probes still queued or running after `older_than` twice
+/// over as failed (their server stopped); returns how many.
+pub async fn close_stale(writer: &PgPool, older_than: Duration) -> Result<u64, sqlx::Error> {
+    let secs = i64::try_from(older_than.as_secs().saturating_mul(2)).unwrap_or(i64::MAX);
+    Ok(sqlx::query(
+        "UPDATE live_probes
+            SET state = 'failed', finished_at = now(),
+                error = 'the server stopped before the probe finished'
+          WHERE state IN ('queued', 'running')
+            AND requested_at < now() - make_interval(secs => $1)",
+    )
+    .bind(secs as f64)
+    .execute(writer)
+    .await?
+    .rows_affected())
+}
+
 /// `GET /domain/{domain}/live/{id}`: the probe's state, refreshing itself
 /// until done, then its result.
 pub async fn page(

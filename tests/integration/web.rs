@@ -739,6 +739,15 @@ async fn serve_pages_badges_feeds_api_limits_and_opt_out() {
     assert!(!twice.status.success());
     assert!(String::from_utf8_lossy(&twice.stderr).contains("already approved"));
 
+    // The pages' pool cannot write, even through a bug.
+    let ro = xmpp_survey::web::data::reader_pool(db.parse().expect("url"), 1);
+    let denied = sqlx::query("INSERT INTO opt_outs (domain) VALUES ('x.example')")
+        .execute(&ro)
+        .await
+        .expect_err("the reader pool is read-only");
+    assert!(denied.to_string().contains("read-only"), "{denied}");
+    ro.close().await;
+
     // The database goes away: 503 with a clear message, not a hang.
     {
         use sqlx::{Connection, Executor};
