@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //!
-//! - [`domain`]: normalising and validating untrusted domain names and lists.
+//! - [`model`]: the model layer: [`model::domain::DomainName`] (the one domain
+//!   normaliser and JID parser), report types, outcome enums and their names.
 //! - [`sources`]: where domains come from (text, CSV, XMPP Providers, the database), merged, opt-outs applied.
 //! - [`dns`]: SRV/A/AAAA/TLSA discovery with typed outcomes (RFC 6120 §3.2, XEP-0368).
 //! - [`xmpp`]: stream header, features and errors, parsed from bytes with hostile-input limits.
@@ -29,7 +30,6 @@ pub mod app;
 pub mod budget;
 pub mod crawl;
 pub mod dns;
-pub mod domain;
 pub mod facts;
 pub mod identity;
 pub mod limits;
