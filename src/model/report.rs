@@ -10,7 +10,7 @@ use crate::xmpp::Service;
 use crate::xmpp::features::Features;
 use crate::xmpp::stream::{StreamError, StreamHeader};
 use serde::{Deserialize, Serialize};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use time::OffsetDateTime;
 
 /// Version of the `--json` schema. Bump on any incompatible change.
@@ -180,19 +180,37 @@ pub enum EndpointOutcome {
     UnexpectedElement,
 }
 
-/// Everything measured on one endpoint (service, host, IP, port, transport).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EndpointReport {
+/// What names one endpoint: service, transport, host, address and port.
+/// Declared once; the report ([`EndpointReport`]), the probe's plan, the
+/// store's `endpoints` rows and the testnet's expectations embed it (its
+/// fields flattened, so the JSON and the rows keep their shape).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EndpointKey {
     /// c2s or s2s.
     pub service: Service,
     /// STARTTLS or direct TLS.
     pub transport: Transport,
     /// SRV target (or the domain, for fallback), lowercase, no trailing dot.
     pub host: String,
-    /// The address connected to.
+    /// The address.
     pub ip: IpAddr,
-    /// The port connected to.
+    /// The port.
     pub port: u16,
+}
+
+impl EndpointKey {
+    /// The address and port connected to.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.ip, self.port)
+    }
+}
+
+/// Everything measured on one endpoint ([`EndpointKey`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointReport {
+    /// Which endpoint: service, transport, host, address, port.
+    #[serde(flatten)]
+    pub key: EndpointKey,
     /// SRV or fallback.
     pub source: EndpointSource,
     /// TCP connect result.
