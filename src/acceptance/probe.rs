@@ -322,7 +322,7 @@ impl AcceptanceProbe {
             attempts = vec![first];
             endpoint = Some(format!(
                 "{} {}",
-                std::net::SocketAddr::new(plan.key.ip, plan.key.port),
+                plan.key.addr(),
                 crate::model::names::label(plan.key.transport)
             ));
             if reached_tls {

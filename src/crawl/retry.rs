@@ -86,10 +86,7 @@ pub fn local_exhaustion(r: &DomainReport) -> Option<String> {
         .filter(|e| e.connect == ConnectOutcome::LocalResourceExhausted)
         .map(|e| {
             let d = e.detail.as_deref().unwrap_or("local resource exhausted");
-            format!(
-                "{d} on connect to {}",
-                std::net::SocketAddr::new(e.key.ip, e.key.port)
-            )
+            format!("{d} on connect to {}", e.key.addr())
         });
     dns.chain(hosts).chain(tlsa).chain(endpoints).next()
 }

@@ -274,3 +274,30 @@ pub struct DomainReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acceptance: Option<crate::model::acceptance::AcceptanceReport>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_key_is_flattened_into_the_endpoint_json() {
+        let text = r#"{"service":"s2s","transport":"direct_tls","host":"xmpp.example.test","ip":"2001:db8::7","port":5270,"source":"srv","connect":"connected","outcome":"complete"}"#;
+        let e: EndpointReport = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            e.key,
+            EndpointKey {
+                service: Service::S2s,
+                transport: Transport::DirectTls,
+                host: "xmpp.example.test".into(),
+                ip: "2001:db8::7".parse().unwrap(),
+                port: 5270,
+            }
+        );
+        assert_eq!(e.key.addr().to_string(), "[2001:db8::7]:5270");
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            text,
+            "same keys, same order"
+        );
+    }
+}

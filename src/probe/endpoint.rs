@@ -148,7 +148,7 @@ pub async fn open_session(
     let t0 = Instant::now();
     let tcp = match timeout(
         ctx.limits.connect_timeout,
-        TcpStream::connect((plan.key.ip, plan.key.port)),
+        TcpStream::connect(plan.key.addr()),
     )
     .await
     {
