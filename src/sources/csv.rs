@@ -3,7 +3,7 @@
 //! domainpart; every bad record is reported with its line.
 
 use super::{SourceError, SourceProblem, read};
-use crate::model::domain::{DomainError, DomainName, jid_domainpart};
+use crate::model::domain::{DomainError, DomainName};
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -131,8 +131,12 @@ pub fn parse_csv(
                 continue;
             }
         };
-        let name = if is_jid { jid_domainpart(cell) } else { cell };
-        match DomainName::parse(name) {
+        let parsed = if is_jid {
+            DomainName::from_jid(cell)
+        } else {
+            DomainName::parse(cell)
+        };
+        match parsed {
             Ok(d) => {
                 if seen.insert(d.clone()) {
                     good.push(d);
