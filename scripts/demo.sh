@@ -9,7 +9,10 @@
 #      the active acceptance probe (the testnet's own probe identity);
 #   5. print the crawl summary read back from PostgreSQL, a few SQL-ready
 #      queries (one over the acceptance-evidence tables), and check every
-#      stored report against the manifest.
+#      stored report against the manifest;
+#   6. write the readiness report, show an operator's `lookup`, and start
+#      the web server on the crawl (checked page by page; DEMO_SERVE=yes or
+#      answering y leaves it running and prints its URL).
 # Works on a fresh Debian with only Rust installed; installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +24,7 @@ RUN=.testnet/demo
 mkdir -p "$RUN"
 
 ensure_rust
-ensure_apt gcc pkg-config ca-certificates postgresql-client
+ensure_apt gcc pkg-config ca-certificates postgresql-client curl
 raise_nofile
 ensure_database
 
@@ -71,3 +74,37 @@ say "done: the crawl is in $DATABASE_URL (schema: schema.sql + migrations/)"
 say "writing the readiness report of crawl $LABEL"
 REPORT=$("$BIN" report --crawl "$LABEL" --out "reports/$LABEL")
 say "report: $REPORT (also report.md, summary.json and CSV files beside it)"
+
+DOMAIN=$(grep -m1 '^strict-eku-[0-9]' "$RUN/manifest.domains.txt" || head -n1 "$RUN/manifest.domains.txt")
+say "what an operator of $DOMAIN reads: xmpp-survey lookup $DOMAIN"
+"$BIN" lookup "$DOMAIN"
+
+# The web server on the demo's crawl: pages, badge, feeds, JSON API and
+# "test now" (live probes of the testnet, hence its resolver, CA and
+# identity, and --allow-private). DEMO_SERVE=yes leaves it running without
+# asking, DEMO_SERVE=no stops it after the check; otherwise a terminal is
+# asked.
+PORT="${SERVE_PORT:-$(free_port)}"
+URL="http://127.0.0.1:$PORT"
+say "starting the web server: $BIN serve --bind 127.0.0.1:$PORT"
+"$BIN" serve --bind "127.0.0.1:$PORT" --reports-dir reports \
+  --resolver "127.$NET.0.1:$DNS_PORT" --extra-ca "$RUN/manifest.ca.pem" \
+  --config "$RUN/manifest.probe.toml" --allow-private >"$RUN/serve.log" 2>&1 &
+SERVE_PID=$!
+on_exit 'kill "$SERVE_PID" 2>/dev/null; wait "$SERVE_PID" 2>/dev/null'
+for _ in $(seq 1 100); do curl -sf -o /dev/null "$URL/" && break; sleep 0.2; done
+for path in / "/domain/$DOMAIN" "/badge/$DOMAIN.svg" "/feed.atom" "/reports/" "/api/v1/stats" "/api/v1/openapi.json"; do
+  code=$(curl -s -o /dev/null -w '%{http_code}' "$URL$path")
+  printf '  %s %s\n' "$code" "$URL$path"
+  [ "$code" = 200 ] || { cat "$RUN/serve.log" >&2; die "$path answered $code"; }
+done
+keep="${DEMO_SERVE:-}"
+if [ -z "$keep" ] && [ -t 0 ]; then
+  read -r -p "leave the web server running at $URL (Ctrl-C stops it)? [y/N] " keep || keep=no
+fi
+case "$keep" in
+  y|Y|yes)
+    say "the web server runs at $URL (domain page: $URL/domain/$DOMAIN); Ctrl-C stops it and the demo"
+    wait "$SERVE_PID" ;;
+  *) say "web server checked at $URL and stopped (DEMO_SERVE=yes keeps it running)" ;;
+esac

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test: rustfmt, clippy (-D warnings) and a build of
 # the product without the testnet, then clippy, unit and
-# integration tests with the `testnet` feature (the truth test included). Works on a fresh
+# integration tests with the `testnet` feature (the truth test included),
+# then schemathesis against the web API (scripts/schemathesis.sh). Works on a fresh
 # Debian with only Rust installed: it adds what is missing and says so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,9 @@ ensure_apt gcc pkg-config ca-certificates
 # Debian's headless Chromium opens the generated report in the report test
 # (started with an empty profile, a closed loopback proxy and no DNS).
 ensure_apt chromium
+# ... and ChromeDriver drives it through WebDriver in the browser test of
+# the web pages (tests/integration/browser.rs).
+ensure_apt chromium-driver
 # Debian's prosody for the real-server test; its system service stays off.
 tests/prosody/install.sh
 raise_nofile
@@ -38,4 +42,6 @@ say "cargo check of the fuzz targets (fuzz/)"
 cargo check --quiet --manifest-path fuzz/Cargo.toml
 say "cargo test --features testnet (unit + integration; loopback only)"
 cargo test --all-targets --features testnet -- --test-threads="${TEST_THREADS:-4}"
+# The JSON API fuzzed against its own OpenAPI document (schemathesis, PyPI).
+scripts/schemathesis.sh
 say "all tests passed"

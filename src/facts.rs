@@ -8,11 +8,10 @@
 //! an expectation that does not mention a key asserts nothing about it.
 
 use crate::dns::{DnsReport, SrvService};
-use crate::model::report::{DomainReport, EndpointReport};
+use crate::model::report::{DomainReport, EndpointKey, EndpointReport};
 use crate::model::summary::DomainSummary;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
 
 /// A set of facts (or of expectations), ordered by key for stable output.
 pub type Facts = BTreeMap<String, Value>;
@@ -194,27 +193,21 @@ impl EndpointField {
 pub use crate::model::names::{json, label};
 
 /// The key naming one endpoint: `service/transport/host/ip:port`.
-pub fn endpoint_key(
-    service: crate::xmpp::Service,
-    transport: crate::model::report::Transport,
-    host: &str,
-    ip: IpAddr,
-    port: u16,
-) -> String {
-    let service = json(service);
-    let transport = json(transport);
+pub fn endpoint_key(k: &EndpointKey) -> String {
+    let service = json(k.service);
+    let transport = json(k.transport);
     format!(
         "{}/{}/{}/{}",
         service.as_str().unwrap_or_default(),
         transport.as_str().unwrap_or_default(),
-        host,
-        SocketAddr::new(ip, port)
+        k.host,
+        k.addr()
     )
 }
 
 /// The key of a measured endpoint.
 pub fn key_of(e: &EndpointReport) -> String {
-    endpoint_key(e.service, e.transport, &e.host, e.ip, e.port)
+    endpoint_key(&e.key)
 }
 
 /// Key of a per-endpoint fact.

@@ -268,7 +268,8 @@ impl ProbeIdentity {
         let domain = cfg.domain.as_deref().ok_or_else(|| {
             IdentityError::Missing("`domain` (--probe-domain) is required".into())
         })?;
-        let domain = crate::domain::normalize(domain)
+        let domain = crate::model::domain::DomainName::parse(domain)
+            .map(String::from)
             .map_err(|e| IdentityError::BadDomain(domain.to_string(), e.to_string()))?;
         let (Some(c), Some(k)) = (&cfg.server_only_cert, &cfg.server_only_key) else {
             return Err(IdentityError::Missing(

@@ -2,13 +2,16 @@
 //!
 //! # Layout
 //!
-//! - [`domain`]: normalising and validating untrusted domain names and lists.
+//! - [`model`]: the model layer: [`model::domain::DomainName`] (the one domain
+//!   normaliser and JID parser), report types, outcome enums and their names.
 //! - [`sources`]: where domains come from (text, CSV, XMPP Providers, the database), merged, opt-outs applied.
 //! - [`dns`]: SRV/A/AAAA/TLSA discovery with typed outcomes (RFC 6120 §3.2, XEP-0368).
 //! - [`xmpp`]: stream header, features and errors, parsed from bytes with hostile-input limits.
+//! - [`negotiation`]: **the negotiation states**, sans I/O: client and server machines up to
+//!   the post-TLS features, and the s2s exchanges after them (EXTERNAL, dialback, IQ).
 //! - [`tls`]: certificate analysis (EKU class, SANs, identity) and chain verdicts; rustls config.
 //! - [`net`]: the address policy (never probe private space unless told) and connect helper.
-//! - [`s2s`]: server-to-server steps (EXTERNAL, dialback, IQ) and the receiving side of a stream.
+//! - [`s2s`]: the drivers of those exchanges ([`s2s::steps`]) and the receiving side of a stream.
 //! - [`listener`]: the probe domain's dialback listener (authoritative server, receives replies).
 //! - [`probe`]: the I/O that drives one domain's measurement; its [`probe::report`] is the output.
 //! - [`verdict`]: **the verdict logic**: per-domain summary derived from a report (pure).
@@ -33,7 +36,6 @@ pub mod app;
 pub mod budget;
 pub mod crawl;
 pub mod dns;
-pub mod domain;
 pub mod facts;
 pub mod identity;
 pub mod limits;

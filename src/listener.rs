@@ -593,7 +593,7 @@ impl InboundPolicy for ProbeListener {
 
     async fn verify_dialback(&self, _: &(), peer: &str, stream_id: &str, key: &str) -> bool {
         // The name comes from a stranger: only a valid domain goes to DNS.
-        let Ok(peer) = crate::domain::normalize(peer) else {
+        let Ok(peer) = crate::model::domain::DomainName::parse(peer) else {
             return false;
         };
         let peer = peer.as_str();

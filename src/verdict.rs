@@ -36,7 +36,10 @@ pub fn summarize_service(
     dns: &DnsReport,
     endpoints: &[EndpointReport],
 ) -> ServiceSummary {
-    let eps: Vec<&EndpointReport> = endpoints.iter().filter(|e| e.service == service).collect();
+    let eps: Vec<&EndpointReport> = endpoints
+        .iter()
+        .filter(|e| e.key.service == service)
+        .collect();
     let tls_ok: Vec<&EndpointReport> = eps
         .iter()
         .copied()
@@ -59,7 +62,9 @@ pub fn summarize_service(
         endpoints_tls_ok: tls_ok.len(),
         starttls: pre_tls.map(|f| f.starttls),
         sasl_before_tls: pre_tls.map(|f| f.sasl_mechanisms.clone()),
-        direct_tls: tls_ok.iter().any(|e| e.transport == Transport::DirectTls),
+        direct_tls: tls_ok
+            .iter()
+            .any(|e| e.key.transport == Transport::DirectTls),
         tls_version: primary_tls.and_then(|t| t.version.clone()),
         chain_verdict: primary_tls.and_then(|t| t.verdict),
         name_match: primary_tls.and_then(|t| t.name_match),
@@ -342,17 +347,19 @@ mod acceptance_tests {
         AcceptanceVerdict as V, AttemptReport, DialbackOutcome, DialbackReport, IqOutcome,
         ProbeCertKind,
     };
-    use crate::model::report::{ConnectOutcome, EndpointSource, Phase, Transport};
+    use crate::model::report::{ConnectOutcome, EndpointKey, EndpointSource, Phase, Transport};
     use crate::tls::{TlsFailure, TlsInfo};
     use crate::xmpp::sasl::SaslOutcome;
 
     fn conn(outcome: EndpointOutcome, requested: bool, alert: bool) -> EndpointReport {
         EndpointReport {
-            service: Service::S2s,
-            transport: Transport::Starttls,
-            host: "xmpp.t.test".into(),
-            ip: "127.0.0.9".parse().unwrap(),
-            port: 5269,
+            key: EndpointKey {
+                service: Service::S2s,
+                transport: Transport::Starttls,
+                host: "xmpp.t.test".into(),
+                ip: "127.0.0.9".parse().unwrap(),
+                port: 5269,
+            },
             source: EndpointSource::Srv,
             connect: ConnectOutcome::Connected,
             connect_ms: Some(1),

@@ -1,4 +1,4 @@
-//! Domain names as untrusted input (`domain::normalize`: UTS #46 / RFC 5891
+//! Domain names as untrusted input (`DomainName::parse`: UTS #46 / RFC 5891
 //! A-labels, RFC 1035 §2.3.4 lengths, RFC 1123 §2.1 host-name syntax,
 //! RFC 7622 §3.2 domainpart).
 //!
@@ -7,13 +7,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xmpp_survey::domain;
+use xmpp_survey::model::domain::DomainName;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(n) = domain::normalize(s) {
+    if let Ok(n) = DomainName::parse(s) {
         assert!(n.len() <= 253, "{n:?}");
         assert!(
             n.bytes()
@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
             "{n:?}"
         );
         assert_eq!(
-            domain::normalize(&n).as_deref(),
+            DomainName::parse(&n).as_deref(),
             Ok(n.as_str()),
             "idempotent"
         );

@@ -7,7 +7,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
-use xmpp_survey::{domain, sources};
+use xmpp_survey::model::domain::DomainName;
+use xmpp_survey::sources;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&pick, rest)) = data.split_first() else {
@@ -23,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
         sources::parse_csv(Path::new("fuzz.csv"), rest, column, "csv:fuzz.csv")
     {
         for g in &good {
-            assert_eq!(domain::normalize(g).as_deref(), Ok(g.as_str()));
+            assert_eq!(DomainName::parse(g).as_deref(), Ok(g.as_str()));
         }
         for p in &problems {
             let _ = p.to_string();

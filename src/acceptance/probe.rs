@@ -299,7 +299,7 @@ impl AcceptanceProbe {
             target,
         };
         let candidates = passive.iter().zip(plans).filter(|(e, _)| {
-            e.service == Service::S2s && e.tls.as_ref().is_some_and(|t| t.version.is_some())
+            e.key.service == Service::S2s && e.tls.as_ref().is_some_and(|t| t.version.is_some())
         });
         let mut attempts = Vec::new();
         let mut dialback = None;
@@ -322,8 +322,8 @@ impl AcceptanceProbe {
             attempts = vec![first];
             endpoint = Some(format!(
                 "{} {}",
-                std::net::SocketAddr::new(plan.ip, plan.port),
-                crate::model::names::label(plan.transport)
+                plan.key.addr(),
+                crate::model::names::label(plan.key.transport)
             ));
             if reached_tls {
                 if let Some(cs) = &self.identity.client_and_server {

@@ -40,9 +40,11 @@ pub fn today() -> time::Date {
 
 /// Looks the domain up (stored or live) without printing.
 pub async fn run(r: &LookupRun) -> Result<DomainLookup, AppError> {
-    let domain = crate::domain::normalize(&r.domain).map_err(|source| AppError::InvalidDomain {
-        input: r.domain.clone(),
-        source,
+    let domain = crate::model::domain::DomainName::parse(&r.domain).map_err(|source| {
+        AppError::InvalidDomain {
+            input: r.domain.clone(),
+            source,
+        }
     })?;
     let knowledge = knowledge(r.advice.as_deref())?;
     if !r.live {
@@ -60,7 +62,7 @@ pub async fn run(r: &LookupRun) -> Result<DomainLookup, AppError> {
                     .await
                     .map_err(lookup::LookupError::from)?
                 {
-                    return Err(AppError::OptedOut(domain));
+                    return Err(AppError::OptedOut(domain.into_string()));
                 }
                 history = lookup::history(store.pool(), &domain)
                     .await

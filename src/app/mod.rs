@@ -141,7 +141,7 @@ pub enum AppError {
         input: String,
         /// Why.
         #[source]
-        source: crate::domain::DomainError,
+        source: crate::model::domain::DomainError,
     },
     /// The advice file is unusable.
     #[error(transparent)]

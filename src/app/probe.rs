@@ -2,6 +2,7 @@
 //! [`sources::load`] as a crawl), probed now, printed.
 
 use super::{AppError, NetConfig, RunConfig, Setup, setup};
+use crate::model::domain::DomainName;
 use crate::probe::render;
 use crate::sources::{self, SourceSpec};
 use futures::StreamExt;
@@ -49,7 +50,7 @@ pub async fn domains(
     args: &[String],
     files: &[PathBuf],
     skip_invalid: bool,
-) -> Result<Vec<String>, AppError> {
+) -> Result<Vec<DomainName>, AppError> {
     let mut out = Vec::new();
     let mut bad = Vec::new();
     let mut specs: Vec<SourceSpec> = files.iter().cloned().map(SourceSpec::Text).collect();
@@ -58,7 +59,7 @@ pub async fn domains(
             specs.push(spec?);
             continue;
         }
-        match crate::domain::normalize(a) {
+        match DomainName::parse(a) {
             Ok(d) => out.push(d),
             Err(e) => bad.push(format!("argument {a:?}: {e}")),
         }

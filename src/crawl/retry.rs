@@ -86,10 +86,7 @@ pub fn local_exhaustion(r: &DomainReport) -> Option<String> {
         .filter(|e| e.connect == ConnectOutcome::LocalResourceExhausted)
         .map(|e| {
             let d = e.detail.as_deref().unwrap_or("local resource exhausted");
-            format!(
-                "{d} on connect to {}",
-                std::net::SocketAddr::new(e.ip, e.port)
-            )
+            format!("{d} on connect to {}", e.key.addr())
         });
     dns.chain(hosts).chain(tlsa).chain(endpoints).next()
 }
@@ -104,7 +101,9 @@ pub fn backoff(base: Duration, attempt: u32, max: Duration) -> Duration {
 mod tests {
     use super::*;
     use crate::dns::{DnsReport, Dnssec, HostLookup};
-    use crate::model::report::{EndpointOutcome, EndpointReport, EndpointSource, Transport};
+    use crate::model::report::{
+        EndpointKey, EndpointOutcome, EndpointReport, EndpointSource, Transport,
+    };
     use crate::probe::endpoint::connect_error;
     use crate::xmpp::Service;
 
@@ -130,11 +129,13 @@ mod tests {
 
     fn endpoint(connect: ConnectOutcome, detail: Option<String>) -> EndpointReport {
         EndpointReport {
-            service: Service::S2s,
-            transport: Transport::Starttls,
-            host: "d.test".into(),
-            ip: "127.0.0.1".parse().unwrap(),
-            port: 5269,
+            key: EndpointKey {
+                service: Service::S2s,
+                transport: Transport::Starttls,
+                host: "d.test".into(),
+                ip: "127.0.0.1".parse().unwrap(),
+                port: 5269,
+            },
             source: EndpointSource::Fallback,
             connect,
             connect_ms: Some(0),

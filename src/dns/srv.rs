@@ -14,6 +14,11 @@ use super::SrvRecord;
 /// Normalises a DNS name as the survey stores it: lowercase, no trailing
 /// dot; the root name stays `"."` (RFC 2782: "A Target of '.' means that
 /// the service is decidedly not available at this domain").
+///
+/// Not [`crate::model::domain::DomainName::parse`], on purpose: these are
+/// DNS names as answers carry them (SRV targets, CNAME chains, owner
+/// names we build), where `"."` is a value, a single label is legal and
+/// no IDNA mapping applies; rejecting them would lose what DNS said.
 pub fn normalize_name(name: &str) -> String {
     let lower = name.to_ascii_lowercase();
     if lower == "." || lower.is_empty() {

@@ -517,8 +517,15 @@ fn injection(report: &DomainReport) -> Finding {
         .endpoints
         .iter()
         .filter_map(|e| {
-            e.starttls_injected_bytes
-                .map(|n| format!("{} {}:{} ({} bytes)", e.service.as_str(), e.ip, e.port, n))
+            e.starttls_injected_bytes.map(|n| {
+                format!(
+                    "{} {}:{} ({} bytes)",
+                    e.key.service.as_str(),
+                    e.key.ip,
+                    e.key.port,
+                    n
+                )
+            })
         })
         .collect();
     let tried = report.endpoints.iter().any(|e| e.pre_tls.is_some());

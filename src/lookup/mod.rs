@@ -186,7 +186,7 @@ pub async fn stored_report(
 }
 
 /// The domain as stored: its latest result's findings and its history.
-/// `domain` must be normalised ([`crate::domain::normalize`]). An
+/// `domain` must be normalised ([`crate::model::domain::DomainName`]). An
 /// opted-out domain yields nothing but `opted_out`.
 pub async fn lookup_stored(
     pool: &PgPool,

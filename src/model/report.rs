@@ -10,7 +10,7 @@ use crate::xmpp::Service;
 use crate::xmpp::features::Features;
 use crate::xmpp::stream::{StreamError, StreamHeader};
 use serde::{Deserialize, Serialize};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use time::OffsetDateTime;
 
 /// Version of the `--json` schema. Bump on any incompatible change.
@@ -180,19 +180,37 @@ pub enum EndpointOutcome {
     UnexpectedElement,
 }
 
-/// Everything measured on one endpoint (service, host, IP, port, transport).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EndpointReport {
+/// What names one endpoint: service, transport, host, address and port.
+/// Declared once; the report ([`EndpointReport`]), the probe's plan, the
+/// store's `endpoints` rows and the testnet's expectations embed it (its
+/// fields flattened, so the JSON and the rows keep their shape).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EndpointKey {
     /// c2s or s2s.
     pub service: Service,
     /// STARTTLS or direct TLS.
     pub transport: Transport,
     /// SRV target (or the domain, for fallback), lowercase, no trailing dot.
     pub host: String,
-    /// The address connected to.
+    /// The address.
     pub ip: IpAddr,
-    /// The port connected to.
+    /// The port.
     pub port: u16,
+}
+
+impl EndpointKey {
+    /// The address and port connected to.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.ip, self.port)
+    }
+}
+
+/// Everything measured on one endpoint ([`EndpointKey`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointReport {
+    /// Which endpoint: service, transport, host, address, port.
+    #[serde(flatten)]
+    pub key: EndpointKey,
     /// SRV or fallback.
     pub source: EndpointSource,
     /// TCP connect result.
@@ -255,4 +273,31 @@ pub struct DomainReport {
     /// identity was configured (`summary.acceptance` is then `not_run`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acceptance: Option<crate::model::acceptance::AcceptanceReport>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_key_is_flattened_into_the_endpoint_json() {
+        let text = r#"{"service":"s2s","transport":"direct_tls","host":"xmpp.example.test","ip":"2001:db8::7","port":5270,"source":"srv","connect":"connected","outcome":"complete"}"#;
+        let e: EndpointReport = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            e.key,
+            EndpointKey {
+                service: Service::S2s,
+                transport: Transport::DirectTls,
+                host: "xmpp.example.test".into(),
+                ip: "2001:db8::7".parse().unwrap(),
+                port: 5270,
+            }
+        );
+        assert_eq!(e.key.addr().to_string(), "[2001:db8::7]:5270");
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            text,
+            "same keys, same order"
+        );
+    }
 }

@@ -9,6 +9,9 @@
 //!
 //! - [`client`]: the initiating entity (the prober, RFC 6120 §4.2): header,
 //!   features, `<starttls/>`, `<proceed/>`, TLS, header and features again.
+//! - [`exchange`]: the initiating server's exchanges after that (SASL
+//!   EXTERNAL, the restart, dialback, an IQ round trip), each a request and
+//!   a machine fed what arrives.
 //! - [`server`]: the receiving entity of an s2s stream up to the post-TLS
 //!   features (RFC 6120 §4.3.2, §5.4.3.3).
 //!
@@ -26,6 +29,7 @@
 //!   handshake and feeds [`Event::TlsUp`] or [`Event::TlsFailed`].
 
 pub mod client;
+pub mod exchange;
 pub mod server;
 
 use crate::xmpp::element::Element;

@@ -15,6 +15,7 @@
 //! in the caller's element loop.
 
 use super::{Action, Event, Expect};
+use crate::model::domain::{fold, same_domain};
 use crate::xmpp::dialback::{self, Dialback};
 use crate::xmpp::reader::ReadFault;
 use crate::xmpp::stream::{self, HeaderSpec, StreamHeader};
@@ -248,11 +249,6 @@ impl Server {
     }
 }
 
-/// Lower case, no trailing dot: how domains are compared.
-pub fn normalize(d: &str) -> String {
-    d.trim().trim_end_matches('.').to_ascii_lowercase()
-}
-
 /// Our s2s stream header (RFC 6120 §4.7) with a stream id (§4.7.3).
 pub fn our_header(from: Option<&str>, to: Option<&str>, id: &str) -> String {
     stream::open_header(&HeaderSpec {
@@ -426,13 +422,10 @@ impl ExpectHeaderAfterTls {
             return silent(ev);
         };
         let me = self.me;
-        if h.to
-            .as_deref()
-            .is_some_and(|to| normalize(to) != normalize(&me))
-        {
+        if h.to.as_deref().is_some_and(|to| !same_domain(to, &me)) {
             return end(Ended::HostUnknown, close_with(Some("host-unknown")));
         }
-        let peer = h.from.as_deref().map(normalize);
+        let peer = h.from.as_deref().map(fold);
         let id = host.new_id();
         let header = our_header(Some(&me), peer.as_deref(), &id);
         if !self.peer_chain && host.requires_peer_certificate() {

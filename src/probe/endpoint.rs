@@ -114,11 +114,7 @@ pub async fn open_session(
     opts: &ConnectOptions,
 ) -> (EndpointReport, Option<Session>) {
     let mut r = EndpointReport {
-        service: plan.service,
-        transport: plan.transport,
-        host: plan.host.clone(),
-        ip: plan.ip,
-        port: plan.port,
+        key: plan.key.clone(),
         source: plan.source,
         connect: ConnectOutcome::BlockedAddress,
         connect_ms: None,
@@ -133,11 +129,11 @@ pub async fn open_session(
         stream_error: None,
         starttls_injected_bytes: None,
     };
-    if !ctx.policy.permits(plan.ip) {
-        let class = crate::model::names::json(classify(plan.ip));
+    if !ctx.policy.permits(plan.key.ip) {
+        let class = crate::model::names::json(classify(plan.key.ip));
         r.detail = Some(format!(
             "{} is in {} address space; refused (pass --allow-private to probe it)",
-            plan.ip,
+            plan.key.ip,
             class.as_str().unwrap_or("special")
         ));
         return (r, None);
@@ -146,13 +142,13 @@ pub async fn open_session(
     // for this instant; nothing is awaited in between). The permit lives
     // as long as the connection: in the session, or until this returns.
     let permit = match &ctx.gate {
-        Some(gate) => Some(gate.acquire(plan.ip).await),
+        Some(gate) => Some(gate.acquire(plan.key.ip).await),
         None => None,
     };
     let t0 = Instant::now();
     let tcp = match timeout(
         ctx.limits.connect_timeout,
-        TcpStream::connect((plan.ip, plan.port)),
+        TcpStream::connect(plan.key.addr()),
     )
     .await
     {
@@ -292,8 +288,8 @@ async fn negotiate(
     opts: &ConnectOptions,
 ) -> (Record, Outcome, Option<Session>) {
     let (mut m, first) = Client::new(Config {
-        service: plan.service,
-        transport: plan.transport,
+        service: plan.key.service,
+        transport: plan.key.transport,
         to: domain.to_owned(),
         from: ctx.probe_domain.clone(),
     });
@@ -306,7 +302,7 @@ async fn negotiate(
     // before TLS: dropped with the reader (RFC 6120 §5.4.3.3), counted by
     // the machine, and the measurement goes on over TLS.
     let (tcp, buffered) = rd.into_inner();
-    if plan.transport == Transport::Starttls {
+    if plan.key.transport == Transport::Starttls {
         m.handle(Event::Buffered(buffered));
     }
     let (tls, capture) = match handshake(ctx, domain, tcp, r, &plan.tlsa, opts).await {
@@ -385,10 +381,10 @@ async fn handshake(
     tlsa: &[TlsaRecord],
     opts: &ConnectOptions,
 ) -> Result<(TlsStream<TcpStream>, Arc<Capture>), Event> {
-    let alpn = (r.transport == Transport::DirectTls).then(|| alpn(r.service));
+    let alpn = (r.key.transport == Transport::DirectTls).then(|| alpn(r.key.service));
     let (connector, capture) = ctx
         .tls
-        .connector(domain, r.service, alpn, opts.client_cert.clone())
+        .connector(domain, r.key.service, alpn, opts.client_cert.clone())
         .map_err(|e| Event::TlsFailed {
             detail: Some(e.to_string()),
         })?;

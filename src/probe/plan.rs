@@ -6,23 +6,16 @@
 
 use crate::dns::{DnsOutcome, DnsReport, SrvLookup, SrvService, TlsaRecord};
 use crate::limits::{MAX_ADDRS_PER_TARGET, MAX_SRV_TARGETS};
-use crate::model::report::{EndpointSource, Transport};
+use crate::model::report::{EndpointKey, EndpointSource, Transport};
 use crate::xmpp::Service;
 use std::net::IpAddr;
 
 /// One endpoint to probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointPlan {
-    /// c2s or s2s.
-    pub service: Service,
-    /// STARTTLS or direct TLS.
-    pub transport: Transport,
-    /// Host name (SRV target or the domain).
-    pub host: String,
-    /// Address.
-    pub ip: IpAddr,
-    /// Port.
-    pub port: u16,
+    /// Which endpoint: service, transport, host (SRV target or the
+    /// domain), address, port.
+    pub key: EndpointKey,
     /// SRV or fallback.
     pub source: EndpointSource,
     /// TLSA records of `_PORT._tcp.HOST` (RFC 7673 §3), to match the
@@ -86,11 +79,13 @@ pub fn plan(domain: &str, dns: &DnsReport) -> Vec<EndpointPlan> {
             for rec in l.records.iter().take(MAX_SRV_TARGETS) {
                 for ip in addresses(dns, &rec.target) {
                     out.push(EndpointPlan {
-                        service,
-                        transport,
-                        host: rec.target.clone(),
-                        ip,
-                        port: rec.port,
+                        key: EndpointKey {
+                            service,
+                            transport,
+                            host: rec.target.clone(),
+                            ip,
+                            port: rec.port,
+                        },
                         source: EndpointSource::Srv,
                         tlsa: tlsa(dns, rec.port, &rec.target),
                     });
@@ -105,11 +100,13 @@ pub fn plan(domain: &str, dns: &DnsReport) -> Vec<EndpointPlan> {
             let port = srv_for(service, Transport::Starttls).default_port();
             for ip in addresses(dns, domain) {
                 out.push(EndpointPlan {
-                    service,
-                    transport: Transport::Starttls,
-                    host: domain.to_string(),
-                    ip,
-                    port,
+                    key: EndpointKey {
+                        service,
+                        transport: Transport::Starttls,
+                        host: domain.to_string(),
+                        ip,
+                        port,
+                    },
                     source: EndpointSource::Fallback,
                     tlsa: tlsa(dns, port, domain),
                 });
@@ -193,11 +190,11 @@ mod tests {
             .iter()
             .map(|e| {
                 (
-                    e.service,
-                    e.transport,
-                    e.host.as_str(),
-                    e.ip.to_string(),
-                    e.port,
+                    e.key.service,
+                    e.key.transport,
+                    e.key.host.as_str(),
+                    e.key.ip.to_string(),
+                    e.key.port,
                 )
             })
             .collect();
@@ -259,10 +256,10 @@ mod tests {
         assert_eq!(p.len(), 2);
         assert!(
             p.iter()
-                .all(|e| e.source == EndpointSource::Fallback && e.host == "d.test")
+                .all(|e| e.source == EndpointSource::Fallback && e.key.host == "d.test")
         );
-        assert_eq!((p[0].service, p[0].port), (Service::C2s, 5222));
-        assert_eq!((p[1].service, p[1].port), (Service::S2s, 5269));
+        assert_eq!((p[0].key.service, p[0].key.port), (Service::C2s, 5222));
+        assert_eq!((p[1].key.service, p[1].key.port), (Service::S2s, 5269));
     }
 
     #[test]

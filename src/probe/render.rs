@@ -70,11 +70,11 @@ fn service_line(label: &str, s: &ServiceSummary) -> String {
 fn endpoint_line(e: &EndpointReport) -> String {
     let mut line = format!(
         "    {} {:<10} {} {}:{} ",
-        name(e.service),
-        name(e.transport),
-        e.host,
-        e.ip,
-        e.port
+        name(e.key.service),
+        name(e.key.transport),
+        e.key.host,
+        e.key.ip,
+        e.key.port
     );
     line.push_str(&name(e.outcome));
     if let Some(p) = e.phase.filter(|_| e.outcome != EndpointOutcome::Complete) {

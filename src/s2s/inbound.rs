@@ -35,6 +35,7 @@
 //! polite: `</stream:stream>` then TLS close_notify (RFC 6120 §4.4).
 
 use crate::model::acceptance::{InboundAuth, InboundReport};
+use crate::model::domain::{fold, same_domain};
 use crate::negotiation::server::{self, Host, Outcome, Server, ServerAction, fault_condition};
 use crate::negotiation::{Action, Event, Expect};
 use crate::tls::cert;
@@ -250,7 +251,7 @@ fn until(deadline: Instant, step: Duration) -> Duration {
 
 fn new_report(peer: Option<&str>) -> Arc<Mutex<InboundReport>> {
     Arc::new(Mutex::new(InboundReport {
-        peer: peer.map(normalize).unwrap_or_default(),
+        peer: peer.map(fold).unwrap_or_default(),
         at: OffsetDateTime::now_utc(),
         tls: false,
         client_chain: Vec::new(),
@@ -269,21 +270,6 @@ fn update(report: &Mutex<InboundReport>, f: impl FnOnce(&mut InboundReport)) {
 /// unpredictability; dialback keys are bound to it, XEP-0220 §2.1.1).
 pub fn new_id() -> String {
     format!("{:032x}", rand::random::<u128>())
-}
-
-/// Lower case, no trailing dot: how domains are compared.
-fn normalize(d: &str) -> String {
-    server::normalize(d)
-}
-
-fn same_domain(a: &str, b: &str) -> bool {
-    normalize(a) == normalize(b)
-}
-
-/// The domain part of a JID (RFC 7622 §3.2): drop `/resource`, then `local@`.
-pub fn jid_domain(jid: &str) -> String {
-    let bare = jid.split('/').next().unwrap_or(jid);
-    normalize(bare.rsplit('@').next().unwrap_or(bare))
 }
 
 fn our_header(from: &str, to: Option<&str>, id: &str) -> String {
@@ -344,8 +330,8 @@ pub fn answer_verify<P: InboundPolicy>(
 ) -> String {
     let me = policy.domain(local);
     let valid =
-        same_domain(to, me) && dialback::key(policy.secret(local), &normalize(from), me, id) == key;
-    policy.verify_answered(local, &normalize(from), valid);
+        same_domain(to, me) && dialback::key(policy.secret(local), &fold(from), me, id) == key;
+    policy.verify_answered(local, &fold(from), valid);
     dialback::verify_answer(me, from, id, valid)
 }
 

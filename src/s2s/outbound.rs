@@ -11,7 +11,7 @@
 use crate::dns::resolve::Resolver;
 use crate::probe::endpoint::{ConnectOptions, ProbeContext, Session, open_session};
 use crate::probe::plan::{EndpointPlan, plan};
-use crate::probe::report::{EndpointSource, Transport};
+use crate::probe::report::{EndpointKey, EndpointSource, Transport};
 use crate::s2s::steps::{self, StepError};
 use crate::xmpp::Service;
 use crate::xmpp::dialback::{self, Answer};
@@ -75,11 +75,13 @@ pub struct Outbound {
 /// authoritative address is given, as the testnet gives the probe's.
 pub fn direct_plan(host: &str, addr: SocketAddr) -> EndpointPlan {
     EndpointPlan {
-        service: Service::S2s,
-        transport: Transport::Starttls,
-        host: host.to_owned(),
-        ip: addr.ip(),
-        port: addr.port(),
+        key: EndpointKey {
+            service: Service::S2s,
+            transport: Transport::Starttls,
+            host: host.to_owned(),
+            ip: addr.ip(),
+            port: addr.port(),
+        },
         source: EndpointSource::Srv,
         tlsa: Vec::new(),
     }
@@ -91,7 +93,7 @@ pub async fn resolve_plans(resolver: &Resolver, domain: &str) -> Vec<EndpointPla
     let dns = resolver.discover(domain).await;
     plan(domain, &dns)
         .into_iter()
-        .filter(|p| p.service == Service::S2s)
+        .filter(|p| p.key.service == Service::S2s)
         .collect()
 }
 
@@ -107,15 +109,15 @@ async fn first_session(
     let mut ctx = ctx.clone();
     ctx.probe_domain = Some(from.to_owned());
     let mut detail = None;
-    for p in plans.iter().filter(|p| p.service == Service::S2s) {
+    for p in plans.iter().filter(|p| p.key.service == Service::S2s) {
         let (report, session) = open_session(&ctx, to, p, opts).await;
         if let Some(s) = session {
             return Ok(s);
         }
         detail = Some(format!(
             "{}:{} {}{}",
-            p.ip,
-            p.port,
+            p.key.ip,
+            p.key.port,
             crate::model::names::json(report.outcome)
                 .as_str()
                 .unwrap_or("failed"),

@@ -1,52 +1,23 @@
-//! Initiating-server steps on an established (TLS) stream. Each step has a
-//! timeout and returns a typed error; what the peer answered is data.
+//! Initiating-server steps on an established (TLS) stream: the driver of
+//! the pure exchanges in [`crate::negotiation::exchange`]. Each step
+//! writes its request, reads with the hardened reader until a deadline,
+//! and feeds what arrived; it returns a typed error; what the peer
+//! answered is data.
 
-use crate::xmpp::Service;
-use crate::xmpp::dialback::{self, Answer, Dialback};
+use crate::negotiation::Event;
+pub use crate::negotiation::exchange::StepError;
+use crate::negotiation::exchange::{
+    AuthExternal, DialbackResult, DialbackVerify, Exchange, IqRoundTrip, Restart, feed,
+};
+use crate::xmpp::dialback::Answer;
 use crate::xmpp::element::Element;
-use crate::xmpp::features::{self, Features};
-use crate::xmpp::reader::{ReadFault, StreamReader};
+use crate::xmpp::features::Features;
+use crate::xmpp::reader::StreamReader;
 use crate::xmpp::sasl::{self, SaslOutcome};
-use crate::xmpp::stream::{self, HeaderSpec, StreamError, StreamHeader};
-use crate::xmpp::{NS_STREAMS, iq};
+use crate::xmpp::stream::StreamHeader;
 use std::time::Duration;
-use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::time::timeout;
-
-/// How a step failed (as opposed to what the peer answered).
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum StepError {
-    /// No answer before the step's timeout.
-    #[error("timed out")]
-    Timeout,
-    /// The stream broke or carried bad XML.
-    #[error("stream: {0}")]
-    Read(#[from] ReadFault),
-    /// The peer sent `<stream:error/>`.
-    #[error("stream error <{}/>{}", .0.condition, .0.text.as_deref().map(|t| format!(": {t}")).unwrap_or_default())]
-    Stream(StreamError),
-    /// Writing failed.
-    #[error("write: {0}")]
-    Write(String),
-    /// The peer sent something the step does not allow.
-    #[error("unexpected {0}")]
-    Unexpected(String),
-}
-
-async fn read<S: AsyncRead + AsyncWrite + Unpin>(
-    s: &mut StreamReader<S>,
-    limit: Duration,
-) -> Result<Element, StepError> {
-    s.new_phase();
-    let el = timeout(limit, s.read_element())
-        .await
-        .map_err(|_| StepError::Timeout)??;
-    if el.is(NS_STREAMS, "error") {
-        return Err(StepError::Stream(stream::parse_error(&el)));
-    }
-    Ok(el)
-}
+use tokio::time::{Instant, timeout};
 
 async fn write<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut StreamReader<S>,
@@ -55,6 +26,38 @@ async fn write<S: AsyncRead + AsyncWrite + Unpin>(
     s.write_all(xml.as_bytes())
         .await
         .map_err(|e| StepError::Write(e.to_string()))
+}
+
+/// Reads and feeds elements until `x` answers or fails; every read is a
+/// new reader phase, all within `limit` from now.
+async fn answer<S: AsyncRead + AsyncWrite + Unpin, X: Exchange>(
+    s: &mut StreamReader<S>,
+    x: &mut X,
+    limit: Duration,
+) -> Result<X::Answer, StepError> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        s.new_phase();
+        let ev = match timeout(left, s.read_element()).await {
+            Err(_) => Event::Timeout,
+            Ok(Err(fault)) => Event::Fault(fault),
+            Ok(Ok(el)) => Event::Element(el),
+        };
+        if let Some(a) = feed(x, ev)? {
+            return Ok(a);
+        }
+    }
+}
+
+/// Writes `x`'s request, then waits for its answer.
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin, X: Exchange>(
+    s: &mut StreamReader<S>,
+    mut x: X,
+    limit: Duration,
+) -> Result<X::Answer, StepError> {
+    write(s, &x.request()).await?;
+    answer(s, &mut x, limit).await
 }
 
 /// RFC 6120 §4.3.3 stream restart (after SASL success): our header, then
@@ -66,27 +69,14 @@ pub async fn restart<S: AsyncRead + AsyncWrite + Unpin>(
     limit: Duration,
 ) -> Result<(StreamHeader, Features), StepError> {
     s.restart();
-    write(
-        s,
-        &stream::open_header(&HeaderSpec {
-            service: Service::S2s,
-            from: Some(from),
-            to: Some(to),
-            id: None,
-            version: Some("1.0"),
-            dialback: true,
-        }),
-    )
-    .await?;
+    let mut x = Restart { from, to };
+    write(s, &x.request()).await?;
     s.new_phase();
     let header = timeout(limit, s.read_header())
         .await
         .map_err(|_| StepError::Timeout)??;
-    let el = read(s, limit).await?;
-    if !features::is_features(&el) {
-        return Err(StepError::Unexpected(el.expanded_name()));
-    }
-    Ok((header, features::parse(&el)))
+    let features = answer(s, &mut x, limit).await?;
+    Ok((header, features))
 }
 
 /// XEP-0178 §3: `<auth mechanism='EXTERNAL'>` with our domain as
@@ -98,11 +88,7 @@ pub async fn auth_external<S: AsyncRead + AsyncWrite + Unpin>(
     to: &str,
     limit: Duration,
 ) -> Result<(SaslOutcome, Option<Features>), StepError> {
-    write(s, &sasl::auth_external(from)).await?;
-    let el = read(s, limit).await?;
-    let outcome =
-        sasl::parse_outcome(&el).ok_or_else(|| StepError::Unexpected(el.expanded_name()))?;
-    match outcome {
+    match exchange(s, AuthExternal { from }, limit).await? {
         SaslOutcome::Success => {
             let (_, feats) = restart(s, from, to, limit).await?;
             Ok((SaslOutcome::Success, Some(feats)))
@@ -125,15 +111,7 @@ pub async fn dialback<S: AsyncRead + AsyncWrite + Unpin>(
     key: &str,
     limit: Duration,
 ) -> Result<Answer, StepError> {
-    write(s, &dialback::result_request(from, to, key)).await?;
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let el = read(s, left).await?;
-        if let Some(Dialback::ResultAnswer { answer, .. }) = dialback::parse(&el) {
-            return Ok(answer);
-        }
-    }
+    exchange(s, DialbackResult { from, to, key }, limit).await
 }
 
 /// Sends an IQ and waits for the answer with the same id on this stream
@@ -145,20 +123,7 @@ pub async fn iq_on_stream<S: AsyncRead + AsyncWrite + Unpin>(
     id: &str,
     limit: Duration,
 ) -> Result<Option<Element>, StepError> {
-    write(s, xml).await?;
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match read(s, left).await {
-            Ok(el) => {
-                if iq::parse(&el).is_some_and(|q| q.id == id) {
-                    return Ok(Some(el));
-                }
-            }
-            Err(StepError::Timeout) => return Ok(None),
-            Err(e) => return Err(e),
-        }
-    }
+    exchange(s, IqRoundTrip { xml, id }, limit).await
 }
 
 /// Writes raw XML (a stanza) to the stream.
@@ -181,36 +146,5 @@ pub async fn verify<S: AsyncRead + AsyncWrite + Unpin>(
     key: &str,
     limit: Duration,
 ) -> Result<Answer, StepError> {
-    write(s, &dialback::verify_request(from, to, id, key)).await?;
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let el = read(s, left).await?;
-        if let Some(Dialback::VerifyAnswer {
-            id: got, answer, ..
-        }) = dialback::parse(&el)
-            && got == id
-        {
-            return Ok(answer);
-        }
-    }
-}
-
-/// The typed fault behind a failed step, for the acceptance evidence.
-impl From<&StepError> for crate::model::acceptance::ExchangeFault {
-    fn from(e: &StepError) -> Self {
-        use crate::xmpp::reader::ReadFault as R;
-        use StepError as E;
-        match e {
-            E::Timeout => Self::Timeout,
-            E::Read(R::ByteLimit | R::DepthLimit) => Self::Limit,
-            E::Read(R::InvalidXml(_) | R::NotStream(_) | R::Doctype | R::ProcessingInstruction) => {
-                Self::InvalidXml
-            }
-            E::Read(R::Eof | R::StreamClosed | R::Io(_) | R::TlsAlert(_)) => Self::Closed,
-            E::Stream(_) => Self::StreamError,
-            E::Write(_) => Self::Write,
-            E::Unexpected(_) => Self::Unexpected,
-        }
-    }
+    exchange(s, DialbackVerify { from, to, id, key }, limit).await
 }

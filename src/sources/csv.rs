@@ -3,7 +3,7 @@
 //! domainpart; every bad record is reported with its line.
 
 use super::{SourceError, SourceProblem, read};
-use crate::domain::{self, DomainError};
+use crate::model::domain::{DomainError, DomainName};
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -11,7 +11,7 @@ pub(super) async fn load_csv(
     path: &Path,
     column: Option<&str>,
     label: &str,
-) -> (Vec<String>, Vec<SourceProblem>) {
+) -> (Vec<DomainName>, Vec<SourceProblem>) {
     match read(path).await {
         Ok(bytes) => match parse_csv(path, &bytes, column, label) {
             Ok(r) => r,
@@ -23,14 +23,6 @@ pub(super) async fn load_csv(
 
 /// The columns tried, in order, when none is named.
 pub const CSV_DEFAULT_COLUMNS: [&str; 3] = ["domain", "jid", "host"];
-
-/// Reduces a JID (`local@domain/resource`) to its domainpart (RFC 7622
-/// §3.1: the resource starts at the first `/`, the local part ends at the
-/// `@` before the domain). A bare domain is returned unchanged.
-pub fn jid_domain(jid: &str) -> &str {
-    let bare = jid.split('/').next().unwrap_or(jid);
-    bare.rsplit('@').next().unwrap_or(bare)
-}
 
 /// Parses a CSV domain list. The header row is required: the column is
 /// found by name (exact, then case-insensitive), by default the first of
@@ -45,7 +37,7 @@ pub fn parse_csv(
     text: &[u8],
     column: Option<&str>,
     label: &str,
-) -> Result<(Vec<String>, Vec<SourceProblem>), SourceError> {
+) -> Result<(Vec<DomainName>, Vec<SourceProblem>), SourceError> {
     let header_err = |why: String| SourceError::CsvHeader {
         path: path.to_path_buf(),
         why,
@@ -139,8 +131,12 @@ pub fn parse_csv(
                 continue;
             }
         };
-        let name = if is_jid { jid_domain(cell) } else { cell };
-        match domain::normalize(name) {
+        let parsed = if is_jid {
+            DomainName::from_jid(cell)
+        } else {
+            DomainName::parse(cell)
+        };
+        match parsed {
             Ok(d) => {
                 if seen.insert(d.clone()) {
                     good.push(d);
@@ -162,7 +158,7 @@ mod tests {
     fn csv(
         text: &str,
         column: Option<&str>,
-    ) -> Result<(Vec<String>, Vec<SourceProblem>), SourceError> {
+    ) -> Result<(Vec<DomainName>, Vec<SourceProblem>), SourceError> {
         parse_csv(Path::new("s.csv"), text.as_bytes(), column, "s.csv")
     }
 
@@ -206,8 +202,6 @@ mod tests {
         assert_eq!(good, vec!["ok.example"]);
         assert_eq!(bad.len(), 1);
         assert_eq!(bad[0].line, Some(2));
-        assert_eq!(jid_domain("a@b.example/res/with@at"), "b.example");
-        assert_eq!(jid_domain("b.example"), "b.example");
     }
 
     #[test]

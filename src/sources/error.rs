@@ -3,8 +3,8 @@
 //! entry or one failed source in what [`load`](super::load) reports.
 
 use super::ACCEPTED_FORMS;
-use crate::domain::BadLine;
 use crate::limits::PROVIDERS_MAX_BYTES;
+use crate::model::domain::BadLine;
 use std::fmt;
 use std::path::PathBuf;
 use thiserror::Error;

@@ -2,7 +2,7 @@
 //! Providers list, and the domains the database already knows.
 //!
 //! Every source is untrusted input. Each name goes through
-//! [`domain::normalize`] so that de-duplication across sources and opt-outs
+//! [`DomainName::parse`] so that de-duplication across sources and opt-outs
 //! compare like with like; a bad entry is reported with its source and
 //! position while the valid rest is kept, and a source that fails as a whole
 //! (unreadable file, unreachable URL, broken JSON) becomes one
@@ -28,17 +28,17 @@ mod providers;
 mod spec;
 mod text;
 
-pub use self::csv::{CSV_DEFAULT_COLUMNS, jid_domain, parse_csv};
+pub use self::csv::{CSV_DEFAULT_COLUMNS, parse_csv};
 pub use error::{SourceError, SourceProblem};
 pub use providers::{ProvidersList, parse_providers, parse_providers_bytes};
 pub use spec::{ACCEPTED_FORMS, ProvidersLocation, SourceSpec};
 
 use self::csv::load_csv;
-use crate::domain;
+use crate::model::domain::{self, DomainName};
 use providers::fetch;
 use std::collections::HashSet;
 use std::path::Path;
-use text::{load_text, normalize_all};
+use text::{load_text, parse_all};
 
 pub use crate::limits::{PROVIDERS_MAX_BYTES, PROVIDERS_TIMEOUT};
 
@@ -47,17 +47,17 @@ pub use crate::limits::{PROVIDERS_MAX_BYTES, PROVIDERS_TIMEOUT};
 pub struct Loaded {
     /// Normalised domains to crawl, de-duplicated across all sources, in
     /// order of first occurrence, opt-outs and withheld providers removed.
-    pub domains: Vec<String>,
+    pub domains: Vec<DomainName>,
     /// Every bad entry and every failed source.
     pub problems: Vec<SourceProblem>,
     /// Per source (label, valid domains it contributed), counted before
     /// cross-source de-duplication and opt-outs, in the order given.
     pub per_source: Vec<(String, usize)>,
     /// Domains named by a source but removed because they opted out.
-    pub opted_out: Vec<String>,
+    pub opted_out: Vec<DomainName>,
     /// Providers-list domains not crawled because `serverTesting` was not
     /// `true` (see [`parse_providers`]).
-    pub no_consent: Vec<String>,
+    pub no_consent: Vec<DomainName>,
 }
 
 /// Loads every source in order and merges them.
@@ -80,7 +80,7 @@ pub async fn load(
     // Explicit refusals (see `ProvidersList::refused`) are removed from
     // every source, like opt-outs.
     let mut refused = HashSet::new();
-    let mut merged: Vec<String> = Vec::new();
+    let mut merged: Vec<DomainName> = Vec::new();
     for spec in specs {
         let label = spec.label();
         let (good, problems) = match spec {
@@ -105,7 +105,7 @@ pub async fn load(
                 }
             }
             SourceSpec::Database => match known.take() {
-                Some(names) => normalize_all(names, &label),
+                Some(names) => parse_all(names, &label),
                 None => (
                     Vec::new(),
                     vec![SourceProblem::whole(
@@ -118,7 +118,7 @@ pub async fn load(
         out.per_source.push((label, good.len()));
         out.problems.extend(problems);
         for d in good {
-            if opt_out.contains(&d) {
+            if opt_out.contains(d.as_str()) {
                 if opted_seen.insert(d.clone()) {
                     out.opted_out.push(d);
                 }
@@ -141,7 +141,7 @@ pub fn load_opt_out_file(path: &Path) -> Result<HashSet<String>, SourceError> {
     })?;
     let (good, bad) = domain::parse_list(path, &bytes);
     if bad.is_empty() {
-        Ok(good.into_iter().collect())
+        Ok(good.into_iter().map(String::from).collect())
     } else {
         Err(SourceError::OptOut { lines: bad })
     }

@@ -4,8 +4,8 @@
 //! server testing (see [`parse_providers`]).
 
 use super::{SourceError, SourceProblem};
-use crate::domain::{self, DomainError};
 use crate::limits::{PROVIDERS_MAX_BYTES, PROVIDERS_TIMEOUT};
+use crate::model::domain::{self, DomainError, DomainName};
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use std::collections::HashSet;
@@ -79,12 +79,12 @@ fn describe(e: &reqwest::Error) -> String {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProvidersList {
     /// Providers that consent to server testing, normalised, in order.
-    pub domains: Vec<String>,
+    pub domains: Vec<DomainName>,
     /// Providers whose `serverTesting` is not `true`.
-    pub no_consent: Vec<String>,
+    pub no_consent: Vec<DomainName>,
     /// The subset of `no_consent` that refused explicitly: `false` with a
     /// non-empty `source`, i.e. stated in the provider's own provider file.
-    pub refused: Vec<String>,
+    pub refused: Vec<DomainName>,
     /// Bad entries, by index.
     pub problems: Vec<SourceProblem>,
 }
@@ -289,7 +289,7 @@ fn parse_providers_doc(text: &str, label: &str, lossy: bool) -> Result<Providers
                 continue;
             }
         };
-        let d = match domain::normalize(&jid) {
+        let d = match DomainName::parse(&jid) {
             Ok(d) => d,
             Err(e) => {
                 out.problems.push(problem(&jid, e.to_string()));

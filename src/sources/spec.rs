@@ -23,7 +23,7 @@ pub enum ProvidersLocation {
 /// One `--source` argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceSpec {
-    /// One domain a line, `#` comments; see [`crate::domain::parse_list`].
+    /// One domain a line, `#` comments; see [`crate::model::domain::parse_list`].
     Text(PathBuf),
     /// A CSV file with a header row; `column` names the domain column
     /// (default: the first of `domain`, `jid`, `host`).

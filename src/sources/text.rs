@@ -3,11 +3,11 @@
 //! normalised and de-duplicated within its source.
 
 use super::{SourceProblem, read};
-use crate::domain;
+use crate::model::domain::{self, DomainName};
 use std::collections::HashSet;
 use std::path::Path;
 
-pub(super) async fn load_text(path: &Path, label: &str) -> (Vec<String>, Vec<SourceProblem>) {
+pub(super) async fn load_text(path: &Path, label: &str) -> (Vec<DomainName>, Vec<SourceProblem>) {
     match read(path).await {
         Ok(bytes) => {
             let (good, bad) = domain::parse_list(path, &bytes);
@@ -21,12 +21,13 @@ pub(super) async fn load_text(path: &Path, label: &str) -> (Vec<String>, Vec<Sou
     }
 }
 
-pub(super) fn normalize_all(names: Vec<String>, label: &str) -> (Vec<String>, Vec<SourceProblem>) {
+/// Parses each name (the database's known domains), de-duplicated.
+pub(super) fn parse_all(names: Vec<String>, label: &str) -> (Vec<DomainName>, Vec<SourceProblem>) {
     let mut seen = HashSet::new();
     let mut good = Vec::new();
     let mut bad = Vec::new();
     for name in names {
-        match domain::normalize(&name) {
+        match DomainName::parse(&name) {
             Ok(d) => {
                 if seen.insert(d.clone()) {
                     good.push(d);

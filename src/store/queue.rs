@@ -27,12 +27,17 @@ impl Store {
     /// name is upserted into `domains` (`last_seen` refreshed); opted-out
     /// names are skipped entirely; a domain already in this crawl is never
     /// queued again (whatever its state). Names must be normalised.
-    pub async fn enqueue(&self, crawl_id: i64, domains: &[String]) -> Result<u64, StoreError> {
-        if let Some(bad) = domains.iter().find(|d| !is_normalised(d)) {
-            return Err(StoreError::InvalidDomain(bad.clone()));
+    pub async fn enqueue<D: AsRef<str>>(
+        &self,
+        crawl_id: i64,
+        domains: &[D],
+    ) -> Result<u64, StoreError> {
+        if let Some(bad) = domains.iter().find(|d| !is_normalised(d.as_ref())) {
+            return Err(StoreError::InvalidDomain(bad.as_ref().to_string()));
         }
         let mut queued = 0;
         for chunk in domains.chunks(ENQUEUE_CHUNK) {
+            let chunk: Vec<&str> = chunk.iter().map(AsRef::as_ref).collect();
             queued += sqlx::query(
                 "WITH input AS (
                     SELECT DISTINCT n AS name FROM unnest($2::text[]) AS n

@@ -15,11 +15,11 @@ use crate::model::acceptance::{
     DialbackReport, InboundAuth, InboundReport, IqOutcome, ProbeCertKind,
 };
 use crate::model::report::{
-    ConnectOutcome, DomainReport, EndpointOutcome, EndpointReport, EndpointSource, Phase, Transport,
+    ConnectOutcome, DomainReport, EndpointKey, EndpointOutcome, EndpointReport, EndpointSource,
+    Phase, Transport,
 };
 use crate::model::summary::{ServiceStatus, ServiceSummary};
 use crate::tls::{CertInfo, ChainVerdict, ClientPurpose, EkuClass, NameMatch, TlsFailure};
-use crate::xmpp::Service;
 use crate::xmpp::features::StarttlsOffer;
 use crate::xmpp::sasl::SaslOutcome;
 use serde::{Serialize, Serializer};
@@ -211,16 +211,10 @@ pub struct CertificateRow {
 pub struct EndpointRow {
     /// Index in the report's endpoint list.
     pub ordinal: usize,
-    /// c2s / s2s.
-    pub service: Service,
-    /// STARTTLS / direct TLS.
-    pub transport: Transport,
-    /// Host name.
-    pub host: String,
-    /// Address.
-    pub ip: IpAddr,
-    /// Port.
-    pub port: u16,
+    /// Service, transport, host, address, port (flattened: the row's
+    /// columns).
+    #[serde(flatten)]
+    pub key: EndpointKey,
     /// SRV or fallback.
     pub source: EndpointSource,
     /// TCP connect result.
@@ -549,9 +543,9 @@ fn attempt_row((ordinal, a): (usize, &AttemptReport)) -> AttemptRow {
     AttemptRow {
         ordinal,
         cert_kind: a.cert,
-        transport: c.transport,
-        ip: c.ip,
-        port: c.port,
+        transport: c.key.transport,
+        ip: c.key.ip,
+        port: c.key.port,
         client_cert_requested: tls.map(|t| t.client_cert_requested),
         client_cert_sent: a.client_cert_sent,
         tls_version: tls.and_then(|t| t.version.clone()),
@@ -660,11 +654,7 @@ fn endpoint_row(ordinal: usize, e: &EndpointReport) -> EndpointRow {
     }
     EndpointRow {
         ordinal,
-        service: e.service,
-        transport: e.transport,
-        host: e.host.clone(),
-        ip: e.ip,
-        port: e.port,
+        key: e.key.clone(),
         source: e.source,
         connect: e.connect,
         connect_ms: e.connect_ms,
@@ -770,6 +760,7 @@ mod tests {
     use crate::dns::{HostLookup, SrvLookup, SrvRecord, SrvService, TlsaLookup};
     use crate::tls::{Eku, KeyInfo, Sans, TlsInfo};
     use crate::verdict::summarize;
+    use crate::xmpp::Service;
     use time::macros::{date, datetime};
 
     fn cert(sha: char, class: EkuClass, renews: Option<Date>) -> CertInfo {
@@ -808,11 +799,13 @@ mod tests {
 
     fn endpoint(service: Service, chain: Vec<CertInfo>) -> EndpointReport {
         EndpointReport {
-            service,
-            transport: Transport::Starttls,
-            host: "xmpp.example.test".into(),
-            ip: "192.0.2.7".parse().unwrap(),
-            port: if service == Service::C2s { 5222 } else { 5269 },
+            key: EndpointKey {
+                service,
+                transport: Transport::Starttls,
+                host: "xmpp.example.test".into(),
+                ip: "192.0.2.7".parse().unwrap(),
+                port: if service == Service::C2s { 5222 } else { 5269 },
+            },
             source: EndpointSource::Srv,
             connect: ConnectOutcome::Connected,
             connect_ms: Some(3),

@@ -10,6 +10,7 @@ use crate::facts::{
     DNSSEC_KEY, ENDPOINTS_KEY, EndpointField as F, Facts, TLSA_KEY, endpoint_fact_key,
     endpoint_key, json, srv_keys,
 };
+use crate::model::report::EndpointKey;
 use crate::testnet::layout::Placed;
 use crate::testnet::profile::{CertShape, DnsShape, PreTls, StreamShape, Tcp, TlsVersions};
 use crate::xmpp::Service;
@@ -27,11 +28,8 @@ pub struct CertDates {
 
 /// One endpoint a placed domain exposes, in probe order.
 struct Ep {
-    service: Service,
-    transport: crate::probe::report::Transport,
-    host: String,
-    ip: IpAddr,
-    port: u16,
+    /// Which endpoint.
+    key: EndpointKey,
     /// Nothing listens there.
     dead: bool,
 }
@@ -39,11 +37,13 @@ struct Ep {
 fn endpoints(p: &Placed, dead_ip: IpAddr) -> Vec<Ep> {
     use crate::probe::report::Transport::{DirectTls, Starttls};
     let ep = |service, transport, host: &str, ip, port, dead| Ep {
-        service,
-        transport,
-        host: host.to_string(),
-        ip,
-        port,
+        key: EndpointKey {
+            service,
+            transport,
+            host: host.to_string(),
+            ip,
+            port,
+        },
         dead,
     };
     let (h, ip, ports) = (&p.host, p.ip, p.ports);
@@ -183,14 +183,14 @@ fn client_purpose(classes: &[&str]) -> &'static str {
 /// Sets every field of one endpoint; starts from all-`null`.
 fn endpoint_facts(p: &Placed, e: &Ep, dates: CertDates, out: &mut Facts) {
     use crate::probe::report::Transport;
-    let key = endpoint_key(e.service, e.transport, &e.host, e.ip, e.port);
+    let key = endpoint_key(&e.key);
     let mut f: Vec<(F, Value)> = F::ALL.iter().map(|&k| (k, Value::Null)).collect();
     let mut set = |k: F, v: Value| {
         if let Some(slot) = f.iter_mut().find(|(x, _)| *x == k) {
             slot.1 = v;
         }
     };
-    let shape: Option<StreamShape> = match e.service {
+    let shape: Option<StreamShape> = match e.key.service {
         Service::C2s => Some(p.profile.c2s),
         Service::S2s => p.profile.s2s,
     };
@@ -204,7 +204,7 @@ fn endpoint_facts(p: &Placed, e: &Ep, dates: CertDates, out: &mut Facts) {
         }
     };
     set(F::Connect, j!("connected"));
-    let starttls = e.transport == Transport::Starttls;
+    let starttls = e.key.transport == Transport::Starttls;
     if shape.tcp == Tcp::Silent {
         if starttls {
             set(F::Outcome, j!("timeout"));
@@ -244,7 +244,7 @@ fn endpoint_facts(p: &Placed, e: &Ep, dates: CertDates, out: &mut Facts) {
             stop(&mut set, outcome, phase);
             return flush(&key, f, out);
         }
-        let s2s = e.service == Service::S2s;
+        let s2s = e.key.service == Service::S2s;
         set(F::Starttls, json(shape.starttls));
         set(F::SaslBeforeTls, json(shape.sasl_before));
         set(F::DialbackBeforeTls, j!(s2s && shape.dialback));
@@ -258,7 +258,7 @@ fn endpoint_facts(p: &Placed, e: &Ep, dates: CertDates, out: &mut Facts) {
             // The forged features behind `<proceed/>` are discarded and
             // counted; TLS goes on (RFC 6120 §5.4.3.3).
             PreTls::InjectAfterProceed => {
-                let forged = crate::testnet::server::features_xml(&shape, e.service, true);
+                let forged = crate::testnet::server::features_xml(&shape, e.key.service, true);
                 set(F::StarttlsInjectedBytes, j!(forged.len()));
             }
             PreTls::StarttlsFailure => {
@@ -288,7 +288,7 @@ fn endpoint_facts(p: &Placed, e: &Ep, dates: CertDates, out: &mut Facts) {
         if starttls {
             Value::Null
         } else {
-            j!(match e.service {
+            j!(match e.key.service {
                 Service::C2s => "xmpp-client",
                 Service::S2s => "xmpp-server",
             })
@@ -311,7 +311,7 @@ fn endpoint_facts(p: &Placed, e: &Ep, dates: CertDates, out: &mut Facts) {
     );
     set(F::KeyAlgorithm, j!("ec"));
     set(F::CertAnomalies, j!(cert_anomalies(p.profile.cert)));
-    let s2s = e.service == Service::S2s;
+    let s2s = e.key.service == Service::S2s;
     if s2s && shape.secure_auth {
         // The passive probe presents no certificate: refused after TLS.
         set(F::Outcome, j!("stream_error"));
@@ -403,7 +403,7 @@ fn summary_facts(p: &Placed, eps: &[Ep], out: &mut Facts) {
     for service in [Service::C2s, Service::S2s] {
         let name = json(service);
         let name = name.as_str().unwrap_or_default();
-        let mine: Vec<&Ep> = eps.iter().filter(|e| e.service == service).collect();
+        let mine: Vec<&Ep> = eps.iter().filter(|e| e.key.service == service).collect();
         let shape = match service {
             Service::C2s => Some(p.profile.c2s),
             Service::S2s => p.profile.s2s,
@@ -465,10 +465,7 @@ pub fn expected(p: &Placed, dead_ip: IpAddr, dates: CertDates) -> Facts {
     let mut out = Facts::new();
     dns_facts(p, &mut out);
     let eps = endpoints(p, dead_ip);
-    let mut keys: Vec<String> = eps
-        .iter()
-        .map(|e| endpoint_key(e.service, e.transport, &e.host, e.ip, e.port))
-        .collect();
+    let mut keys: Vec<String> = eps.iter().map(|e| endpoint_key(&e.key)).collect();
     keys.sort();
     out.insert(ENDPOINTS_KEY.into(), json(keys));
     for e in &eps {

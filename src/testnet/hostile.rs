@@ -10,9 +10,9 @@
 //! `db:verify` and IQs answered as the engine answers them), then the
 //! fault instead of an answer to `<auth/>`.
 
-use crate::negotiation::server::normalize;
+use crate::model::domain::{fold, fold_jid, same_domain};
 use crate::s2s::inbound::{
-    InboundLimits, InboundPolicy, Stage, answer_verify, close, jid_domain, new_id, next,
+    InboundLimits, InboundPolicy, Stage, answer_verify, close, new_id, next,
 };
 use crate::xmpp::dialback::{self, Dialback};
 use crate::xmpp::reader::StreamReader;
@@ -131,7 +131,7 @@ async fn secure<P: InboundPolicy>(
         return;
     };
     let me = policy.domain(&local).to_owned();
-    let peer = header.from.as_deref().map(normalize);
+    let peer = header.from.as_deref().map(fold);
     let id = new_id();
     let out = format!(
         "{}{}",
@@ -172,8 +172,8 @@ async fn secure<P: InboundPolicy>(
         }
         let out = match dialback::parse(&el) {
             Some(Dialback::ResultRequest { from, to, key }) => {
-                let from = normalize(&from);
-                let valid = normalize(&to) == normalize(&me)
+                let from = fold(&from);
+                let valid = same_domain(&to, &me)
                     && policy.dialback(&local)
                     && timeout(
                         limits.verify,
@@ -196,7 +196,7 @@ async fn secure<P: InboundPolicy>(
                 if authed.is_empty() {
                     return close(rd, Some("not-authorized")).await;
                 }
-                let from = el.attr("from").map(jid_domain).unwrap_or_default();
+                let from = el.attr("from").map(fold_jid).unwrap_or_default();
                 if !authed.contains(&from) {
                     return close(rd, Some("invalid-from")).await;
                 }

@@ -65,6 +65,12 @@ pub fn is_trusted_match(m: NameMatch) -> bool {
 
 /// Lower-case and strip one trailing dot (RFC 6125 §6.4.1 compares DNS
 /// labels case-insensitively; an absolute name's final dot is not part of it).
+///
+/// Not [`crate::model::domain::fold`] nor
+/// [`crate::model::domain::DomainName::parse`], on purpose: a
+/// certificate's presented identifier is compared as written (no
+/// trimming, exactly one final dot dropped, wildcards kept), so that a
+/// name with stray whitespace or dots never matches.
 fn normalize(s: &str) -> String {
     s.strip_suffix('.').unwrap_or(s).to_lowercase()
 }

@@ -30,7 +30,7 @@ impl Problem {
     }
 
     /// 400: the domain in the URL is not a valid XMPP domain.
-    pub fn invalid_domain(input: &str, why: &crate::domain::DomainError) -> Self {
+    pub fn invalid_domain(input: &str, why: &crate::model::domain::DomainError) -> Self {
         let shown: String = input.chars().take(300).collect();
         Self::new(
             StatusCode::BAD_REQUEST,

@@ -217,10 +217,12 @@ pub fn normalize(input: &str) -> Result<String, Problem> {
     if input.len() > 1024 {
         return Err(Problem::invalid_domain(
             input,
-            &crate::domain::DomainError::TooLong,
+            &crate::model::domain::DomainError::TooLong,
         ));
     }
-    crate::domain::normalize(input).map_err(|e| Problem::invalid_domain(input, &e))
+    crate::model::domain::DomainName::parse(input)
+        .map(crate::model::domain::DomainName::into_string)
+        .map_err(|e| Problem::invalid_domain(input, &e))
 }
 
 /// The domain of a path, normalised, or the answer to give instead: 400

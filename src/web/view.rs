@@ -314,15 +314,15 @@ fn yes_no(v: Option<bool>) -> String {
 }
 
 fn address(e: &EndpointReport) -> String {
-    std::net::SocketAddr::new(e.ip, e.port).to_string()
+    e.key.addr().to_string()
 }
 
 fn endpoint_view(e: &EndpointReport) -> EndpointView {
     let outcome = label(e.outcome);
     EndpointView {
-        service: label(e.service),
-        transport: label(e.transport),
-        host: e.host.clone(),
+        service: label(e.key.service),
+        transport: label(e.key.transport),
+        host: e.key.host.clone(),
         address: address(e),
         ok: outcome == "complete",
         outcome,
@@ -379,7 +379,7 @@ fn chain_view(e: &EndpointReport) -> Option<ChainView> {
         })
         .collect();
     Some(ChainView {
-        endpoint: format!("{} {} ({})", label(e.service), address(e), e.host),
+        endpoint: format!("{} {} ({})", label(e.key.service), address(e), e.key.host),
         certs,
     })
 }
@@ -474,7 +474,7 @@ pub fn report_view(report: &DomainReport, mut findings: Vec<FindingView>) -> Rep
         report
             .endpoints
             .iter()
-            .filter(|e| label(e.service) == service)
+            .filter(|e| label(e.key.service) == service)
             .find_map(chain_view)
     };
     if let Some(c) = primary("s2s") {

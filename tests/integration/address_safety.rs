@@ -17,8 +17,18 @@ async fn strict_policy_makes_zero_connections_to_the_testnet() {
         assert!(!r.endpoints.is_empty(), "{d}: DNS still answers");
         for e in &r.endpoints {
             endpoints += 1;
-            assert_eq!(e.connect, ConnectOutcome::BlockedAddress, "{d} {}", e.ip);
-            assert_eq!(e.outcome, EndpointOutcome::BlockedAddress, "{d} {}", e.ip);
+            assert_eq!(
+                e.connect,
+                ConnectOutcome::BlockedAddress,
+                "{d} {}",
+                e.key.ip
+            );
+            assert_eq!(
+                e.outcome,
+                EndpointOutcome::BlockedAddress,
+                "{d} {}",
+                e.key.ip
+            );
             assert!(
                 e.detail
                     .as_deref()
@@ -44,7 +54,7 @@ async fn strict_policy_makes_zero_connections_to_the_testnet() {
             .iter()
             .any(|e| e.connect == ConnectOutcome::Connected)
     );
-    let ip = r.endpoints[0].ip;
+    let ip = r.endpoints[0].key.ip;
     assert!(net.connections(ip) > 0);
     net.shutdown().await;
 }

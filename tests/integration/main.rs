@@ -5,6 +5,7 @@
 mod acceptance;
 mod address_safety;
 mod attack;
+mod browser;
 mod cli;
 mod crawl;
 mod layers;

@@ -22,7 +22,7 @@ use xmpp_survey::net::politeness::{Politeness, PolitenessConfig};
 use xmpp_survey::probe::Prober;
 use xmpp_survey::probe::endpoint::{ProbeContext, probe_endpoint};
 use xmpp_survey::probe::plan::EndpointPlan;
-use xmpp_survey::probe::report::{EndpointOutcome, EndpointSource, Transport};
+use xmpp_survey::probe::report::{EndpointKey, EndpointOutcome, EndpointSource, Transport};
 use xmpp_survey::testnet::{Testnet, harness};
 use xmpp_survey::xmpp::Service;
 
@@ -89,7 +89,7 @@ async fn crawl_all(net: &Testnet, gate: &Arc<Politeness>) -> Duration {
                 EndpointOutcome::Complete,
                 "{} {}",
                 r.domain,
-                e.ip
+                e.key.ip
             );
         }
     }
@@ -225,11 +225,13 @@ async fn per_ip_concurrency_cap_holds_against_silent_servers() {
     let gated = context(&net, limits, Some(gate.clone()));
     let ungated = context(&net, limits, None);
     let plan = |ip: IpAddr| EndpointPlan {
-        service: Service::C2s,
-        transport: Transport::Starttls,
-        host: "silent".into(),
-        ip,
-        port: 5222,
+        key: EndpointKey {
+            service: Service::C2s,
+            transport: Transport::Starttls,
+            host: "silent".into(),
+            ip,
+            port: 5222,
+        },
         source: EndpointSource::Fallback,
         tlsa: Vec::new(),
     };

@@ -28,7 +28,7 @@ use tokio::net::{TcpListener, TcpStream};
 use xmpp_survey::net::policy::AddressPolicy;
 use xmpp_survey::probe::endpoint::{ConnectOptions, ProbeContext, open_session};
 use xmpp_survey::probe::plan::EndpointPlan;
-use xmpp_survey::probe::report::{EndpointOutcome, EndpointSource, Transport};
+use xmpp_survey::probe::report::{EndpointKey, EndpointOutcome, EndpointSource, Transport};
 use xmpp_survey::s2s::steps;
 use xmpp_survey::testnet::profile::CertShape;
 use xmpp_survey::testnet::{External, Testnet, TestnetConfig};
@@ -316,11 +316,13 @@ fn probe_context(net: &Testnet) -> ProbeContext {
 /// Prosody's s2s endpoint, as DNS names it.
 fn s2s_plan(ip: Ipv4Addr) -> EndpointPlan {
     EndpointPlan {
-        service: Service::S2s,
-        transport: Transport::Starttls,
-        host: DOMAIN.to_string(),
-        ip: IpAddr::V4(ip),
-        port: 5269,
+        key: EndpointKey {
+            service: Service::S2s,
+            transport: Transport::Starttls,
+            host: DOMAIN.to_string(),
+            ip: IpAddr::V4(ip),
+            port: 5269,
+        },
         source: EndpointSource::Srv,
         tlsa: Vec::new(),
     }
@@ -375,7 +377,7 @@ async fn passive_probe(net: &Testnet) {
     for e in &report.endpoints {
         println!(
             "{:?} {}:{} pre-TLS {:?}\n  post-TLS {:?}",
-            e.service, e.ip, e.port, e.pre_tls, e.post_tls
+            e.key.service, e.key.ip, e.key.port, e.pre_tls, e.post_tls
         );
     }
     let s = &report.summary;
@@ -581,7 +583,7 @@ async fn prosody_with_debian_stock_config_accepts_server_only() {
     let passive = full
         .endpoints
         .iter()
-        .find(|e| e.service == Service::S2s)
+        .find(|e| e.key.service == Service::S2s)
         .expect("an s2s endpoint");
     assert_eq!(passive.outcome, EndpointOutcome::StreamError, "{passive:?}");
     assert_eq!(

@@ -12,11 +12,12 @@ use hickory_proto::op::Message;
 use time::UtcOffset;
 use time::macros::datetime;
 use xmpp_survey::dns::srv;
+use xmpp_survey::model::domain::{self, DomainName};
+use xmpp_survey::sources;
 use xmpp_survey::tls::{CertAnomaly, CertInfo, cert};
 use xmpp_survey::xmpp::features::{self, StarttlsOffer};
 use xmpp_survey::xmpp::reader::{ReadFault, ReaderLimits, read_all};
 use xmpp_survey::xmpp::stream;
-use xmpp_survey::{domain, sources};
 
 /// The files of one target's folder, sorted; the folder must not be empty.
 fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
@@ -203,12 +204,12 @@ fn srv_order_regressions() {
 fn domain_normalize_regressions() {
     for (name, bytes) in inputs("domain_normalize") {
         let text = String::from_utf8_lossy(&bytes);
-        match domain::normalize(&text) {
-            Ok(n) => assert_eq!(domain::normalize(&n).as_deref(), Ok(n.as_str()), "{name}"),
+        match DomainName::parse(&text) {
+            Ok(n) => assert_eq!(DomainName::parse(&n).as_deref(), Ok(n.as_str()), "{name}"),
             Err(e) => assert_no_nul(&name, &e.to_string()),
         }
         if name == "nul-in-label.txt" {
-            assert!(domain::normalize(&text).is_err(), "{name}");
+            assert!(DomainName::parse(&text).is_err(), "{name}");
         }
     }
 }
@@ -218,7 +219,7 @@ fn source_text_regressions() {
     for (name, bytes) in inputs("source_text") {
         let (good, bad) = domain::parse_list(Path::new(&name), &bytes);
         for g in &good {
-            assert_eq!(domain::normalize(g).as_deref(), Ok(g.as_str()), "{name}");
+            assert_eq!(DomainName::parse(g).as_deref(), Ok(g.as_str()), "{name}");
         }
         for b in &bad {
             assert_no_nul(&name, &b.to_string());
@@ -240,7 +241,7 @@ fn source_csv_regressions() {
         let got = sources::parse_csv(Path::new(&name), rest, column, "csv:regression");
         if let Ok((good, problems)) = &got {
             for g in good {
-                assert_eq!(domain::normalize(g).as_deref(), Ok(g.as_str()), "{name}");
+                assert_eq!(DomainName::parse(g).as_deref(), Ok(g.as_str()), "{name}");
             }
             for p in problems {
                 assert_no_nul(&name, &p.to_string());
@@ -262,7 +263,7 @@ fn source_providers_regressions() {
         match &got {
             Ok(list) => {
                 for d in &list.domains {
-                    assert_eq!(domain::normalize(d).as_deref(), Ok(d.as_str()), "{name}");
+                    assert_eq!(DomainName::parse(d).as_deref(), Ok(d.as_str()), "{name}");
                 }
                 for p in &list.problems {
                     assert_no_nul(&name, &p.to_string());

@@ -320,7 +320,7 @@ async fn report_figures_match_the_manifest_and_a_pair_loop() {
 /// updater, account check, spelling dictionary); with the proxy and
 /// resolver rules below these requests fail locally and never leave the
 /// machine. Any other URL in the net log came from the page.
-const CHROMIUM_OWN_HOSTS: [&str; 3] = ["google.com/", "googleapis.com/", "gvt1.com/"];
+pub(crate) const CHROMIUM_OWN_HOSTS: [&str; 3] = ["google.com/", "googleapis.com/", "gvt1.com/"];
 
 /// Opens `html` in Debian's headless Chromium (installed by scripts/test.sh)
 /// with an empty profile, every request forced to a closed loopback proxy

@@ -223,3 +223,34 @@ async fn providers_from_a_local_file_and_an_unreadable_one() {
         "{first}"
     );
 }
+
+/// The repository's real providers snapshot (`seeds/xmpp-providers/`,
+/// CC0) loads as a source: only the 26 providers with `serverTesting`
+/// consent become domains, the other 3 are set apart, nothing is invalid.
+#[tokio::test]
+async fn the_shipped_providers_snapshot_loads_with_consent() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("seeds/xmpp-providers/providers.json");
+    let specs = vec![SourceSpec::Providers(ProvidersLocation::File(file))];
+    let l = load(&specs, None, &client(), &HashSet::new()).await;
+    assert!(
+        l.problems.is_empty(),
+        "{:?}",
+        l.problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        (l.domains.len(), l.no_consent.len()),
+        (26, 3),
+        "{:?} / {:?}",
+        l.domains,
+        l.no_consent
+    );
+    assert!(
+        l.domains
+            .iter()
+            .all(|d| d == &d.to_lowercase() && d.contains('.'))
+    );
+}

@@ -1032,8 +1032,8 @@ mod hand {
     };
     use xmpp_survey::dns::{DnsOutcome, DnsReport, Dnssec, SrvLookup, SrvRecord, SrvService};
     use xmpp_survey::probe::report::{
-        ConnectOutcome, DomainReport, EndpointOutcome, EndpointReport, EndpointSource, Phase,
-        Transport,
+        ConnectOutcome, DomainReport, EndpointKey, EndpointOutcome, EndpointReport, EndpointSource,
+        Phase, Transport,
     };
     use xmpp_survey::tls::{
         CertInfo, ChainVerdict, Eku, EkuClass, KeyInfo, NameMatch, Sans, TlsFailure, TlsInfo,
@@ -1080,11 +1080,13 @@ mod hand {
 
     pub fn endpoint(service: Service, chain: Vec<CertInfo>) -> EndpointReport {
         EndpointReport {
-            service,
-            transport: Transport::Starttls,
-            host: "xmpp.hand.test".into(),
-            ip: "192.0.2.9".parse().unwrap(),
-            port: if service == Service::C2s { 5222 } else { 5269 },
+            key: EndpointKey {
+                service,
+                transport: Transport::Starttls,
+                host: "xmpp.hand.test".into(),
+                ip: "192.0.2.9".parse().unwrap(),
+                port: if service == Service::C2s { 5222 } else { 5269 },
+            },
             source: EndpointSource::Srv,
             connect: ConnectOutcome::Connected,
             connect_ms: Some(1),

@@ -4,10 +4,10 @@
 //! stanzas from an authenticated peer (RFC 6120 §8).
 
 use super::{
-    InboundLimits, InboundPolicy, Secure, Stage, answer_verify, jid_domain, new_id, normalize,
-    our_header, same_domain, update,
+    InboundLimits, InboundPolicy, Secure, Stage, answer_verify, new_id, our_header, update,
 };
 use crate::model::acceptance::{InboundAuth, InboundReport};
+use crate::model::domain::{fold, fold_jid, same_domain};
 use crate::xmpp::dialback::{self, Dialback};
 use crate::xmpp::element::Element;
 use crate::xmpp::iq;
@@ -120,7 +120,7 @@ pub(super) async fn dialback_element<P: InboundPolicy>(
             if st.dialbacks > MAX_DIALBACK_PER_STREAM {
                 return Err(Some("policy-violation"));
             }
-            let from = normalize(&from);
+            let from = fold(&from);
             let valid = same_domain(&to, &st.me)
                 && policy.dialback(local)
                 && timeout(
@@ -173,7 +173,7 @@ pub(super) async fn stanza<P: InboundPolicy>(
         // RFC 6120 §4.9.3.12: stanzas before authentication.
         return Err(Some("not-authorized"));
     }
-    let from = el.attr("from").map(jid_domain).unwrap_or_default();
+    let from = el.attr("from").map(fold_jid).unwrap_or_default();
     if !st.authed.contains(&from) {
         // RFC 6120 §4.9.3.9: a `from` this stream did not authenticate.
         return Err(Some("invalid-from"));
