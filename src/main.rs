@@ -733,6 +733,9 @@ struct ServeArgs {
     /// Live probes of one domain per 10 minutes.
     #[arg(long, default_value_t = xmpp_survey::web::live::LiveLimits::default().per_domain_per_10min)]
     live_per_domain: NonZeroU32,
+    /// Live probes started per minute on the whole server.
+    #[arg(long, default_value_t = xmpp_survey::web::live::LiveLimits::default().global_per_minute)]
+    live_per_minute: NonZeroU32,
     /// Live probes queued or running at once.
     #[arg(long, default_value_t = xmpp_survey::web::live::LiveLimits::default().max_in_flight)]
     live_max_in_flight: usize,
@@ -753,6 +756,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
         live: LiveLimits {
             per_ip_per_minute: a.live_per_ip,
             per_domain_per_10min: a.live_per_domain,
+            global_per_minute: a.live_per_minute,
             max_in_flight: a.live_max_in_flight,
             ..LiveLimits::default()
         },

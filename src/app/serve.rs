@@ -83,12 +83,11 @@ pub async fn serve(a: ServeRun) -> Result<(), ServeError> {
     let live = if a.no_live {
         Live::unavailable("switched off (--no-live)")
     } else {
-        match setup(&RunConfig::probe(
-            a.net.clone(),
-            a.live.max_in_flight.max(1),
-        ))
-        .await
-        {
+        let run = RunConfig {
+            politeness: Some(super::config::default_politeness()),
+            ..RunConfig::probe(a.net.clone(), a.live.max_in_flight.max(1))
+        };
+        match setup(&run).await {
             Ok(Setup {
                 prober, listener, ..
             }) => {

@@ -4,7 +4,10 @@
 //! loopback address unless `serve --allow-private`).
 //!
 //! Limits, each answered 429: requests per client address (IPv6 by /64),
-//! probes per domain, and probes in flight on the whole server.
+//! probes per domain, probes started per minute and probes in flight on
+//! the whole server. The probes themselves keep the crawl's politeness
+//! towards each target address (connections per second and at once), so
+//! many domains pointing at one host cannot turn "test now" into a flood.
 
 use super::error::Problem;
 use super::{AppState, pages, view};
@@ -32,6 +35,8 @@ pub struct LiveLimits {
     pub per_ip_per_minute: NonZeroU32,
     /// Probes of one domain per ten minutes.
     pub per_domain_per_10min: NonZeroU32,
+    /// Probes started per minute on the whole server.
+    pub global_per_minute: NonZeroU32,
     /// Probes queued or running at once on the server.
     pub max_in_flight: usize,
     /// Longest a live probe may run before it is recorded as failed.
@@ -43,6 +48,7 @@ impl Default for LiveLimits {
         Self {
             per_ip_per_minute: NonZeroU32::new(5).unwrap_or(NonZeroU32::MIN),
             per_domain_per_10min: NonZeroU32::MIN,
+            global_per_minute: NonZeroU32::new(30).unwrap_or(NonZeroU32::MIN),
             max_in_flight: 4,
             probe_timeout: Duration::from_secs(120),
         }
@@ -58,6 +64,7 @@ pub struct Running {
     limits: LiveLimits,
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
     per_domain: DefaultKeyedRateLimiter<String>,
+    global: governor::DefaultDirectRateLimiter,
     in_flight: AtomicUsize,
     secret: [u8; 32],
 }
@@ -76,6 +83,7 @@ impl Live {
             limits,
             per_ip: RateLimiter::keyed(Quota::per_minute(limits.per_ip_per_minute)),
             per_domain: RateLimiter::keyed(per_domain),
+            global: RateLimiter::direct(Quota::per_minute(limits.global_per_minute)),
             in_flight: AtomicUsize::new(0),
             secret: rand::random(),
         });
@@ -197,6 +205,15 @@ pub async fn request(
                 running.limits.per_domain_per_10min
             ),
             600,
+        );
+    }
+    if running.global.check().is_err() {
+        return too_many(
+            format!(
+                "this server starts at most {} live tests a minute; try again in a minute",
+                running.limits.global_per_minute
+            ),
+            60,
         );
     }
     let now = running.in_flight.fetch_add(1, Ordering::SeqCst);
