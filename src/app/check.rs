@@ -7,7 +7,7 @@
 
 use super::crawl::open_store;
 use super::error_chain;
-use super::file::ConfigFile;
+use super::file::{ConfigFile, ConfigFileError};
 use crate::identity::ProbeIdentity;
 use crate::sources::{self, ProvidersLocation, SourceSpec};
 use std::fmt;
@@ -52,7 +52,13 @@ pub struct CheckOptions {
 pub async fn check(path: &Path, opts: &CheckOptions) -> Vec<Problem> {
     let file = match ConfigFile::load(path) {
         Ok(f) => f,
-        Err(e) => return vec![problem(path.display().to_string(), error_chain(&e))],
+        Err(e) => {
+            let why = match e {
+                ConfigFileError::Parse { reason, .. } => reason,
+                other => error_chain(&other),
+            };
+            return vec![problem(path.display().to_string(), why)];
+        }
     };
     let mut out = check_files(&file);
     match opts.database_url.as_ref().or(file.database.url.as_ref()) {

@@ -17,4 +17,5 @@ mod report;
 mod sources;
 mod store;
 mod support;
+mod survey;
 mod truth;
