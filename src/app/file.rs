@@ -517,6 +517,37 @@ vantage = "lab"
         assert!(e.contains("/nonexistent/c.toml"), "{e}");
     }
 
+    /// docs/operating.md's example, every commented key uncommented:
+    /// each key it documents exists with the type it shows.
+    #[test]
+    fn the_documented_example_parses_with_every_key() {
+        let doc = include_str!("../../docs/operating.md");
+        let start = doc.find("# /etc/xmpp-survey/config.toml").expect("example");
+        let body = &doc[start..];
+        let body = &body[..body.find("```").expect("end of example")];
+        let mut keys = 0;
+        let text: String = body
+            .lines()
+            .map(|l| {
+                let k = l.strip_prefix("# ").unwrap_or(l);
+                let is_key = k.split_once(" = ").is_some_and(|(name, _)| {
+                    name.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                });
+                if is_key {
+                    keys += 1;
+                    format!("{k}\n")
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
+        let c = ConfigFile::parse(&text, Path::new("/etc/xmpp-survey/config.toml"))
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert!(keys >= 30, "{keys} keys in the example");
+        assert!(c.work.concurrency.is_some() && c.survey.vantage.is_some());
+        assert!(c.identity.client_and_server_key.is_some() && c.report.seeds.is_some());
+    }
+
     #[test]
     fn the_built_in_snapshot_is_a_providers_list() {
         let l = crate::sources::parse_providers_bytes(BUILT_IN_PROVIDERS, BUILT_IN_PROVIDERS_LABEL)

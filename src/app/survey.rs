@@ -24,7 +24,7 @@ pub const EXIT_FAILED: i32 = 1;
 /// Exit status: the week's crawl existed (an earlier run started it) and
 /// was resumed and finished, the report written.
 pub const EXIT_RESUMED: i32 = 3;
-/// Exit status: the crawl did not finish (Ctrl-C or SIGTERM, or domains
+/// Exit status: the crawl did not finish (SIGINT, or domains
 /// still leased by other workers); no report was written, the next run of
 /// the week resumes it.
 pub const EXIT_UNFINISHED: i32 = 4;
