@@ -19,22 +19,6 @@ use thiserror::Error;
 /// Why an identity could not be loaded; each names the file or field.
 #[derive(Debug, Error)]
 pub enum IdentityError {
-    /// The config file could not be read.
-    #[error("cannot read config {path}: {reason}")]
-    ReadConfig {
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        reason: String,
-    },
-    /// The config file is not valid TOML or has unknown/mistyped fields.
-    #[error("config {path}: {reason}")]
-    BadConfig {
-        /// The file.
-        path: PathBuf,
-        /// The parser's message (with line and column).
-        reason: String,
-    },
     /// A certificate or key file could not be read or holds nothing usable.
     #[error("{what} {path}: {reason}")]
     Pem {
