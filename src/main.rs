@@ -891,9 +891,9 @@ struct ServeArgs {
     /// Address to listen on, e.g. 127.0.0.1:8080.
     #[arg(long)]
     bind: SocketAddr,
-    /// PostgreSQL URL.
+    /// PostgreSQL URL [default: the config file's `[database] url`].
     #[arg(long, env = "DATABASE_URL")]
-    database_url: String,
+    database_url: Option<String>,
     /// Where `xmpp-survey report` wrote the reports.
     #[arg(long, default_value = "reports")]
     reports_dir: PathBuf,
@@ -925,16 +925,17 @@ struct ServeArgs {
     net: NetOptions,
 }
 
-async fn serve(a: ServeArgs) -> Result<()> {
+async fn serve(a: ServeArgs) -> Result<i32> {
     use xmpp_survey::app::serve::ServeRun;
     use xmpp_survey::web::live::LiveLimits;
-    Ok(app::serve::serve(ServeRun {
+    let file = a.net.file()?;
+    app::serve::serve(ServeRun {
         bind: a.bind,
-        database_url: a.database_url,
+        database_url: database_url(a.database_url, &file)?,
         reports_dir: a.reports_dir,
         public_url: a.public_url,
         read_connections: a.read_connections,
-        net: a.net.config(),
+        net: a.net.config(&file),
         live: LiveLimits {
             per_ip_per_minute: a.live_per_ip,
             per_domain_per_10min: a.live_per_domain,
@@ -945,7 +946,8 @@ async fn serve(a: ServeArgs) -> Result<()> {
         no_live: a.no_live,
         knowledge: app::lookup::knowledge(a.advice.as_deref())?,
     })
-    .await?)
+    .await?;
+    Ok(0)
 }
 
 #[derive(Subcommand)]
@@ -967,11 +969,13 @@ struct OptoutDecision {
     database_url: String,
 }
 
-async fn optout(c: OptoutCommand) -> Result<()> {
+async fn optout(c: OptoutCommand) -> Result<i32> {
     use xmpp_survey::web::optout;
     match c {
         OptoutCommand::List(a) => {
-            let store = app::crawl::open_store(&a.database_url).await?;
+            let file = ConfigFile::load_or_default(a.config.as_deref())?;
+            let store =
+                app::crawl::open_store(&database_url(a.database_url.clone(), &file)?).await?;
             let list = optout::list(&store).await?;
             if list.is_empty() {
                 println!("no opt-out requests");
@@ -1004,5 +1008,5 @@ async fn optout(c: OptoutCommand) -> Result<()> {
             println!("rejected #{}: {}", r.id, r.domain);
         }
     }
-    Ok(())
+    Ok(0)
 }

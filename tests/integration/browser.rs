@@ -70,14 +70,14 @@ struct BrowserLog;
 impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
     fn endpoint(
         &self,
-        base: &url::Url,
+        base: &wd_url::Url,
         session: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
+    ) -> Result<wd_url::Url, wd_url::ParseError> {
         base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
     }
 
-    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        (http::Method::POST, Some(r#"{"type":"browser"}"#.into()))
+    fn method_and_body(&self, _: &wd_url::Url) -> (wd_http::Method, Option<String>) {
+        (wd_http::Method::POST, Some(r#"{"type":"browser"}"#.into()))
     }
 }
 
