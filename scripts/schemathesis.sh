@@ -49,9 +49,12 @@ for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/api/v1/o
 
 say "schemathesis: every check against http://127.0.0.1:$PORT/api/v1/openapi.json"
 # Deterministic and bounded: the same seed every run, a fixed number of
-# examples per operation.
+# examples per operation. Every check but positive_data_acceptance: a
+# domain's validity (IDNA, label syntax, not an IP address) is not a JSON
+# Schema pattern, so schema-valid strings that are not domains get the
+# documented 400 (the hostile-input tests check those answers).
 "$VENV/bin/schemathesis" run "http://127.0.0.1:$PORT/api/v1/openapi.json" \
-  --checks all --seed 1 --max-examples "${MAX_EXAMPLES:-60}" --workers 2 \
+  --checks all --exclude-checks positive_data_acceptance --seed 1 --max-examples "${MAX_EXAMPLES:-60}" --workers 2 \
   --generation-deterministic --no-color --request-timeout 10 \
   --report junit --report-dir "$RUN/report"
 if grep -qE 'panicked|thread .* panicked' "$RUN/serve.log"; then

@@ -109,6 +109,7 @@ pub struct DomainsQuery {
     #[param(inline, value_type = Option<AcceptanceFilter>)]
     acceptance: Option<String>,
     /// The crawl's label (default: the latest finished crawl).
+    #[param(max_length = 200)]
     crawl: Option<String>,
     /// Page, from 1.
     #[param(minimum = 1, maximum = 1000000)]
@@ -158,6 +159,9 @@ pub struct DomainList {
 /// The crawl a request names, or the latest finished (else the latest).
 async fn pick_crawl(state: &AppState, label: Option<&str>) -> Result<CrawlRow, ApiError> {
     let found = match label {
+        // PostgreSQL text cannot hold U+0000: no crawl has such a label
+        // (asking would be a database error, not a 404).
+        Some(l) if l.contains('\0') => None,
         Some(l) => data::crawl_by_label(&state.reader, l).await?,
         None => match data::latest_finished(&state.reader).await? {
             Some(c) => Some(c),
@@ -268,7 +272,7 @@ pub struct DomainDetail {
     get,
     path = "/domains/{domain}",
     tag = "domains",
-    params(("domain" = String, Path, description = "The XMPP domain (U-labels are converted to A-labels)", max_length = 1024)),
+    params(("domain" = String, Path, description = "The XMPP domain (U-labels are converted to A-labels; at most 253 characters as A-labels)", max_length = 1024)),
     responses(
         (status = 200, description = "The domain's latest result", body = DomainDetail),
         (status = 400, description = "Not a valid XMPP domain", body = ErrorBody),
