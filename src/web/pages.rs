@@ -184,7 +184,7 @@ pub async fn method_not_allowed(req: Request) -> Response {
 }
 
 async fn home(State(state): State<AppState>) -> Result<Response, PageError> {
-    let stats = data::stats(&state.reader).await?;
+    let stats = state.stats.get(&state.reader).await?;
     let report = stats
         .as_ref()
         .and_then(|s| super::reports::report_link(&state.reports_dir, &s.crawl.label));
