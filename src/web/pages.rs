@@ -324,3 +324,33 @@ pub fn opted_out_page(domain: &str) -> Response {
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_parses_and_escapes() {
+        let p = Problem::new(StatusCode::BAD_REQUEST, "x", "<script>alert(1)</script>");
+        let r = render(
+            "error.html",
+            minijinja::context! { title => "t", status => 400, code => "x", detail => p.detail },
+        )
+        .unwrap_or_default();
+        assert!(
+            r.contains("&lt;script&gt;") && !r.contains("<script>"),
+            "{r}"
+        );
+        for name in [
+            "home.html",
+            "domain.html",
+            "not_found.html",
+            "live.html",
+            "reports.html",
+            "message.html",
+            "feed.xml",
+        ] {
+            assert!(TEMPLATES.get_template(name).is_ok(), "{name}");
+        }
+    }
+}
