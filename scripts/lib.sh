@@ -110,3 +110,25 @@ start_testnet() {
   done
   die "testnet did not write its manifest in 120 s"
 }
+
+# Checks the unit files of scripts/systemd/ with `systemd-analyze verify`
+# (Debian's systemd package). It runs offline, without a running systemd
+# (in containers too): `--man=no` skips the man-page lookups of
+# Documentation=, and since verify insists that ExecStart= names an
+# existing executable, it checks copies whose /usr/local/bin/xmpp-survey
+# is the binary given as $1. verify exits 0 on an unknown key or a value
+# it cannot parse (it only prints "ignoring"): any output is a failure.
+verify_units() {
+  local bin="$1" tmp f out rc=0
+  [ -x "$bin" ] || die "verify_units: $bin is not an executable"
+  tmp="$(mktemp -d)"
+  for f in scripts/systemd/*.service scripts/systemd/*.timer; do
+    sed "s|/usr/local/bin/xmpp-survey|$bin|g" "$f" >"$tmp/$(basename "$f")"
+  done
+  out="$(systemd-analyze verify --man=no "$tmp"/*.service "$tmp"/*.timer 2>&1)" || rc=$?
+  rm -rf "$tmp"
+  if [ "$rc" -ne 0 ] || [ -n "$out" ]; then
+    printf '%s\n' "$out" >&2
+    die "systemd-analyze verify found problems in scripts/systemd/ (exit status $rc)"
+  fi
+}

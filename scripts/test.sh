@@ -16,6 +16,8 @@ ensure_apt chromium
 # ... and ChromeDriver drives it through WebDriver in the browser test of
 # the web pages (tests/integration/browser.rs).
 ensure_apt chromium-driver
+# systemd-analyze checks the unit files of scripts/systemd/.
+ensure_apt systemd
 # Debian's prosody for the real-server test; its system service stays off.
 tests/prosody/install.sh
 raise_nofile
@@ -34,6 +36,8 @@ cargo build --quiet --bin xmpp-survey
 if target/debug/xmpp-survey testnet --help >/dev/null 2>&1; then
   die "the product binary has the testnet subcommands"
 fi
+say "systemd-analyze verify scripts/systemd/* (offline, --man=no)"
+verify_units "$PWD/target/debug/xmpp-survey"
 say "cargo clippy --all-targets --features testnet -- -D warnings"
 cargo clippy --all-targets --features testnet --quiet -- -D warnings
 # The fuzz targets (fuzz/, run by scripts/fuzz.sh) must keep compiling

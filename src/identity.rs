@@ -3,8 +3,8 @@
 //! the acceptance probe presents, and the dialback secret and listener
 //! address that make the crawler that domain's authoritative server.
 //!
-//! Read from a TOML file (`--config`) and/or CLI flags; the same file
-//! later serves crawls.
+//! Read from the `[identity]` table of the config file
+//! ([`crate::app::file::ConfigFile`], `--config`) and/or CLI flags.
 
 use crate::tls::client::certified_key;
 use rustls::sign::CertifiedKey;
@@ -19,22 +19,6 @@ use thiserror::Error;
 /// Why an identity could not be loaded; each names the file or field.
 #[derive(Debug, Error)]
 pub enum IdentityError {
-    /// The config file could not be read.
-    #[error("cannot read config {path}: {reason}")]
-    ReadConfig {
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        reason: String,
-    },
-    /// The config file is not valid TOML or has unknown/mistyped fields.
-    #[error("config {path}: {reason}")]
-    BadConfig {
-        /// The file.
-        path: PathBuf,
-        /// The parser's message (with line and column).
-        reason: String,
-    },
     /// A certificate or key file could not be read or holds nothing usable.
     #[error("{what} {path}: {reason}")]
     Pem {
@@ -92,47 +76,6 @@ pub struct IdentityConfig {
     pub listen: Option<SocketAddr>,
     /// Secret for XEP-0185 dialback keys (default: random per run).
     pub dialback_secret: Option<String>,
-}
-
-/// The whole config file. Unknown top-level tables are refused so a typo
-/// does not silently disable the acceptance probe.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConfigFile {
-    /// The probe identity.
-    pub identity: Option<IdentityConfig>,
-}
-
-impl ConfigFile {
-    /// Reads and parses a config file; relative paths inside it are made
-    /// relative to the file's directory.
-    pub fn load(path: &Path) -> Result<Self, IdentityError> {
-        let text = std::fs::read_to_string(path).map_err(|e| IdentityError::ReadConfig {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        let mut cfg: Self = toml::from_str(&text).map_err(|e| IdentityError::BadConfig {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        if let Some(id) = cfg.identity.as_mut() {
-            for p in [
-                &mut id.server_only_cert,
-                &mut id.server_only_key,
-                &mut id.client_and_server_cert,
-                &mut id.client_and_server_key,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                if p.is_relative() {
-                    *p = base.join(&*p);
-                }
-            }
-        }
-        Ok(cfg)
-    }
 }
 
 impl IdentityConfig {
@@ -315,11 +258,6 @@ mod tests {
     fn config_errors_name_the_file_and_field() {
         let dir = std::env::temp_dir().join(format!("xs-identity-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let bad = dir.join("bad.toml");
-        std::fs::write(&bad, "[identity]\ndomian = \"probe.example\"\n").unwrap();
-        let e = ConfigFile::load(&bad).unwrap_err().to_string();
-        assert!(e.contains("bad.toml") && e.contains("domian"), "{e}");
-
         let cfg = IdentityConfig {
             domain: Some("probe.example".into()),
             ..Default::default()
@@ -340,22 +278,6 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
-    }
-
-    #[test]
-    fn relative_paths_follow_the_config_file() {
-        let dir = std::env::temp_dir().join(format!("xs-identity-rel-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let f = dir.join("c.toml");
-        std::fs::write(&f, "[identity]\ndomain = \"p.example\"\nserver_only_cert = \"so.pem\"\nlisten = \"127.0.0.1:5269\"\n").unwrap();
-        let c = ConfigFile::load(&f).unwrap().identity.unwrap();
-        assert_eq!(c.server_only_cert, Some(dir.join("so.pem")));
-        let merged = c.merge(IdentityConfig {
-            domain: Some("q.example".into()),
-            ..Default::default()
-        });
-        assert_eq!(merged.domain.as_deref(), Some("q.example"));
-        assert_eq!(merged.listen, Some("127.0.0.1:5269".parse().unwrap()));
     }
 
     #[test]

@@ -6,7 +6,12 @@
 //! ```text
 //! xmpp-survey probe [--json] [--resolver IP:PORT] [--extra-ca FILE] DOMAIN|SOURCE...
 //! xmpp-survey testnet up --domains N [--seed S] --manifest FILE
+//! xmpp-survey survey [--config FILE] [--label auto|LABEL] [--now RFC3339]
+//! xmpp-survey config check [--config FILE] [--offline]
 //! ```
+//!
+//! `--config FILE` (TOML, [`app::file`]) holds every flag's setting; a
+//! flag overrides it, the library's defaults come last.
 
 #[cfg(feature = "testnet")]
 use anyhow::bail;
@@ -21,14 +26,13 @@ use xmpp_survey::app::config::FlagDuration;
 #[cfg(feature = "testnet")]
 use xmpp_survey::app::config::parse_duration;
 use xmpp_survey::app::crawl::{CrawlRun, WorkerRun};
+use xmpp_survey::app::file::{ConfigFile, NetSection, WorkSection};
 use xmpp_survey::app::probe::ProbeRun;
 use xmpp_survey::app::{self, NetConfig, WorkConfig};
 use xmpp_survey::crawl::WorkerConfig;
 use xmpp_survey::crawl::config::SOFTWARE_VERSION;
 use xmpp_survey::identity::IdentityConfig;
 use xmpp_survey::limits::{self, Limits};
-use xmpp_survey::net::policy::AddressPolicy;
-use xmpp_survey::net::politeness::PolitenessConfig;
 use xmpp_survey::store::Store;
 
 #[derive(Parser)]
@@ -66,6 +70,71 @@ enum Command {
     Optout(OptoutCommand),
     /// One domain for its operator: findings with advice, and history.
     Lookup(Box<LookupArgs>),
+    /// The weekly run: this ISO week's crawl (created or resumed) to the
+    /// end, then its report. Exit status: 0 finished, 3 resumed and
+    /// finished, 4 not finished (resumable), 1 failed (why on stderr).
+    Survey(Box<SurveyArgs>),
+    /// The config file (docs/operating.md).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the config file and everything it names (identity files,
+    /// CAs, sources, database); exit 1 naming each problem. Probes nothing.
+    Check(ConfigCheckArgs),
+}
+
+/// `config check [--config FILE] [--offline]`.
+#[derive(Args)]
+struct ConfigCheckArgs {
+    /// The config file.
+    #[arg(long, env = "XMPP_SURVEY_CONFIG")]
+    config: PathBuf,
+    /// Overrides `[database] url`.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// Do not connect to the database (its URL is still parsed).
+    #[arg(long)]
+    offline: bool,
+}
+
+/// `survey [--config FILE] [--label auto|LABEL] [--now RFC3339]`.
+#[derive(Args)]
+struct SurveyArgs {
+    /// The crawl's label; `auto`: the ISO week of now, e.g. 2026-W49 (a
+    /// second run in the same week resumes that crawl).
+    #[arg(long, default_value = "auto")]
+    label: String,
+    /// The clock (RFC 3339; for tests): the week and the report's timestamp.
+    #[arg(long, value_parser = parse_now)]
+    now: Option<time::OffsetDateTime>,
+    /// A domain source (repeatable) [default: the config file's `[sources] list`,
+    /// else the live XMPP Providers list and db].
+    #[arg(long = "source")]
+    sources: Vec<String>,
+    /// Domains never to probe (file; repeatable) [default: `[sources] opt_out`].
+    #[arg(long = "opt-out")]
+    opt_out: Vec<PathBuf>,
+    /// Where this crawl runs from [default: `[survey] vantage`, else default].
+    #[arg(long)]
+    vantage: Option<String>,
+    /// Reports go to DIR/<label>/ [default: `[report] out_dir`, else reports].
+    #[arg(long)]
+    reports_dir: Option<PathBuf>,
+    /// PostgreSQL URL [default: the config file's `[database] url`].
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    #[command(flatten)]
+    work: WorkArgs,
+    #[command(flatten)]
+    net: NetOptions,
+}
+
+fn parse_now(s: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time (e.g. 2026-12-02T10:00:00Z): {e}"))
 }
 
 /// `lookup DOMAIN [--live] [--json]`.
@@ -97,76 +166,73 @@ enum DbCommand {
 
 #[derive(Args)]
 struct DbArgs {
-    /// PostgreSQL URL.
+    /// PostgreSQL URL [default: the config file's `[database] url`].
     #[arg(long, env = "DATABASE_URL")]
-    database_url: String,
+    database_url: Option<String>,
+    /// Config file (for its `[database] url`).
+    #[arg(long, env = "XMPP_SURVEY_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 /// How a worker works: concurrency, politeness, leases, retries
-/// ([`WorkConfig`]; defaults: [`WorkerConfig::default`],
+/// ([`WorkSection`]; a flag overrides the config file's `[work]` key of
+/// the same name; defaults: [`WorkerConfig::default`],
 /// [`app::config::default_politeness`]).
 #[derive(Args, Clone)]
 struct WorkArgs {
-    /// Probes in flight at once in this process.
-    #[arg(long, default_value_t = WorkerConfig::default().concurrency)]
-    concurrency: usize,
-    /// Global connection rate (connections/s over all targets).
+    #[arg(long, help = dflt("Probes in flight at once in this process", WorkerConfig::default().concurrency))]
+    concurrency: Option<usize>,
+    /// Global connection rate (connections/s over all targets) [default: none].
     #[arg(long)]
     rate: Option<NonZeroU32>,
-    /// Connections/s to any one target address.
-    #[arg(long, default_value_t = limits::DEFAULT_PER_IP_RATE)]
-    per_ip_rate: NonZeroU32,
-    /// Simultaneous connections to any one target address.
-    #[arg(long, default_value_t = limits::DEFAULT_PER_IP_CONCURRENCY)]
-    per_ip_concurrency: NonZeroUsize,
+    #[arg(long, help = dflt("Connections/s to any one target address", limits::DEFAULT_PER_IP_RATE))]
+    per_ip_rate: Option<NonZeroU32>,
+    #[arg(long, help = dflt("Simultaneous connections to any one target address", limits::DEFAULT_PER_IP_CONCURRENCY))]
+    per_ip_concurrency: Option<NonZeroUsize>,
     /// No rate or concurrency limits at all (testnet benchmarks only).
     #[arg(long)]
     no_limits: bool,
-    /// How long a lease lasts before another worker may take the domain.
-    #[arg(long, default_value_t = FlagDuration(WorkerConfig::default().lease_for))]
-    lease: FlagDuration,
-    /// Attempts before a transiently failing domain ends `not_tested`.
-    #[arg(long, default_value_t = WorkerConfig::default().max_attempts)]
-    max_attempts: u32,
-    /// First retry delay (doubles each attempt).
-    #[arg(long, default_value_t = FlagDuration(WorkerConfig::default().retry_base))]
-    retry_base: FlagDuration,
-    /// This worker's name in leases (default host:pid).
+    #[arg(long, help = dflt("How long a lease lasts before another worker may take the domain", FlagDuration(WorkerConfig::default().lease_for)))]
+    lease: Option<FlagDuration>,
+    #[arg(long, help = dflt("Attempts before a transiently failing domain ends `not_tested`", WorkerConfig::default().max_attempts))]
+    max_attempts: Option<u32>,
+    #[arg(long, help = dflt("First retry delay (doubles each attempt)", FlagDuration(WorkerConfig::default().retry_base)))]
+    retry_base: Option<FlagDuration>,
+    /// This worker's name in leases [default: host:pid].
     #[arg(long)]
     worker_id: Option<String>,
-    /// Results per write transaction.
-    #[arg(long, default_value_t = WorkerConfig::default().write_batch)]
-    write_batch: usize,
+    #[arg(long, help = dflt("Results per write transaction", WorkerConfig::default().write_batch))]
+    write_batch: Option<usize>,
 }
 
 impl WorkArgs {
-    fn config(&self) -> WorkConfig {
-        let politeness = (!self.no_limits).then_some(PolitenessConfig {
-            global_rate: self.rate,
-            per_ip_rate: Some(self.per_ip_rate),
-            per_ip_concurrency: Some(self.per_ip_concurrency),
-        });
-        let defaults = WorkerConfig::default();
-        WorkConfig::new(
-            politeness,
-            WorkerConfig {
-                worker_id: self.worker_id.clone().unwrap_or(defaults.worker_id),
-                concurrency: self.concurrency,
-                lease_for: self.lease.into(),
-                max_attempts: self.max_attempts,
-                retry_base: self.retry_base.into(),
-                write_batch: self.write_batch,
-                ..defaults
-            },
-        )
+    fn section(&self) -> WorkSection {
+        WorkSection {
+            concurrency: self.concurrency,
+            rate: self.rate,
+            per_ip_rate: self.per_ip_rate,
+            per_ip_concurrency: self.per_ip_concurrency,
+            no_limits: self.no_limits.then_some(true),
+            lease: self.lease,
+            max_attempts: self.max_attempts,
+            retry_base: self.retry_base,
+            worker_id: self.worker_id.clone(),
+            write_batch: self.write_batch,
+        }
+    }
+
+    /// The file's `[work]` with these flags over it.
+    fn config(&self, file: &ConfigFile) -> WorkConfig {
+        file.work.clone().merge(self.section()).resolve()
     }
 }
 
 #[derive(Args)]
 struct CrawlArgs {
     /// A domain source (repeatable): text:FILE, csv:FILE[#column],
-    /// providers:URL|FILE, db, or a path guessed by its extension.
-    #[arg(long = "source", required = true)]
+    /// providers:URL|FILE, db, or a path guessed by its extension
+    /// [default: the config file's `[sources] list`].
+    #[arg(long = "source")]
     sources: Vec<String>,
     /// Crawl label; the same label resumes (default: ISO week, e.g. 2026-W47).
     #[arg(long)]
@@ -174,12 +240,12 @@ struct CrawlArgs {
     /// Domains never to probe (file, one a line; added to the table's list).
     #[arg(long = "opt-out")]
     opt_out: Vec<PathBuf>,
-    /// Where this crawl runs from (recorded with the crawl).
-    #[arg(long, default_value = "default")]
-    vantage: String,
-    /// PostgreSQL URL.
+    /// Where this crawl runs from (recorded with the crawl) [default: default].
+    #[arg(long)]
+    vantage: Option<String>,
+    /// PostgreSQL URL [default: the config file's `[database] url`].
     #[arg(long, env = "DATABASE_URL")]
-    database_url: String,
+    database_url: Option<String>,
     #[command(flatten)]
     work: WorkArgs,
     #[command(flatten)]
@@ -191,9 +257,9 @@ struct WorkerArgs {
     /// The label of the crawl to join.
     #[arg(long)]
     crawl: String,
-    /// PostgreSQL URL.
+    /// PostgreSQL URL [default: the config file's `[database] url`].
     #[arg(long, env = "DATABASE_URL")]
-    database_url: String,
+    database_url: Option<String>,
     #[command(flatten)]
     work: WorkArgs,
     #[command(flatten)]
@@ -308,8 +374,9 @@ struct ProbeArgs {
     net: NetOptions,
 }
 
-/// How to reach targets and who we are: shared by probe, crawl and worker
-/// ([`NetConfig`]; defaults: [`Limits::default`]).
+/// How to reach targets and who we are: shared by probe, crawl, worker,
+/// survey and lookup ([`NetSection`] and [`IdentityConfig`]; a flag
+/// overrides the config file's key; defaults: [`Limits::default`]).
 #[derive(Args, Clone)]
 struct NetOptions {
     /// DNS server to ask (IP:PORT) instead of the system resolver.
@@ -321,17 +388,15 @@ struct NetOptions {
     /// Allow probing loopback and private addresses (testnet, labs).
     #[arg(long)]
     allow_private: bool,
-    /// TCP connect timeout.
-    #[arg(long, default_value_t = FlagDuration(Limits::default().connect_timeout))]
-    connect_timeout: FlagDuration,
-    /// Timeout of each stream phase (header, features, STARTTLS, handshake).
-    #[arg(long, default_value_t = FlagDuration(Limits::default().phase_timeout))]
-    phase_timeout: FlagDuration,
-    /// Timeout of each DNS question.
-    #[arg(long, default_value_t = FlagDuration(Limits::default().dns_timeout))]
-    dns_timeout: FlagDuration,
-    /// Config file (TOML) with the `[identity]` of the acceptance probe
-    /// (docs/probe-identity.md). Flags below override it.
+    #[arg(long, help = dflt("TCP connect timeout", FlagDuration(Limits::default().connect_timeout)))]
+    connect_timeout: Option<FlagDuration>,
+    #[arg(long, help = dflt("Timeout of each stream phase (header, features, STARTTLS, handshake)", FlagDuration(Limits::default().phase_timeout)))]
+    phase_timeout: Option<FlagDuration>,
+    #[arg(long, help = dflt("Timeout of each DNS question", FlagDuration(Limits::default().dns_timeout)))]
+    dns_timeout: Option<FlagDuration>,
+    /// Config file (TOML; docs/operating.md): every setting of these
+    /// flags, the `[identity]` of the acceptance probe, the database, the
+    /// sources. Flags override it.
     #[arg(long, env = "XMPP_SURVEY_CONFIG")]
     config: Option<PathBuf>,
     /// Probe identity: our domain, sent as `from` on s2s streams.
@@ -355,33 +420,45 @@ struct NetOptions {
 }
 
 impl NetOptions {
-    fn config(&self) -> NetConfig {
-        NetConfig {
-            resolver: self.resolver,
-            extra_ca: self.extra_ca.clone(),
-            policy: if self.allow_private {
-                AddressPolicy::ALLOW_PRIVATE
-            } else {
-                AddressPolicy::STRICT
-            },
-            limits: Limits {
-                connect_timeout: self.connect_timeout.into(),
-                phase_timeout: self.phase_timeout.into(),
-                dns_timeout: self.dns_timeout.into(),
-                ..Limits::default()
-            },
-            config_file: self.config.clone(),
-            identity: IdentityConfig {
-                domain: self.probe_domain.clone(),
-                server_only_cert: self.probe_cert.clone(),
-                server_only_key: self.probe_key.clone(),
-                client_and_server_cert: self.probe_cs_cert.clone(),
-                client_and_server_key: self.probe_cs_key.clone(),
-                listen: self.listen,
-                dialback_secret: None,
-            },
-        }
+    /// The config file named by `--config` (every default without one).
+    fn file(&self) -> Result<ConfigFile> {
+        Ok(ConfigFile::load_or_default(self.config.as_deref())?)
     }
+
+    /// The file's `[net]` and `[identity]` with these flags over them.
+    fn config(&self, file: &ConfigFile) -> NetConfig {
+        let flags = NetSection {
+            resolver: self.resolver,
+            extra_ca: (!self.extra_ca.is_empty()).then(|| self.extra_ca.clone()),
+            allow_private: self.allow_private.then_some(true),
+            connect_timeout: self.connect_timeout,
+            phase_timeout: self.phase_timeout,
+            dns_timeout: self.dns_timeout,
+        };
+        let identity = file.identity.clone().merge(IdentityConfig {
+            domain: self.probe_domain.clone(),
+            server_only_cert: self.probe_cert.clone(),
+            server_only_key: self.probe_key.clone(),
+            client_and_server_cert: self.probe_cs_cert.clone(),
+            client_and_server_key: self.probe_cs_key.clone(),
+            listen: self.listen,
+            dialback_secret: None,
+        });
+        file.net.clone().merge(flags).resolve(identity)
+    }
+}
+
+/// A flag's help with the library's default, as `--help` shows defaults
+/// (a flag without a value given falls back to the config file first).
+fn dflt(text: &str, default: impl std::fmt::Display) -> String {
+    format!("{text} [default: {default}]")
+}
+
+/// The database URL: the flag (or `DATABASE_URL`), else the file's.
+fn database_url(flag: Option<String>, file: &ConfigFile) -> Result<String> {
+    flag.or_else(|| file.database.url.clone()).context(
+        "no database: give --database-url, set DATABASE_URL or `[database] url` in the config file",
+    )
 }
 
 #[cfg(feature = "testnet")]
@@ -430,13 +507,13 @@ fn main() {
         match cli.command {
             Command::Probe(a) => probe(*a).await,
             #[cfg(feature = "testnet")]
-            Command::Testnet(TestnetCommand::Up(a)) => testnet_up(a).await,
+            Command::Testnet(TestnetCommand::Up(a)) => testnet_up(a).await.map(|()| 0),
             #[cfg(feature = "testnet")]
-            Command::Testnet(TestnetCommand::Check(a)) => testnet_check(&a),
+            Command::Testnet(TestnetCommand::Check(a)) => testnet_check(&a).map(|()| 0),
             #[cfg(feature = "testnet")]
-            Command::Testnet(TestnetCommand::TlsCeiling(a)) => tls_ceiling(&a).await,
+            Command::Testnet(TestnetCommand::TlsCeiling(a)) => tls_ceiling(&a).await.map(|()| 0),
             #[cfg(feature = "testnet")]
-            Command::Testnet(TestnetCommand::Attack(a)) => attack(a).await,
+            Command::Testnet(TestnetCommand::Attack(a)) => attack(a).await.map(|()| 0),
             Command::Db(DbCommand::Migrate(a)) => db_migrate(&a).await,
             Command::Crawl(a) => crawl(*a).await,
             Command::Worker(a) => worker(*a).await,
@@ -444,16 +521,23 @@ fn main() {
             Command::Serve(a) => serve(*a).await,
             Command::Optout(c) => optout(c).await,
             Command::Lookup(a) => lookup(*a).await,
+            Command::Survey(a) => survey(*a).await,
+            Command::Config(ConfigCommand::Check(a)) => config_check(&a).await,
         }
     });
-    if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+    match result {
+        Ok(0) => {}
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
     }
 }
 
-async fn probe(a: ProbeArgs) -> Result<()> {
-    Ok(app::probe::probe(ProbeRun {
+async fn probe(a: ProbeArgs) -> Result<i32> {
+    let file = a.net.file()?;
+    app::probe::probe(ProbeRun {
         args: a.domains,
         files: a.files,
         json: a.json,
@@ -461,48 +545,140 @@ async fn probe(a: ProbeArgs) -> Result<()> {
         table: a.table,
         skip_invalid: a.skip_invalid,
         concurrency: a.concurrency,
-        net: a.net.config(),
+        net: a.net.config(&file),
     })
-    .await?)
+    .await?;
+    Ok(0)
 }
 
-async fn lookup(a: LookupArgs) -> Result<()> {
-    Ok(app::lookup::lookup(app::lookup::LookupRun {
+async fn lookup(a: LookupArgs) -> Result<i32> {
+    let file = a.net.file()?;
+    app::lookup::lookup(app::lookup::LookupRun {
         domain: a.domain,
         live: a.live,
         json: a.json,
-        database_url: a.database_url,
+        database_url: a.database_url.or_else(|| file.database.url.clone()),
         advice: a.advice,
-        net: a.net.config(),
+        net: a.net.config(&file),
     })
-    .await?)
+    .await?;
+    Ok(0)
 }
 
-async fn crawl(a: CrawlArgs) -> Result<()> {
-    Ok(app::crawl::crawl(CrawlRun {
-        sources: a.sources,
+async fn crawl(a: CrawlArgs) -> Result<i32> {
+    let file = a.net.file()?;
+    let sources = if a.sources.is_empty() {
+        file.sources.list.clone().context(
+            "no sources: give --source (repeatable) or `[sources] list` in the config file",
+        )?
+    } else {
+        a.sources
+    };
+    app::crawl::crawl(CrawlRun {
+        sources,
         label: a.label,
-        opt_out: a.opt_out,
-        vantage: a.vantage,
-        database_url: a.database_url,
-        work: a.work.config(),
-        net: a.net.config(),
+        opt_out: or_file(a.opt_out, &file.sources.opt_out),
+        vantage: vantage(a.vantage, &file),
+        database_url: database_url(a.database_url, &file)?,
+        work: a.work.config(&file),
+        net: a.net.config(&file),
     })
-    .await?)
+    .await?;
+    Ok(0)
 }
 
-async fn worker(a: WorkerArgs) -> Result<()> {
-    Ok(app::crawl::worker(WorkerRun {
+/// The flag's list when given, else the file's.
+fn or_file(flags: Vec<PathBuf>, file: &Option<Vec<PathBuf>>) -> Vec<PathBuf> {
+    if flags.is_empty() {
+        file.clone().unwrap_or_default()
+    } else {
+        flags
+    }
+}
+
+fn vantage(flag: Option<String>, file: &ConfigFile) -> String {
+    flag.or_else(|| file.survey.vantage.clone())
+        .unwrap_or_else(|| app::file::DEFAULT_VANTAGE.to_string())
+}
+
+async fn worker(a: WorkerArgs) -> Result<i32> {
+    let file = a.net.file()?;
+    app::crawl::worker(WorkerRun {
         crawl: a.crawl,
-        database_url: a.database_url,
-        work: a.work.config(),
-        net: a.net.config(),
+        database_url: database_url(a.database_url, &file)?,
+        work: a.work.config(&file),
+        net: a.net.config(&file),
     })
-    .await?)
+    .await?;
+    Ok(0)
 }
 
-async fn db_migrate(a: &DbArgs) -> Result<()> {
-    let store = Store::connect(&a.database_url).await?;
+/// `survey`: exit status 0 finished, 3 resumed and finished, 4 not
+/// finished; an error (status 1) says why on stderr.
+async fn survey(a: SurveyArgs) -> Result<i32> {
+    use app::survey::{SurveyRun, survey};
+    let file = a.net.file()?;
+    let sources = if a.sources.is_empty() {
+        file.source_list()
+    } else {
+        a.sources
+    };
+    let summary = survey(SurveyRun {
+        label: Some(a.label),
+        now: a.now.unwrap_or_else(time::OffsetDateTime::now_utc),
+        database_url: database_url(a.database_url, &file)?,
+        sources,
+        fallback: file.sources.fallback.clone(),
+        opt_out: or_file(a.opt_out, &file.sources.opt_out),
+        vantage: vantage(a.vantage, &file),
+        reports_dir: a
+            .reports_dir
+            .or_else(|| file.report.out_dir.clone())
+            .unwrap_or_else(|| app::file::DEFAULT_REPORTS_DIR.into()),
+        seeds: file.report.seeds.clone(),
+        work: a.work.config(&file),
+        net: a.net.config(&file),
+    })
+    .await
+    .context("survey failed")?;
+    println!("{summary}");
+    Ok(summary.outcome.exit_code())
+}
+
+/// `config check`: each problem on stderr, exit status 1 if any.
+async fn config_check(a: &ConfigCheckArgs) -> Result<i32> {
+    use app::check::{CheckOptions, check};
+    let problems = check(
+        &a.config,
+        &CheckOptions {
+            database_url: a.database_url.clone(),
+            offline: a.offline,
+        },
+    )
+    .await;
+    for p in &problems {
+        eprintln!("problem: {p}");
+    }
+    if problems.is_empty() {
+        println!(
+            "{}: OK{}",
+            a.config.display(),
+            if a.offline {
+                " (database not contacted: --offline)"
+            } else {
+                ""
+            }
+        );
+        Ok(0)
+    } else {
+        eprintln!("{}: {} problem(s)", a.config.display(), problems.len());
+        Ok(1)
+    }
+}
+
+async fn db_migrate(a: &DbArgs) -> Result<i32> {
+    let file = ConfigFile::load_or_default(a.config.as_deref())?;
+    let store = Store::connect(&database_url(a.database_url.clone(), &file)?).await?;
     let applied = store.migrate().await?;
     let now = store.schema_version().await?.unwrap_or(0);
     if applied.is_empty() {
@@ -510,7 +686,7 @@ async fn db_migrate(a: &DbArgs) -> Result<()> {
     } else {
         println!("applied migration(s) {applied:?}; schema version {now}");
     }
-    Ok(())
+    Ok(0)
 }
 
 #[cfg(feature = "testnet")]
@@ -669,20 +845,25 @@ struct ReportArgs {
     /// Another crawl's label: list the domains whose verdict changed.
     #[arg(long)]
     compare: Option<String>,
-    /// Output folder (default: reports/<label>/).
+    /// Output folder (default: `[report] out_dir`/<label>/, else reports/<label>/).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// CA cut-over dates (default: the built-in seeds/ca-cutover.toml).
+    /// CA cut-over dates (default: `[report] seeds`, else the built-in
+    /// seeds/ca-cutover.toml).
     #[arg(long)]
     seeds: Option<PathBuf>,
-    /// PostgreSQL URL.
+    /// PostgreSQL URL [default: the config file's `[database] url`].
     #[arg(long, env = "DATABASE_URL")]
-    database_url: String,
+    database_url: Option<String>,
+    /// Config file (docs/operating.md); flags override it.
+    #[arg(long, env = "XMPP_SURVEY_CONFIG")]
+    config: Option<PathBuf>,
 }
 
-async fn report(a: ReportArgs) -> Result<()> {
+async fn report(a: ReportArgs) -> Result<i32> {
     use xmpp_survey::report::{ReportOptions, write_report};
-    let store = app::crawl::open_store(&a.database_url).await?;
+    let file = ConfigFile::load_or_default(a.config.as_deref())?;
+    let store = app::crawl::open_store(&database_url(a.database_url, &file)?).await?;
     let generated_at = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .context("formatting the time")?;
@@ -690,7 +871,8 @@ async fn report(a: ReportArgs) -> Result<()> {
         crawl: Some(a.crawl),
         compare: a.compare,
         out: a.out,
-        seeds: a.seeds,
+        reports_dir: file.report.out_dir.clone(),
+        seeds: a.seeds.or_else(|| file.report.seeds.clone()),
         generated_at,
     };
     let w = write_report(store.pool(), &opts).await?;
@@ -698,7 +880,7 @@ async fn report(a: ReportArgs) -> Result<()> {
         eprintln!("{file}: {rows} rows");
     }
     println!("{}", w.dir.join("index.html").display());
-    Ok(())
+    Ok(0)
 }
 
 // --- serve and optout (src/web) --------------------------------------------
@@ -709,9 +891,9 @@ struct ServeArgs {
     /// Address to listen on, e.g. 127.0.0.1:8080.
     #[arg(long)]
     bind: SocketAddr,
-    /// PostgreSQL URL.
+    /// PostgreSQL URL [default: the config file's `[database] url`].
     #[arg(long, env = "DATABASE_URL")]
-    database_url: String,
+    database_url: Option<String>,
     /// Where `xmpp-survey report` wrote the reports.
     #[arg(long, default_value = "reports")]
     reports_dir: PathBuf,
@@ -743,16 +925,17 @@ struct ServeArgs {
     net: NetOptions,
 }
 
-async fn serve(a: ServeArgs) -> Result<()> {
+async fn serve(a: ServeArgs) -> Result<i32> {
     use xmpp_survey::app::serve::ServeRun;
     use xmpp_survey::web::live::LiveLimits;
-    Ok(app::serve::serve(ServeRun {
+    let file = a.net.file()?;
+    app::serve::serve(ServeRun {
         bind: a.bind,
-        database_url: a.database_url,
+        database_url: database_url(a.database_url, &file)?,
         reports_dir: a.reports_dir,
         public_url: a.public_url,
         read_connections: a.read_connections,
-        net: a.net.config(),
+        net: a.net.config(&file),
         live: LiveLimits {
             per_ip_per_minute: a.live_per_ip,
             per_domain_per_10min: a.live_per_domain,
@@ -763,7 +946,8 @@ async fn serve(a: ServeArgs) -> Result<()> {
         no_live: a.no_live,
         knowledge: app::lookup::knowledge(a.advice.as_deref())?,
     })
-    .await?)
+    .await?;
+    Ok(0)
 }
 
 #[derive(Subcommand)]
@@ -785,11 +969,13 @@ struct OptoutDecision {
     database_url: String,
 }
 
-async fn optout(c: OptoutCommand) -> Result<()> {
+async fn optout(c: OptoutCommand) -> Result<i32> {
     use xmpp_survey::web::optout;
     match c {
         OptoutCommand::List(a) => {
-            let store = app::crawl::open_store(&a.database_url).await?;
+            let file = ConfigFile::load_or_default(a.config.as_deref())?;
+            let store =
+                app::crawl::open_store(&database_url(a.database_url.clone(), &file)?).await?;
             let list = optout::list(&store).await?;
             if list.is_empty() {
                 println!("no opt-out requests");
@@ -822,5 +1008,5 @@ async fn optout(c: OptoutCommand) -> Result<()> {
             println!("rejected #{}: {}", r.id, r.domain);
         }
     }
-    Ok(())
+    Ok(0)
 }

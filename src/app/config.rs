@@ -153,8 +153,17 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// A duration as flags take and show it (`5s`, `500ms`, `2.5s`): the type
 /// of duration flags, so that their defaults are the library's
 /// [`Duration`]s, shown in `--help` as written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// In the config file it is a string in the same syntax (`"5s"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub struct FlagDuration(pub Duration);
+
+impl TryFrom<String> for FlagDuration {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
 
 impl FromStr for FlagDuration {
     type Err = String;

@@ -82,6 +82,27 @@ pub fn crawl_config(
 /// it. Everything that can fail is checked before the crawl exists.
 pub async fn crawl(a: CrawlRun) -> Result<(), AppError> {
     let store = open_store(&a.database_url).await?;
+    run_crawl(&store, &a, None).await.map(|_| ())
+}
+
+/// What [`run_crawl`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrawlOutcome {
+    /// The crawl (with whether its label existed before).
+    pub crawl: Crawl,
+    /// `Finished`, or `Interrupted` (Ctrl-C, or domains left to others).
+    pub status: CrawlStatus,
+    /// Domains the sources gave.
+    pub domains: usize,
+}
+
+/// [`crawl`] on an open store, with `fallback` for providers URLs that
+/// cannot be fetched (`survey`).
+pub async fn run_crawl(
+    store: &Store,
+    a: &CrawlRun,
+    fallback: Option<&sources::ProvidersFallback>,
+) -> Result<CrawlOutcome, AppError> {
     let specs = a
         .sources
         .iter()
@@ -99,7 +120,14 @@ pub async fn crawl(a: CrawlRun) -> Result<(), AppError> {
     } else {
         None
     };
-    let loaded = sources::load(&specs, known, &super::probe::http_client()?, &opt_out).await;
+    let loaded = sources::load_with_fallback(
+        &specs,
+        known,
+        &super::probe::http_client()?,
+        &opt_out,
+        fallback,
+    )
+    .await;
     report_loaded(&loaded);
     if loaded.domains.is_empty() {
         return Err(AppError::NothingToCrawl);
@@ -126,19 +154,26 @@ pub async fn crawl(a: CrawlRun) -> Result<(), AppError> {
             if crawl.resumed { "resumed" } else { "created" },
             loaded.domains.len()
         );
-        work(&store, &crawl, &a.work, setup).await
+        work(store, &crawl, &a.work, setup).await
     };
     let result = run.await;
     if let Err(e) = &result {
-        mark_failed(&store, &crawl, e).await;
+        mark_failed(store, &crawl, e).await;
     }
-    result
+    Ok(CrawlOutcome {
+        crawl,
+        status: result?,
+        domains: loaded.domains.len(),
+    })
 }
 
 /// Prints what loading the sources found besides domains (stderr).
 pub fn report_loaded(loaded: &sources::Loaded) {
     for p in &loaded.problems {
         eprintln!("warning: {p}");
+    }
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
     }
     for (source, n) in &loaded.per_source {
         eprintln!("source {source}: {n} domain(s)");
@@ -171,17 +206,17 @@ pub async fn worker(a: WorkerRun) -> Result<(), AppError> {
         .await?
         .ok_or_else(|| AppError::NoCrawl(a.crawl.clone()))?;
     let setup = setup(&RunConfig::crawl(a.net.clone(), &a.work)).await?;
-    work(&store, &crawl, &a.work, setup).await
+    work(&store, &crawl, &a.work, setup).await.map(|_| ())
 }
 
 /// Runs this process's worker on a crawl with Ctrl-C handling and
-/// prints the crawl summary.
+/// prints the crawl summary; returns whether the crawl is finished.
 pub async fn work(
     store: &Store,
     crawl: &Crawl,
     w: &WorkConfig,
     setup: Setup,
-) -> Result<(), AppError> {
+) -> Result<CrawlStatus, AppError> {
     let Setup {
         prober,
         listener,
@@ -216,7 +251,7 @@ async fn work_with(
     cfg: &WorkerConfig,
     prober: &crate::probe::Prober,
     monitor: &Arc<Monitor>,
-) -> Result<(), AppError> {
+) -> Result<CrawlStatus, AppError> {
     let before = store.progress(crawl.id).await?;
     let total = before.total();
     let m = monitor.clone();
@@ -283,5 +318,5 @@ async fn work_with(
             crawl.label, after.queued, after.leased, crawl.label, crawl.label
         );
     }
-    Ok(())
+    Ok(status)
 }

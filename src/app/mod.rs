@@ -7,19 +7,26 @@
 //! - [`config`]: the run's configuration ([`RunConfig`], [`NetConfig`],
 //!   [`WorkConfig`]) with every default from one library constant, and the
 //!   duration syntax of the flags.
+//! - [`file`]: the TOML config file (`--config`), one section per flag
+//!   group; flags override it.
 //! - [`setup`]: [`setup::setup`] builds and checks every component of a run
 //!   ([`Setup`]) before anything is probed or recorded.
 //! - [`probe`]: `probe`: domains from arguments and sources, printed.
 //! - [`crawl`]: `crawl` and `worker`: the store, the crawl, the worker.
 //! - [`serve`]: `serve`: the web server ([`crate::web`]) and `optout`.
+//! - [`survey`]: `survey`: the weekly crawl and report in one command.
+//! - [`check`]: `config check`: the config file and what it names.
 //! - [`lookup`]: `lookup`: one domain's findings, stored or live.
 
+pub mod check;
 pub mod config;
 pub mod crawl;
+pub mod file;
 pub mod lookup;
 pub mod probe;
 pub mod serve;
 pub mod setup;
+pub mod survey;
 
 pub use config::{NetConfig, RunConfig, WorkConfig};
 pub use setup::{Setup, setup};
@@ -45,6 +52,10 @@ pub enum AppError {
     /// The TLS client could not be built.
     #[error("cannot set up TLS")]
     Tls(#[source] TlsSetupError),
+    /// The config file is unreadable, not TOML, or has an unknown key or a
+    /// wrong type.
+    #[error(transparent)]
+    ConfigFile(#[from] file::ConfigFileError),
     /// The probe identity (config file, certificates, keys) is unusable.
     #[error(transparent)]
     Identity(#[from] IdentityError),
@@ -152,6 +163,12 @@ pub enum AppError {
     /// A stored lookup needs a database.
     #[error("no database: give --database-url (or DATABASE_URL), or use --live to probe now")]
     NoDatabase,
+    /// A report could not be written.
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
+    /// The clock could not be formatted.
+    #[error("cannot format the time: {0}")]
+    Clock(String),
     /// The domain's operator opted out: it is never probed.
     #[error("{0} opted out of being probed (opt_outs): not probing it")]
     OptedOut(String),

@@ -5,7 +5,7 @@ use super::{AppError, NetConfig, RunConfig};
 use crate::acceptance::probe::AcceptanceProbe;
 use crate::budget::{Budget, raise_nofile};
 use crate::dns::resolve::{DnsConfig, Resolver};
-use crate::identity::{ConfigFile, IdentityConfig, ProbeIdentity};
+use crate::identity::{IdentityConfig, ProbeIdentity};
 use crate::limits::Limits;
 use crate::listener::{self, ListenerConfig, ProbeListener};
 use crate::net::policy::AddressPolicy;
@@ -159,7 +159,7 @@ fn resource_budget(
 /// given directly (those win).
 fn load_identity(o: &NetConfig) -> Result<Option<ProbeIdentity>, AppError> {
     let from_file = match &o.config_file {
-        Some(path) => ConfigFile::load(path)?.identity.unwrap_or_default(),
+        Some(path) => super::file::ConfigFile::load(path)?.identity,
         None => IdentityConfig::default(),
     };
     let cfg = from_file.merge(o.identity.clone());

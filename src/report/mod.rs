@@ -37,8 +37,10 @@ pub struct ReportOptions {
     pub crawl: Option<String>,
     /// Another crawl's label: list the domains whose verdict changed.
     pub compare: Option<String>,
-    /// Output folder; default `reports/<label>/`.
+    /// Output folder; default `<reports_dir>/<label>/`.
     pub out: Option<PathBuf>,
+    /// The parent of the default output folder; default `reports`.
+    pub reports_dir: Option<PathBuf>,
     /// CA cut-over file; default the repository's `seeds/ca-cutover.toml`
     /// as built in.
     pub seeds: Option<PathBuf>,
@@ -59,6 +61,11 @@ pub struct Written {
 
 /// `reports/<label>` with the label made safe as one path component.
 pub fn default_dir(label: &str) -> PathBuf {
+    Path::new("reports").join(label_dir(label))
+}
+
+/// The label made safe as one path component (the report's folder name).
+pub fn label_dir(label: &str) -> String {
     let safe: String = label
         .chars()
         .map(|c| {
@@ -69,12 +76,11 @@ pub fn default_dir(label: &str) -> PathBuf {
             }
         })
         .collect();
-    let safe = if safe.is_empty() || safe.starts_with('.') {
+    if safe.is_empty() || safe.starts_with('.') {
         format!("_{safe}")
     } else {
         safe
-    };
-    Path::new("reports").join(safe)
+    }
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> ReportError + '_ {
@@ -96,10 +102,11 @@ pub async fn write_report(pool: &PgPool, opts: &ReportOptions) -> Result<Written
         None => seeds::BUILT_IN.to_string(),
     };
     let seeds = seeds::Seeds::parse(&seeds_text)?;
-    let dir = opts
-        .out
-        .clone()
-        .unwrap_or_else(|| default_dir(&crawl.label));
+    let dir = match (&opts.out, &opts.reports_dir) {
+        (Some(out), _) => out.clone(),
+        (None, Some(parent)) => parent.join(label_dir(&crawl.label)),
+        (None, None) => default_dir(&crawl.label),
+    };
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
 
     // The CSV files stream from their own connections while the figures

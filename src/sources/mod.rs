@@ -58,6 +58,19 @@ pub struct Loaded {
     /// Providers-list domains not crawled because `serverTesting` was not
     /// `true` (see [`parse_providers`]).
     pub no_consent: Vec<DomainName>,
+    /// What went wrong but was made up for (a providers URL replaced by
+    /// its fallback snapshot), one message each.
+    pub warnings: Vec<String>,
+}
+
+/// The providers list to read when a providers URL cannot be fetched
+/// (the survey's offline fallback: a snapshot file or the built-in copy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvidersFallback {
+    /// Its name in messages (the file, or what the built-in copy is).
+    pub label: String,
+    /// The list as published.
+    pub bytes: Vec<u8>,
 }
 
 /// Loads every source in order and merges them.
@@ -72,6 +85,19 @@ pub async fn load(
     known: Option<Vec<String>>,
     http: &reqwest::Client,
     opt_out: &HashSet<String>,
+) -> Loaded {
+    load_with_fallback(specs, known, http, opt_out, None).await
+}
+
+/// [`load`], where a providers URL that cannot be fetched (connection,
+/// HTTP status, size) is replaced by `fallback` with a warning in
+/// [`Loaded::warnings`] instead of failing as a source.
+pub async fn load_with_fallback(
+    specs: &[SourceSpec],
+    known: Option<Vec<String>>,
+    http: &reqwest::Client,
+    opt_out: &HashSet<String>,
+    fallback: Option<&ProvidersFallback>,
 ) -> Loaded {
     let mut out = Loaded::default();
     let mut known = known;
@@ -88,7 +114,17 @@ pub async fn load(
             SourceSpec::Csv { path, column } => load_csv(path, column.as_deref(), &label).await,
             SourceSpec::Providers(loc) => {
                 let body = match loc {
-                    ProvidersLocation::Url(url) => fetch(http, url).await,
+                    ProvidersLocation::Url(url) => match (fetch(http, url).await, fallback) {
+                        (Err(e), Some(f)) => {
+                            out.warnings.push(format!(
+                                "{label}: {}; using the snapshot {} instead",
+                                e.detail(),
+                                f.label
+                            ));
+                            Ok(f.bytes.clone())
+                        }
+                        (body, _) => body,
+                    },
                     ProvidersLocation::File(path) => read(path).await,
                 };
                 match body.and_then(|b| parse_providers_bytes(&b, &label)) {
@@ -238,6 +274,38 @@ mod tests {
             shown[2].ends_with("nope.txt: cannot read: No such file or directory (os error 2)"),
             "{shown:#?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_providers_url_that_fails_falls_back_with_a_warning() {
+        // A closed loopback port: the fetch fails at once.
+        let spec: SourceSpec = "providers:http://127.0.0.1:9/p.json".parse().unwrap();
+        let fallback = ProvidersFallback {
+            label: "snapshot.json".into(),
+            bytes: br#"{"a.example": {"serverTesting": {"content": true}}}"#.to_vec(),
+        };
+        let http = reqwest::Client::new();
+        let l = load_with_fallback(
+            std::slice::from_ref(&spec),
+            None,
+            &http,
+            &HashSet::new(),
+            Some(&fallback),
+        )
+        .await;
+        assert_eq!(l.domains, vec!["a.example"]);
+        assert!(l.problems.is_empty(), "{:?}", l.problems);
+        assert_eq!(l.warnings.len(), 1);
+        assert!(
+            l.warnings[0].starts_with("http://127.0.0.1:9/p.json: cannot fetch")
+                && l.warnings[0].ends_with("using the snapshot snapshot.json instead"),
+            "{:?}",
+            l.warnings
+        );
+        // Without a fallback the source fails as before.
+        let l = load(&[spec], None, &http, &HashSet::new()).await;
+        assert!(l.domains.is_empty());
+        assert_eq!(l.problems.len(), 1);
     }
 
     #[tokio::test]

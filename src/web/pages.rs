@@ -61,6 +61,10 @@ static TEMPLATES: LazyLock<minijinja::Environment<'static>> = LazyLock::new(|| {
     env
 });
 
+/// The site's icon (`/static/favicon.svg`, also answered at `/favicon.ico`
+/// so that no browser logs a 404 for it).
+pub const FAVICON_SVG: &str = include_str!("../../templates/web/favicon.svg");
+
 /// The stylesheet (`/static/site.css`).
 pub const SITE_CSS: &str = include_str!("../../templates/web/site.css");
 
@@ -136,6 +140,8 @@ pub fn router() -> Router<AppState> {
         .route("/", get(home))
         .route("/search", get(search))
         .route("/static/site.css", get(css))
+        .route("/static/favicon.svg", get(favicon))
+        .route("/favicon.ico", get(favicon))
         .route("/domain/{domain}", get(domain_page))
         .route("/domain/{domain}/test", post(super::live::request))
         .route("/domain/{domain}/live/{id}", get(super::live::page))
@@ -143,6 +149,17 @@ pub fn router() -> Router<AppState> {
         .route("/badge/{file}", get(super::badge::badge))
         .route("/feed.atom", get(super::feed::network))
         .route("/feed/{file}", get(super::feed::domain))
+}
+
+async fn favicon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        FAVICON_SVG,
+    )
+        .into_response()
 }
 
 async fn css() -> Response {

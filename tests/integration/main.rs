@@ -17,5 +17,6 @@ mod report;
 mod sources;
 mod store;
 mod support;
+mod survey;
 mod truth;
 mod web;
