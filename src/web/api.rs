@@ -81,9 +81,21 @@ fn bad_request(detail: String) -> ApiError {
     ApiError(Problem::new(StatusCode::BAD_REQUEST, "bad_request", detail))
 }
 
+/// The domain of an API path: valid and already normalised (the API
+/// names resources by one spelling; the pages redirect instead).
 fn path_domain(raw: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     let Path(raw) = raw.map_err(|e| bad_request(e.body_text()))?;
-    Ok(pages::normalize(&raw)?)
+    let domain = pages::normalize(&raw)?;
+    if domain != raw {
+        return Err(ApiError(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_domain",
+            format!(
+                "write the domain in its normalised form (lowercase A-labels, no trailing dot): {domain}"
+            ),
+        )));
+    }
+    Ok(domain)
 }
 
 /// The OpenAPI document of this API.
@@ -159,8 +171,7 @@ pub struct DomainList {
 /// The crawl a request names, or the latest finished (else the latest).
 async fn pick_crawl(state: &AppState, label: Option<&str>) -> Result<CrawlRow, ApiError> {
     let found = match label {
-        // PostgreSQL text cannot hold U+0000: no crawl has such a label
-        // (asking would be a database error, not a 404).
+        // No label holds NUL (PostgreSQL text cannot): not found.
         Some(l) if l.contains('\0') => None,
         Some(l) => data::crawl_by_label(&state.reader, l).await?,
         None => match data::latest_finished(&state.reader).await? {
@@ -272,7 +283,7 @@ pub struct DomainDetail {
     get,
     path = "/domains/{domain}",
     tag = "domains",
-    params(("domain" = String, Path, description = "The XMPP domain (U-labels are converted to A-labels; at most 253 characters as A-labels)", max_length = 1024)),
+    params(("domain" = String, Path, description = "The XMPP domain in its normalised form: lowercase A-labels, no trailing dot (the pages redirect other forms to it; the API refuses them naming it)", min_length = 3, max_length = 253, pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")),
     responses(
         (status = 200, description = "The domain's latest result", body = DomainDetail),
         (status = 400, description = "Not a valid XMPP domain", body = ErrorBody),
@@ -330,7 +341,7 @@ pub struct History {
     get,
     path = "/domains/{domain}/history",
     tag = "domains",
-    params(("domain" = String, Path, description = "The XMPP domain", max_length = 1024)),
+    params(("domain" = String, Path, description = "The XMPP domain in its normalised form (lowercase A-labels, no trailing dot)", min_length = 3, max_length = 253, pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")),
     responses(
         (status = 200, description = "The domain's history", body = History),
         (status = 400, description = "Not a valid XMPP domain", body = ErrorBody),
@@ -400,13 +411,18 @@ async fn crawls(State(state): State<AppState>) -> Result<Json<CrawlList>, ApiErr
     )
 )]
 async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
-    data::stats(&state.reader).await?.map(Json).ok_or_else(|| {
-        ApiError(Problem::new(
-            StatusCode::NOT_FOUND,
-            "no_crawl",
-            "no crawl has finished yet",
-        ))
-    })
+    state
+        .stats
+        .get(&state.reader)
+        .await?
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError(Problem::new(
+                StatusCode::NOT_FOUND,
+                "no_crawl",
+                "no crawl has finished yet",
+            ))
+        })
 }
 
 #[cfg(test)]

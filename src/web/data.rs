@@ -115,6 +115,30 @@ pub async fn latest_finished(pool: &PgPool) -> Result<Option<CrawlRow>, sqlx::Er
     .await
 }
 
+/// How long the headline figures are kept in memory: they change when a
+/// crawl finishes, and computing them scans that crawl's results.
+pub const STATS_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The headline figures, computed at most once per [`STATS_TTL`].
+#[derive(Default)]
+pub struct StatsCache(tokio::sync::Mutex<Option<(std::time::Instant, Option<Stats>)>>);
+
+impl StatsCache {
+    /// The cached figures, or fresh ones (computed by one caller while
+    /// the others wait for them).
+    pub async fn get(&self, pool: &PgPool) -> Result<Option<Stats>, sqlx::Error> {
+        let mut slot = self.0.lock().await;
+        if let Some((at, s)) = slot.as_ref()
+            && at.elapsed() < STATS_TTL
+        {
+            return Ok(s.clone());
+        }
+        let fresh = stats(pool).await?;
+        *slot = Some((std::time::Instant::now(), fresh.clone()));
+        Ok(fresh)
+    }
+}
+
 /// Headline figures of the latest finished crawl.
 pub async fn stats(pool: &PgPool) -> Result<Option<Stats>, sqlx::Error> {
     let Some(crawl) = latest_finished(pool).await? else {

@@ -51,6 +51,18 @@ impl Problem {
     /// 503 for a database error: the handlers only run valid queries, so
     /// a failure means the database is down, overloaded or misconfigured.
     pub fn database(e: &sqlx::Error) -> Self {
+        // A data exception (SQLSTATE class 22: a value PostgreSQL cannot
+        // take, e.g. text with NUL) is the request's fault, not the
+        // database's.
+        if let sqlx::Error::Database(d) = e
+            && d.code().is_some_and(|c| c.starts_with("22"))
+        {
+            return Self::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("a value in the request is not acceptable: {}", d.message()),
+            );
+        }
         tracing::warn!(error = %e, "database error");
         let detail = match e {
             sqlx::Error::PoolTimedOut => "the database did not answer in time".to_string(),

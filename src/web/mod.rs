@@ -59,6 +59,8 @@ pub struct Inner {
     pub live: live::Live,
     /// The advice file behind the findings.
     pub knowledge: crate::lookup::Knowledge,
+    /// The headline figures, cached.
+    pub stats: data::StatsCache,
     /// The badge cache.
     pub badges: badge::Cache,
     /// Per-address limit of opt-out requests.
@@ -90,6 +92,7 @@ impl AppState {
             live,
             knowledge,
             badges: badge::Cache::default(),
+            stats: data::StatsCache::default(),
             optout_limit: optout::limiter(),
         }))
     }

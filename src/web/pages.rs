@@ -201,7 +201,7 @@ pub async fn method_not_allowed(req: Request) -> Response {
 }
 
 async fn home(State(state): State<AppState>) -> Result<Response, PageError> {
-    let stats = data::stats(&state.reader).await?;
+    let stats = state.stats.get(&state.reader).await?;
     let report = stats
         .as_ref()
         .and_then(|s| super::reports::report_link(&state.reports_dir, &s.crawl.label));
@@ -340,4 +340,34 @@ pub fn opted_out_page(domain: &str) -> Response {
             opted_out => true,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_parses_and_escapes() {
+        let p = Problem::new(StatusCode::BAD_REQUEST, "x", "<script>alert(1)</script>");
+        let r = render(
+            "error.html",
+            minijinja::context! { title => "t", status => 400, code => "x", detail => p.detail },
+        )
+        .unwrap_or_default();
+        assert!(
+            r.contains("&lt;script&gt;") && !r.contains("<script>"),
+            "{r}"
+        );
+        for name in [
+            "home.html",
+            "domain.html",
+            "not_found.html",
+            "live.html",
+            "reports.html",
+            "message.html",
+            "feed.xml",
+        ] {
+            assert!(TEMPLATES.get_template(name).is_ok(), "{name}");
+        }
+    }
 }

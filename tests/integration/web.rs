@@ -762,14 +762,18 @@ async fn serve_pages_badges_feeds_api_limits_and_opt_out() {
             .expect("drop");
     }
     let r = c
-        .get(format!("{base}/api/v1/stats"))
+        .get(format!("{base}/api/v1/crawls"))
         .send()
         .await
-        .expect("stats");
+        .expect("crawls");
     assert_eq!(r.status().as_u16(), 503);
     let j: Value = r.json().await.expect("json");
     assert_eq!(j["error"], "database_unavailable", "{j}");
-    let r = c.get(format!("{base}/")).send().await.expect("home");
+    let r = c
+        .get(format!("{base}/domain/{accepting}"))
+        .send()
+        .await
+        .expect("page");
     assert_eq!(r.status().as_u16(), 503);
     drop(strict);
     drop(s);
