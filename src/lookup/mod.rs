@@ -51,8 +51,8 @@ pub struct StoredResult {
     pub report: DomainReport,
 }
 
-/// The domain's verdicts in one crawl.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The domain's verdicts in one crawl (also the API's history entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     /// The crawl.
     pub crawl_id: i64,
@@ -60,9 +60,11 @@ pub struct HistoryEntry {
     pub crawl_label: String,
     /// When the crawl started.
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub crawl_started_at: OffsetDateTime,
     /// When this domain was probed in it.
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub probed_at: OffsetDateTime,
     /// Acceptance verdict (`results.acceptance`).
     pub acceptance: String,

@@ -361,11 +361,7 @@ async fn history(
             entries: Vec::new(),
         }));
     }
-    let entries: Vec<HistoryEntry> = crate::lookup::history(&state.reader, &domain)
-        .await?
-        .into_iter()
-        .map(HistoryEntry::from)
-        .collect();
+    let entries: Vec<HistoryEntry> = crate::lookup::history(&state.reader, &domain).await?;
     if entries.is_empty() {
         return Err(ApiError(Problem::unknown_domain(&domain)));
     }

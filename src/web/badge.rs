@@ -8,8 +8,8 @@ use super::view::BadgeState;
 use super::{AppState, data, pages};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
@@ -97,30 +97,10 @@ pub async fn badge(
     State(state): State<AppState>,
     file: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let raw = match file {
-        Ok(Path(f)) => f,
-        Err(e) => {
-            return pages::render_problem(&super::error::Problem::new(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                e.body_text(),
-            ));
-        }
-    };
-    let Some(raw) = raw.strip_suffix(".svg") else {
-        return pages::render_problem(&super::error::Problem::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "badges are at /badge/DOMAIN.svg",
-        ));
-    };
-    let domain = match pages::normalize(raw) {
+    let domain = match pages::file_domain(file, "badge", ".svg") {
         Ok(d) => d,
-        Err(p) => return pages::render_problem(&p),
+        Err(r) => return *r,
     };
-    if domain != raw {
-        return Redirect::permanent(&format!("/badge/{domain}.svg")).into_response();
-    }
     let badge_state = match state.badges.get(&domain) {
         Some(s) => s,
         None => match data::latest_acceptance(&state.reader, &domain).await {

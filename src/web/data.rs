@@ -166,54 +166,7 @@ pub async fn stats(pool: &PgPool) -> Result<Option<Stats>, sqlx::Error> {
     }))
 }
 
-/// One crawl's verdicts of a domain (the history timeline).
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct HistoryEntry {
-    /// The crawl.
-    pub crawl_id: i64,
-    /// Its label.
-    pub crawl_label: String,
-    /// When the crawl started.
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub crawl_started_at: OffsetDateTime,
-    /// When the domain was probed.
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub probed_at: OffsetDateTime,
-    /// Acceptance verdict (MEASUREMENTS §3).
-    pub acceptance: String,
-    /// Its reason code.
-    pub acceptance_reason: Option<String>,
-    /// c2s status.
-    pub c2s_status: String,
-    /// s2s status.
-    pub s2s_status: String,
-    /// EKU class of the s2s certificate.
-    pub s2s_eku_class: Option<String>,
-    /// Chain verdict of the s2s certificate.
-    pub s2s_chain_verdict: Option<String>,
-    /// Server software and version, when known.
-    pub software: Option<String>,
-}
-
-impl From<crate::lookup::HistoryEntry> for HistoryEntry {
-    fn from(h: crate::lookup::HistoryEntry) -> Self {
-        Self {
-            crawl_id: h.crawl_id,
-            crawl_label: h.crawl_label,
-            crawl_started_at: h.crawl_started_at,
-            probed_at: h.probed_at,
-            acceptance: h.acceptance,
-            acceptance_reason: h.acceptance_reason,
-            c2s_status: h.c2s_status,
-            s2s_status: h.s2s_status,
-            s2s_eku_class: h.s2s_eku_class,
-            s2s_chain_verdict: h.s2s_chain_verdict,
-            software: h.software,
-        }
-    }
-}
+pub use crate::lookup::HistoryEntry;
 
 /// A domain as stored ([`crate::lookup::lookup_stored`]): opt-out, latest
 /// result with its findings, history.

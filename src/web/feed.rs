@@ -7,8 +7,8 @@ use super::error::Problem;
 use super::{AppState, data, pages};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -114,30 +114,10 @@ pub async fn domain(
     State(state): State<AppState>,
     file: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let raw = match file {
-        Ok(Path(f)) => f,
-        Err(e) => {
-            return pages::render_problem(&Problem::new(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                e.body_text(),
-            ));
-        }
-    };
-    let Some(raw) = raw.strip_suffix(".atom") else {
-        return pages::render_problem(&Problem::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "feeds are at /feed/DOMAIN.atom",
-        ));
-    };
-    let domain = match pages::normalize(raw) {
+    let domain = match pages::file_domain(file, "feed", ".atom") {
         Ok(d) => d,
-        Err(p) => return pages::render_problem(&p),
+        Err(r) => return *r,
     };
-    if domain != raw {
-        return Redirect::permanent(&format!("/feed/{domain}.atom")).into_response();
-    }
     match data::changes(&state.reader, Some(&domain)).await {
         Ok(changes) => atom(
             &state,

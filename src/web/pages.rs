@@ -249,17 +249,42 @@ pub fn path_domain(
     raw: Result<Path<String>, PathRejection>,
     canonical_path: impl Fn(&str) -> String,
 ) -> Result<String, Box<Response>> {
-    let raw = match raw {
-        Ok(Path(d)) => d,
-        Err(e) => {
-            return Err(Box::new(render_problem(&Problem::new(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                e.body_text(),
-            ))));
-        }
+    canonical_domain(&path_text(raw)?, canonical_path)
+}
+
+/// The domain of a `/{dir}/DOMAIN{ext}` file (badge, feed), as
+/// [`path_domain`] does; 404 when the name lacks the extension.
+pub fn file_domain(
+    raw: Result<Path<String>, PathRejection>,
+    dir: &str,
+    ext: &str,
+) -> Result<String, Box<Response>> {
+    let file = path_text(raw)?;
+    let Some(stem) = file.strip_suffix(ext) else {
+        return Err(Box::new(render_problem(&Problem::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("these are at /{dir}/DOMAIN{ext}"),
+        ))));
     };
-    let domain = normalize(&raw).map_err(|p| Box::new(render_problem(&p)))?;
+    canonical_domain(stem, |d| format!("/{dir}/{d}{ext}"))
+}
+
+fn path_text(raw: Result<Path<String>, PathRejection>) -> Result<String, Box<Response>> {
+    raw.map(|Path(d)| d).map_err(|e| {
+        Box::new(render_problem(&Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            e.body_text(),
+        )))
+    })
+}
+
+fn canonical_domain(
+    raw: &str,
+    canonical_path: impl Fn(&str) -> String,
+) -> Result<String, Box<Response>> {
+    let domain = normalize(raw).map_err(|p| Box::new(render_problem(&p)))?;
     if domain != raw {
         return Err(Box::new(
             Redirect::permanent(&canonical_path(&domain)).into_response(),
