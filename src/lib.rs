@@ -23,10 +23,12 @@
 //! - [`lookup`]: one domain for its operator: findings (status, evidence, advice from
 //!   `seeds/advice.toml`) and history across crawls (`lookup`, the web pages).
 //! - [`crawl`]: the crawl engine (leases, retries, batched writes) and `crawls.config`.
+//! - [`report`]: `report`: a crawl's readiness report (HTML, Markdown, JSON, CSV).
 //! - [`web`]: `serve`: the operators' web server (domain pages, badge,
 //!   feeds, JSON API with its OpenAPI document, live probes, opt-outs).
 //! - [`app`]: the application: one validated config per run, component assembly
-//!   ([`app::setup`]), and what `probe`, `crawl` and `worker` do; `main.rs` only
+//!   ([`app::setup`]), the config file ([`app::file`]), and what `probe`,
+//!   `crawl`, `worker`, `survey`, `lookup` and `serve` do; `main.rs` only
 //!   defines the flags, maps them into [`app::config`] and prints errors.
 
 #![forbid(unsafe_code)]
