@@ -29,6 +29,7 @@ pub mod security;
 pub mod view;
 
 use axum::Router;
+use axum::response::{IntoResponse, Response};
 use sqlx::PgPool;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -119,6 +120,41 @@ pub fn router(state: AppState) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
+        .layer(axum::middleware::from_fn(uniform_errors))
         .with_state(state);
     security::with_headers(app)
+}
+
+/// tower-http's own 408 (timeout) and 413 (body limit) answers are plain
+/// text; they get the body every other error has: JSON `{error, detail}`
+/// under `/api/`, the error page elsewhere.
+async fn uniform_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use axum::http::{StatusCode, header};
+    let api = req.uri().path().starts_with("/api/");
+    let res = next.run(req).await;
+    let (code, detail) = match res.status() {
+        StatusCode::REQUEST_TIMEOUT => (
+            "timeout",
+            format!("the request took over {} s", REQUEST_TIMEOUT.as_secs()),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "body_too_large",
+            format!("the request body is over {} KiB", BODY_LIMIT / 1024),
+        ),
+        _ => return res,
+    };
+    let ours = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json") || t.starts_with("text/html"));
+    if ours {
+        return res;
+    }
+    let problem = error::Problem::new(res.status(), code, detail);
+    if api {
+        error::ApiError(problem).into_response()
+    } else {
+        pages::render_problem(&problem)
+    }
 }

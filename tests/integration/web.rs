@@ -570,6 +570,14 @@ async fn serve_pages_badges_feeds_api_limits_and_opt_out() {
         .await
         .expect("post");
     assert_eq!(big.status().as_u16(), 413);
+    assert!(
+        big.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"),
+        "413 is the error page"
+    );
+    assert!(big.text().await.unwrap().contains("over 16 KiB"));
 
     // CSRF: a form posted from another site is refused.
     let cross = c
