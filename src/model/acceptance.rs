@@ -218,7 +218,8 @@ pub struct InboundReport {
     pub replies: usize,
 }
 
-/// The acceptance verdicts of MEASUREMENTS §3.
+/// The acceptance verdicts of MEASUREMENTS §3 (also the API's schema of
+/// a verdict: one list for the code, the database and the OpenAPI document).
 #[derive(
     Debug,
     Clone,
@@ -230,6 +231,7 @@ pub struct InboundReport {
     Deserialize,
     strum::IntoStaticStr,
     strum::VariantArray,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]

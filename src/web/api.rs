@@ -118,7 +118,7 @@ async fn openapi_json() -> Response {
 #[into_params(parameter_in = Query)]
 pub struct DomainsQuery {
     /// Only domains with this acceptance verdict.
-    #[param(inline, value_type = Option<AcceptanceFilter>)]
+    #[param(inline, value_type = Option<AcceptanceVerdict>)]
     acceptance: Option<String>,
     /// The crawl's label (default: the latest finished crawl).
     #[param(max_length = 200)]
@@ -129,28 +129,6 @@ pub struct DomainsQuery {
     /// Domains per page (1 to 500, default 100).
     #[param(minimum = 1, maximum = 500)]
     per_page: Option<u32>,
-}
-
-/// An acceptance verdict (MEASUREMENTS §3).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AcceptanceFilter {
-    /// EXTERNAL succeeded with the server-only certificate.
-    AcceptsServerOnly,
-    /// Refused, dialback available.
-    RejectsServerOnlyDialback,
-    /// Refused, no fallback.
-    RejectsServerOnlyNoFallback,
-    /// Never authenticates by certificate.
-    NoCertAuth,
-    /// Inconclusive.
-    Inconclusive,
-    /// No s2s endpoint reachable.
-    Unreachable,
-    /// No TLS session.
-    TlsFailed,
-    /// No probe identity.
-    NotRun,
 }
 
 /// One page of a crawl's domains.
