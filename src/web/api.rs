@@ -287,7 +287,7 @@ async fn domain(
     let latest = l
         .latest
         .ok_or_else(|| ApiError(Problem::unknown_domain(&domain)))?;
-    let acceptance = crate::facts::label(latest.report.summary.acceptance);
+    let acceptance = latest.report.summary.acceptance.as_str().to_string();
     Ok(Json(DomainDetail {
         badge: BadgeState::from_acceptance(Some(&acceptance)),
         domain,

@@ -4,6 +4,7 @@
 //! EKU, and the acceptance evidence. Pure; the templates only lay it out.
 
 use crate::facts::label;
+use crate::model::names::Named;
 use crate::model::report::{DomainReport, EndpointReport};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -126,9 +127,9 @@ pub struct AdviceSourceView {
 impl From<&crate::model::finding::Finding> for FindingView {
     fn from(f: &crate::model::finding::Finding) -> Self {
         Self {
-            code: label(f.code),
+            code: f.code.as_str().to_string(),
             case: f.case.clone(),
-            status: label(f.status),
+            status: f.status.as_str().to_string(),
             title: f.title.clone(),
             seen: f.seen.clone(),
             evidence: f
@@ -320,8 +321,8 @@ fn address(e: &EndpointReport) -> String {
 fn endpoint_view(e: &EndpointReport) -> EndpointView {
     let outcome = label(e.outcome);
     EndpointView {
-        service: label(e.key.service),
-        transport: label(e.key.transport),
+        service: e.key.service.as_str().to_string(),
+        transport: e.key.transport.as_str().to_string(),
         host: e.key.host.clone(),
         address: address(e),
         ok: outcome == "complete",
@@ -370,7 +371,7 @@ fn chain_view(e: &EndpointReport) -> Option<ChainView> {
                 subject: c.subject.clone(),
                 issuer: c.issuer.clone(),
                 not_after: c.not_after.date().to_string(),
-                eku_class: label(c.eku.class),
+                eku_class: c.eku.class.as_str().to_string(),
                 lacks_client_auth: c.eku.present && !c.eku.client_auth && !c.eku.any,
                 eku,
                 dns: c.sans.dns.clone(),
@@ -379,7 +380,7 @@ fn chain_view(e: &EndpointReport) -> Option<ChainView> {
         })
         .collect();
     Some(ChainView {
-        endpoint: format!("{} {} ({})", label(e.key.service), address(e), e.key.host),
+        endpoint: format!("{} {} ({})", e.key.service.as_str(), address(e), e.key.host),
         certs,
     })
 }
@@ -418,7 +419,7 @@ fn acceptance_view(report: &DomainReport) -> Option<AcceptanceView> {
                 },
             };
             AttemptView {
-                cert: label(t.cert),
+                cert: t.cert.as_str().to_string(),
                 requested: yes_no(c.tls.as_ref().map(|t| t.client_cert_requested)),
                 sent: t.client_cert_sent,
                 tls,
@@ -430,8 +431,8 @@ fn acceptance_view(report: &DomainReport) -> Option<AcceptanceView> {
         })
         .collect();
     Some(AcceptanceView {
-        verdict: label(a.verdict),
-        reason_code: label(a.reason_code),
+        verdict: a.verdict.as_str().to_string(),
+        reason_code: a.reason_code.as_str().to_string(),
         reason: a.reason.clone(),
         endpoint: a.endpoint.clone(),
         probe_domain: a.probe_domain.clone(),
@@ -466,7 +467,7 @@ fn severity(status: &str) -> u8 {
 /// warning, not tested, info, passed; the order of the lookup otherwise).
 pub fn report_view(report: &DomainReport, mut findings: Vec<FindingView>) -> ReportView {
     findings.sort_by_key(|f| severity(&f.status));
-    let acceptance = label(report.summary.acceptance);
+    let acceptance = report.summary.acceptance.as_str().to_string();
     let state = BadgeState::from_acceptance(Some(&acceptance));
     let endpoints: Vec<EndpointView> = report.endpoints.iter().map(endpoint_view).collect();
     let mut chains = Vec::new();
@@ -474,7 +475,7 @@ pub fn report_view(report: &DomainReport, mut findings: Vec<FindingView>) -> Rep
         report
             .endpoints
             .iter()
-            .filter(|e| label(e.key.service) == service)
+            .filter(|e| e.key.service.as_str() == service)
             .find_map(chain_view)
     };
     if let Some(c) = primary("s2s") {
@@ -506,8 +507,8 @@ pub fn report_view(report: &DomainReport, mut findings: Vec<FindingView>) -> Rep
         state_text: state.text(),
         probed_at: when(report.started_at),
         software,
-        c2s_status: label(report.summary.c2s.status),
-        s2s_status: label(report.summary.s2s.status),
+        c2s_status: report.summary.c2s.status.as_str().to_string(),
+        s2s_status: report.summary.s2s.status.as_str().to_string(),
         findings,
         endpoints,
         chains,
