@@ -32,6 +32,14 @@ pub enum IdentityError {
     /// A required field is missing.
     #[error("probe identity: {0}")]
     Missing(String),
+    /// `dialback_secret_file` is unreadable or too short.
+    #[error("identity.dialback_secret_file {}: {reason}", path.display())]
+    SecretFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The domain is not a valid domain.
     #[error("probe identity domain {0:?}: {1}")]
     BadDomain(String, String),
@@ -76,6 +84,32 @@ pub struct IdentityConfig {
     pub listen: Option<SocketAddr>,
     /// Secret for XEP-0185 dialback keys (default: random per run).
     pub dialback_secret: Option<String>,
+    /// File holding the XEP-0185 secret (at least [`MIN_SECRET_BYTES`]
+    /// bytes, surrounding whitespace ignored): shared by every worker of a
+    /// crawl on several hosts, so that the host the probe domain's DNS
+    /// points to confirms keys any worker issued.
+    pub dialback_secret_file: Option<PathBuf>,
+}
+
+/// Shortest dialback secret accepted from a file: 16 bytes (128 bits),
+/// e.g. `head -c 32 /dev/urandom | base64 > dialback.secret`.
+pub const MIN_SECRET_BYTES: usize = 16;
+
+/// Reads a shared dialback secret; errors name the key and the file.
+pub fn read_secret_file(path: &Path) -> Result<Vec<u8>, IdentityError> {
+    let err = |reason: String| IdentityError::SecretFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let secret = bytes.trim_ascii().to_vec();
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(err(format!(
+            "{} byte(s), at least {MIN_SECRET_BYTES} needed (e.g. `head -c 32 /dev/urandom | base64 > FILE`)",
+            secret.len()
+        )));
+    }
+    Ok(secret)
 }
 
 impl IdentityConfig {
@@ -89,6 +123,7 @@ impl IdentityConfig {
             client_and_server_key: other.client_and_server_key.or(self.client_and_server_key),
             listen: other.listen.or(self.listen),
             dialback_secret: other.dialback_secret.or(self.dialback_secret),
+            dialback_secret_file: other.dialback_secret_file.or(self.dialback_secret_file),
         }
     }
 
@@ -195,6 +230,9 @@ pub struct ProbeIdentity {
     pub listen: SocketAddr,
     /// XEP-0185 secret.
     pub dialback_secret: Vec<u8>,
+    /// Whether the secret was configured (shared by several workers) rather
+    /// than random for this process.
+    pub shared_secret: bool,
 }
 
 /// Default listener address: all interfaces, the s2s port (the target must
@@ -236,9 +274,15 @@ impl ProbeIdentity {
                 .parse()
                 .map_err(|_| IdentityError::Missing("listen".into()))?,
         };
-        let dialback_secret = match &cfg.dialback_secret {
-            Some(s) => s.as_bytes().to_vec(),
-            None => rand::random::<[u8; 32]>().to_vec(),
+        let dialback_secret = match (&cfg.dialback_secret, &cfg.dialback_secret_file) {
+            (Some(_), Some(_)) => {
+                return Err(IdentityError::Missing(
+                    "`dialback_secret` and `dialback_secret_file` are exclusive: set one".into(),
+                ));
+            }
+            (Some(s), None) => s.as_bytes().to_vec(),
+            (None, Some(path)) => read_secret_file(path)?,
+            (None, None) => rand::random::<[u8; 32]>().to_vec(),
         };
         Ok(Some(Self {
             domain,
@@ -246,6 +290,7 @@ impl ProbeIdentity {
             client_and_server,
             listen,
             dialback_secret,
+            shared_secret: cfg.dialback_secret.is_some() || cfg.dialback_secret_file.is_some(),
         }))
     }
 }
@@ -278,6 +323,29 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn secret_file_errors_name_the_key_and_file() {
+        let dir = std::env::temp_dir().join(format!("xs-secret-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("missing.secret");
+        let e = read_secret_file(&missing).unwrap_err().to_string();
+        assert!(
+            e.contains("identity.dialback_secret_file") && e.contains("missing.secret"),
+            "{e}"
+        );
+        let short = dir.join("short.secret");
+        std::fs::write(&short, "tooshort\n").unwrap();
+        let e = read_secret_file(&short).unwrap_err().to_string();
+        assert!(
+            e.contains("short.secret") && e.contains("8 byte(s)") && e.contains("at least 16"),
+            "{e}"
+        );
+        let good = dir.join("good.secret");
+        std::fs::write(&good, "  0123456789abcdef0123\n").unwrap();
+        assert_eq!(read_secret_file(&good).unwrap(), b"0123456789abcdef0123");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

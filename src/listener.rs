@@ -89,6 +89,69 @@ pub fn auth_deadline(limits: &crate::limits::Limits) -> Duration {
 /// Outstanding [`ProbeListener::expect_iq`] waiters kept; beyond this,
 /// abandoned ones are swept.
 const WAITER_SWEEP: usize = 1024;
+/// How long a run announced by another worker ([`ProbeListener::remote_begin`])
+/// is honoured without its end: a worker killed mid-run never says `end`,
+/// and one domain's acceptance run is far shorter than this.
+pub const REMOTE_RUN_MAX: Duration = Duration::from_secs(300);
+/// How long a worker whose evidence is relayed waits, after a target
+/// answered its dialback `valid`, for the relayed `db:verify` notice: the
+/// target's answer races the relay through PostgreSQL.
+pub const RELAY_SETTLE: Duration = Duration::from_millis(750);
+
+/// Evidence the probe domain's listener saw about a domain that another
+/// worker of the same crawl is probing, relayed to that worker (several
+/// hosts, one database: only one host is where the probe domain's DNS
+/// points, but every worker's acceptance probe needs what targets sent
+/// there). It comes only from our own workers through the database, never
+/// from a target directly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Relayed {
+    /// We answered a `db:verify` from `domain` `valid`.
+    Verified {
+        /// The asking (probed) domain.
+        domain: String,
+    },
+    /// A stream from `domain` authenticated (its report as it stood then).
+    Inbound {
+        /// The probed domain.
+        domain: String,
+        /// Distinguishes the relaying listener's streams.
+        stream: u64,
+        /// The stream's report.
+        report: Box<InboundReport>,
+    },
+    /// An IQ result or error `domain` delivered to us.
+    Iq {
+        /// The probed domain.
+        domain: String,
+        /// The stanza.
+        element: Element,
+    },
+}
+
+impl Relayed {
+    /// The probed domain the evidence is about.
+    pub fn domain(&self) -> &str {
+        match self {
+            Self::Verified { domain } | Self::Inbound { domain, .. } | Self::Iq { domain, .. } => {
+                domain
+            }
+        }
+    }
+}
+
+/// How a listener talks to the crawl's other workers (implemented over
+/// PostgreSQL by [`crate::crawl::relay`]): announcing the runs this worker
+/// begins and ends, and forwarding evidence to the worker probing a domain.
+pub trait Relay: Send + Sync {
+    /// Tells the other workers that this worker begins (`begin`) or ends
+    /// a run for `domain`. The notice is sent even if the future is
+    /// dropped; awaiting it waits until it is out.
+    fn announce(&self, domain: &str, begin: bool) -> futures::future::BoxFuture<'static, ()>;
+    /// Sends `evidence` to `worker` (fire and forget, in order).
+    fn forward(&self, worker: &str, evidence: Relayed);
+}
 
 /// What the listener needs.
 #[derive(Clone)]
@@ -137,12 +200,28 @@ struct InFlight {
     /// us open for reuse, but once its verdict is taken the slot is worth
     /// more to the next target.
     streams: Vec<CancellationToken>,
+    /// Relayed streams (by the relaying listener's stream number) and
+    /// their place in `inbound`.
+    relayed: HashMap<u64, usize>,
+}
+
+/// A run another worker of the crawl announced: its domain's streams are
+/// admitted here and their evidence forwarded to that worker.
+struct RemoteRun {
+    worker: String,
+    runs: usize,
+    since: std::time::Instant,
+    /// Reports relayed so far (capped like local ones).
+    reports: usize,
+    streams: Vec<CancellationToken>,
 }
 
 #[derive(Default)]
 struct State {
     waiters: HashMap<(String, String), oneshot::Sender<Element>>,
     in_flight: HashMap<String, InFlight>,
+    /// Runs announced by the crawl's other workers, by domain.
+    remote: HashMap<String, RemoteRun>,
     /// Live streams per source address and per /24 or /48.
     per_address: HashMap<IpAddr, usize>,
     per_prefix: HashMap<IpAddr, usize>,
@@ -204,6 +283,8 @@ pub struct ProbeListener {
     stats: Counters,
     cancel: CancellationToken,
     tracker: TaskTracker,
+    /// The crawl's other workers, once [`Self::set_relay`] was called.
+    relay: std::sync::OnceLock<Arc<dyn Relay>>,
 }
 
 /// [`ListenerStats`] as atomics, updated without the state lock.
@@ -335,6 +416,7 @@ impl ProbeListener {
             stats: Counters::default(),
             cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            relay: std::sync::OnceLock::new(),
         });
         let l = me.clone();
         me.tracker.spawn(async move { l.accept_loop(socket).await });
@@ -465,8 +547,124 @@ impl ProbeListener {
         st.waiters.retain(|(p, _), w| *p != peer && !w.is_closed());
     }
 
+    /// Being probed by this worker, or by another worker of the crawl
+    /// that announced it through the relay.
     fn is_in_flight(&self, peer: &str) -> bool {
-        self.lock().in_flight.contains_key(&norm(peer))
+        let peer = norm(peer);
+        let st = self.lock();
+        st.in_flight.contains_key(&peer) || st.remote.contains_key(&peer)
+    }
+
+    /// Connects this listener to the crawl's other workers (once; later
+    /// calls are ignored): runs begun here are announced to them, and
+    /// evidence for their runs is forwarded to them.
+    pub fn set_relay(&self, relay: Arc<dyn Relay>) {
+        let _ = self.relay.set(relay);
+    }
+
+    /// Another worker of the crawl (`worker`) begins probing `domain`: its
+    /// streams are admitted here (as for our own runs) and what they
+    /// show is forwarded to that worker. Only our own workers can call
+    /// this (through the database), never a target.
+    pub fn remote_begin(&self, domain: &str, worker: &str) {
+        let mut st = self.lock();
+        let now = std::time::Instant::now();
+        st.remote.retain(|_, r| {
+            let keep = now.duration_since(r.since) < REMOTE_RUN_MAX;
+            if !keep {
+                r.streams.iter().for_each(CancellationToken::cancel);
+            }
+            keep
+        });
+        let r = st.remote.entry(norm(domain)).or_insert_with(|| RemoteRun {
+            worker: worker.to_owned(),
+            runs: 0,
+            since: now,
+            reports: 0,
+            streams: Vec::new(),
+        });
+        r.runs += 1;
+        r.since = now;
+        r.worker = worker.to_owned();
+    }
+
+    /// The run [`Self::remote_begin`] announced ended.
+    pub fn remote_end(&self, domain: &str) {
+        let domain = norm(domain);
+        let mut st = self.lock();
+        if let Some(r) = st.remote.get_mut(&domain) {
+            r.runs = r.runs.saturating_sub(1);
+            if r.runs == 0
+                && let Some(r) = st.remote.remove(&domain)
+            {
+                r.streams.iter().for_each(CancellationToken::cancel);
+            }
+        }
+    }
+
+    /// Evidence the probe domain's listener (another worker's) saw about a
+    /// domain *we* are probing: counted as if it had reached us. Ignored
+    /// when the run is over.
+    pub fn receive(&self, evidence: Relayed) {
+        let domain = norm(evidence.domain());
+        let mut st = self.lock();
+        match evidence {
+            Relayed::Verified { .. } => {
+                if let Some(f) = st.in_flight.get_mut(&domain) {
+                    f.verifies += 1;
+                }
+            }
+            Relayed::Inbound { stream, report, .. } => {
+                if let Some(f) = st.in_flight.get_mut(&domain) {
+                    let report = Arc::new(Mutex::new(*report));
+                    match f.relayed.get(&stream) {
+                        Some(&i) => f.inbound[i] = report,
+                        None if f.inbound.len() < MAX_REPORTS_PER_DOMAIN => {
+                            f.relayed.insert(stream, f.inbound.len());
+                            f.inbound.push(report);
+                        }
+                        None => {}
+                    }
+                }
+            }
+            Relayed::Iq { element, .. } => {
+                let Some(id) = iq::parse(&element).map(|q| q.id.to_owned()) else {
+                    return;
+                };
+                if let Some(w) = st.waiters.remove(&(domain, id)) {
+                    let _ = w.send(element);
+                }
+            }
+        }
+    }
+
+    /// The worker probing `peer` when that is another worker of the crawl.
+    fn remote_worker(&self, peer: &str) -> Option<String> {
+        let peer = norm(peer);
+        let st = self.lock();
+        if st.in_flight.contains_key(&peer) {
+            return None;
+        }
+        st.remote.get(&peer).map(|r| r.worker.clone())
+    }
+
+    fn forward(&self, worker: &str, evidence: Relayed) {
+        if let Some(r) = self.relay.get() {
+            r.forward(worker, evidence);
+        }
+    }
+
+    /// Waits (up to [`RELAY_SETTLE`], only when evidence is relayed) until
+    /// `peer`'s `db:verify` count exceeds `before`; returns the count.
+    pub async fn settled_verifies(&self, peer: &str, before: usize) -> usize {
+        let deadline = tokio::time::Instant::now() + RELAY_SETTLE;
+        loop {
+            let n = self.verifies_from(peer);
+            if n > before || self.relay.get().is_none() || tokio::time::Instant::now() >= deadline {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// The bound address (useful when `listen` had port 0).
@@ -614,8 +812,15 @@ impl InboundPolicy for ProbeListener {
     }
 
     fn verify_answered(&self, _: &(), peer: &str, valid: bool) {
-        if valid && let Some(f) = self.lock().in_flight.get_mut(&norm(peer)) {
+        if !valid {
+            return;
+        }
+        if let Some(f) = self.lock().in_flight.get_mut(&norm(peer)) {
             f.verifies += 1;
+            return;
+        }
+        if let Some(worker) = self.remote_worker(peer) {
+            self.forward(&worker, Relayed::Verified { domain: norm(peer) });
         }
     }
 
@@ -628,6 +833,14 @@ impl InboundPolicy for ProbeListener {
                 .remove(&(peer.to_owned(), q.id.to_owned()));
             if let Some(w) = waiter {
                 let _ = w.send(el.clone());
+            } else if let Some(worker) = self.remote_worker(peer) {
+                self.forward(
+                    &worker,
+                    Relayed::Iq {
+                        domain: norm(peer),
+                        element: el.clone(),
+                    },
+                );
             }
         }
         // Requests from targets are not answered: we are a probe, not a
@@ -655,7 +868,27 @@ impl InboundPolicy for ProbeListener {
                 f.inbound.push(report.clone());
             }
             f.streams.extend(token);
+            return;
         }
+        let Some(r) = st.remote.get_mut(&peer) else {
+            return;
+        };
+        r.streams.extend(token);
+        if r.reports >= MAX_REPORTS_PER_DOMAIN {
+            return;
+        }
+        r.reports += 1;
+        let worker = r.worker.clone();
+        drop(st);
+        let snapshot = report.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        self.forward(
+            &worker,
+            Relayed::Inbound {
+                domain: peer,
+                stream: Arc::as_ptr(report) as usize as u64,
+                report: Box::new(snapshot),
+            },
+        );
     }
 }
 
@@ -674,11 +907,25 @@ impl crate::acceptance::probe::Authority for ProbeListener {
     fn inbound(&self, peer: &str) -> Vec<InboundReport> {
         Self::inbound(self, peer)
     }
-    fn begin(&self, peer: &str) {
+    fn begin(&self, peer: &str) -> futures::future::BoxFuture<'static, ()> {
         Self::begin(self, peer);
+        match self.relay.get() {
+            Some(r) => r.announce(&norm(peer), true),
+            None => Box::pin(std::future::ready(())),
+        }
     }
     fn end(&self, peer: &str) {
         Self::end(self, peer);
+        if let Some(r) = self.relay.get() {
+            drop(r.announce(&norm(peer), false));
+        }
+    }
+    fn settled_verifies<'a>(
+        &'a self,
+        peer: &'a str,
+        before: usize,
+    ) -> futures::future::BoxFuture<'a, usize> {
+        Box::pin(Self::settled_verifies(self, peer, before))
     }
 }
 

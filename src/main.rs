@@ -443,6 +443,7 @@ impl NetOptions {
             client_and_server_key: self.probe_cs_key.clone(),
             listen: self.listen,
             dialback_secret: None,
+            dialback_secret_file: None,
         });
         file.net.clone().merge(flags).resolve(identity)
     }

@@ -36,10 +36,21 @@ pub trait Authority: Send + Sync {
     /// Streams `peer` opened to us so far.
     fn inbound(&self, peer: &str) -> Vec<InboundReport>;
     /// `peer` is being probed from now on: its streams may authenticate
-    /// and count as evidence.
-    fn begin(&self, peer: &str);
+    /// and count as evidence. Resolves once every listener that may see
+    /// those streams knows (another worker's, on several hosts).
+    fn begin(&self, peer: &str) -> futures::future::BoxFuture<'static, ()>;
     /// `peer`'s run ended: forget it.
     fn end(&self, peer: &str);
+    /// `db:verify` requests from `peer` once any relayed one had time to
+    /// arrive (called after a `valid` dialback answer, which implies one).
+    fn settled_verifies<'a>(
+        &'a self,
+        peer: &'a str,
+        _before: usize,
+    ) -> futures::future::BoxFuture<'a, usize> {
+        let n = self.verifies_from(peer);
+        Box::pin(std::future::ready(n))
+    }
 }
 
 /// Ends the authority's interest in a target when dropped, also when the
@@ -267,7 +278,12 @@ impl AcceptanceProbe {
                 condition: e.to_string(),
             },
         };
-        report.verify_received = self.authority.verifies_from(target) > before;
+        let verifies = if report.outcome == DialbackOutcome::Valid {
+            self.authority.settled_verifies(target, before).await
+        } else {
+            self.authority.verifies_from(target)
+        };
+        report.verify_received = verifies > before;
         if report.outcome == DialbackOutcome::Valid {
             let answers = self.ping_and_version(ctx, target, &mut s).await;
             report.ping = answers.ping;
@@ -293,11 +309,12 @@ impl AcceptanceProbe {
         passive: &[EndpointReport],
         summary: &DomainSummary,
     ) -> AcceptanceReport {
-        self.authority.begin(target);
+        let announced = self.authority.begin(target);
         let _in_flight = InFlight {
             authority: &*self.authority,
             target,
         };
+        announced.await;
         let candidates = passive.iter().zip(plans).filter(|(e, _)| {
             e.key.service == Service::S2s && e.tls.as_ref().is_some_and(|t| t.version.is_some())
         });

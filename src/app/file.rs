@@ -272,6 +272,7 @@ impl ConfigFile {
             &mut id.server_only_key,
             &mut id.client_and_server_cert,
             &mut id.client_and_server_key,
+            &mut id.dialback_secret_file,
         ]
         .into_iter()
         .flatten()

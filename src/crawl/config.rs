@@ -364,6 +364,7 @@ mod tests {
             client_and_server: Some(cs),
             listen: "127.0.0.1:0".parse().unwrap(),
             dialback_secret: b"never recorded".to_vec(),
+            shared_secret: false,
         };
         let ca = id.server_only.chain.clone();
         let worker = WorkerConfig {

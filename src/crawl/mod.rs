@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod progress;
+pub mod relay;
 pub mod resources;
 pub mod retry;
 pub mod summary;

@@ -35,6 +35,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "migrations/0003_web.sql",
         sql: include_str!("../../migrations/0003_web.sql"),
     },
+    Migration {
+        version: 5,
+        name: "migrations/0005_workers.sql",
+        sql: include_str!("../../migrations/0005_workers.sql"),
+    },
 ];
 
 /// The schema version this binary writes.

@@ -18,11 +18,13 @@ pub mod migrate;
 mod queue;
 mod record;
 pub mod rows;
+mod workers;
 
 pub use crawls::{Counts, Crawl, CrawlMeta, CrawlStatus, CrawlSummary, Progress, ServiceCounts};
 pub use error::{StoreError, redact_url};
 pub use queue::Lease;
 pub use record::CHILD_TABLES;
+pub use workers::{CrawlRow, StatusRows, WorkerInfo, WorkerRow, relay_channel};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool};

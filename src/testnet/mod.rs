@@ -391,6 +391,7 @@ impl Testnet {
             )?),
             listen: self.probe_listen,
             dialback_secret: rand::random::<[u8; 32]>().to_vec(),
+            shared_secret: false,
         })
     }
 
