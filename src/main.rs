@@ -8,6 +8,8 @@
 //! xmpp-survey testnet up --domains N [--seed S] --manifest FILE
 //! xmpp-survey survey [--config FILE] [--label auto|LABEL] [--now RFC3339]
 //! xmpp-survey config check [--config FILE] [--offline]
+//! xmpp-survey worker --crawl auto|LABEL [--config FILE]
+//! xmpp-survey status [--crawl latest|auto|LABEL] [--json]
 //! ```
 //!
 //! `--config FILE` (TOML, [`app::file`]) holds every flag's setting; a
@@ -77,6 +79,26 @@ enum Command {
     /// The config file (docs/operating.md).
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// A crawl's progress, its workers (live by heartbeat, stale, stopped)
+    /// with their rates, and expired leases waiting for takeover.
+    Status(StatusArgs),
+}
+
+/// `status [--crawl LABEL|auto|latest] [--json]`.
+#[derive(Args)]
+struct StatusArgs {
+    /// The crawl: a label, `auto` (this ISO week's) or `latest`.
+    #[arg(long, default_value = "latest")]
+    crawl: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// PostgreSQL URL [default: the config file's `[database] url`].
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// Config file (for its `[database] url`).
+    #[arg(long, env = "XMPP_SURVEY_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -218,6 +240,7 @@ impl WorkArgs {
             retry_base: self.retry_base,
             worker_id: self.worker_id.clone(),
             write_batch: self.write_batch,
+            crawl: None,
         }
     }
 
@@ -254,9 +277,10 @@ struct CrawlArgs {
 
 #[derive(Args)]
 struct WorkerArgs {
-    /// The label of the crawl to join.
+    /// The crawl to join: its label, or `auto` (this ISO week's, e.g.
+    /// 2026-W49) [default: the config file's `[work] crawl`].
     #[arg(long)]
-    crawl: String,
+    crawl: Option<String>,
     /// PostgreSQL URL [default: the config file's `[database] url`].
     #[arg(long, env = "DATABASE_URL")]
     database_url: Option<String>,
@@ -524,6 +548,7 @@ fn main() {
             Command::Lookup(a) => lookup(*a).await,
             Command::Survey(a) => survey(*a).await,
             Command::Config(ConfigCommand::Check(a)) => config_check(&a).await,
+            Command::Status(a) => status(a).await,
         }
     });
     match result {
@@ -604,8 +629,11 @@ fn vantage(flag: Option<String>, file: &ConfigFile) -> String {
 
 async fn worker(a: WorkerArgs) -> Result<i32> {
     let file = a.net.file()?;
+    let crawl = a.crawl.or_else(|| file.work.crawl.clone()).context(
+        "no crawl to join: give --crawl LABEL|auto or `[work] crawl` in the config file",
+    )?;
     app::crawl::worker(WorkerRun {
-        crawl: a.crawl,
+        crawl,
         database_url: database_url(a.database_url, &file)?,
         work: a.work.config(&file),
         net: a.net.config(&file),
@@ -644,6 +672,18 @@ async fn survey(a: SurveyArgs) -> Result<i32> {
     .context("survey failed")?;
     println!("{summary}");
     Ok(summary.outcome.exit_code())
+}
+
+/// `status`: the crawl's progress and workers.
+async fn status(a: StatusArgs) -> Result<i32> {
+    let file = ConfigFile::load_or_default(a.config.as_deref())?;
+    app::status::status(app::status::StatusRun {
+        database_url: database_url(a.database_url, &file)?,
+        crawl: a.crawl,
+        json: a.json,
+    })
+    .await?;
+    Ok(0)
 }
 
 /// `config check`: each problem on stderr, exit status 1 if any.

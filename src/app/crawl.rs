@@ -33,7 +33,8 @@ pub struct CrawlRun {
 /// What `worker` runs.
 #[derive(Debug, Clone)]
 pub struct WorkerRun {
-    /// The label of the crawl to join.
+    /// The label of the crawl to join, or `auto`: this ISO week's
+    /// ([`AUTO_LABEL`]).
     pub crawl: String,
     /// PostgreSQL URL.
     pub database_url: String,
@@ -198,15 +199,108 @@ async fn mark_failed(store: &Store, crawl: &Crawl, error: &AppError) {
     }
 }
 
-/// `worker`: joins an existing crawl.
+/// `worker --crawl auto` (and `status --crawl auto`): this ISO week's crawl.
+pub const AUTO_LABEL: &str = "auto";
+
+/// The crawl `worker --crawl LABEL|auto` joins: it must exist and be
+/// running (a finished crawl has nothing left; an interrupted one is
+/// resumed by `crawl`/`survey`, which re-read its sources).
+pub async fn crawl_to_join(
+    store: &Store,
+    label: &str,
+    now: time::OffsetDateTime,
+) -> Result<Crawl, AppError> {
+    let (label, auto) = if label == AUTO_LABEL {
+        (iso_week_label(now), true)
+    } else {
+        (label.to_string(), false)
+    };
+    let Some(row) = store.crawl_row(&label).await? else {
+        return Err(if auto {
+            AppError::NoWeeklyCrawl(label)
+        } else {
+            AppError::NoCrawl(label)
+        });
+    };
+    if row.status != CrawlStatus::Running.as_str() {
+        return Err(AppError::CrawlNotRunning {
+            label,
+            status: row.status,
+        });
+    }
+    Ok(store
+        .find_crawl(&label)
+        .await?
+        .ok_or(AppError::NoCrawl(label))?)
+}
+
+/// `worker`: joins an existing crawl (`--crawl auto`: this ISO week's).
 pub async fn worker(a: WorkerRun) -> Result<(), AppError> {
     let store = open_store(&a.database_url).await?;
-    let crawl = store
-        .find_crawl(&a.crawl)
-        .await?
-        .ok_or_else(|| AppError::NoCrawl(a.crawl.clone()))?;
+    let crawl = crawl_to_join(&store, &a.crawl, time::OffsetDateTime::now_utc()).await?;
     let setup = setup(&RunConfig::crawl(a.net.clone(), &a.work)).await?;
+    if let Some(id) = &setup.identity
+        && !id.shared_secret
+    {
+        eprintln!(
+            "warning: [identity] dialback_secret_file is not set: this worker's dialback keys come from a random secret of its own, so the probe domain's listener on another host cannot confirm them (set the same dialback_secret_file on every worker; docs/operating.md, several hosts)"
+        );
+    }
+    eprintln!("worker joins crawl {}", crawl.label);
     work(&store, &crawl, &a.work, setup).await.map(|_| ())
+}
+
+/// This process in the crawl's `workers` table: registered, heartbeat
+/// every [`engine::status::HEARTBEAT_INTERVAL`] (it does not extend
+/// leases: a lease is only ever as long as `--lease`), stopped at the end.
+struct Registration {
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+impl Registration {
+    async fn start(
+        store: &Store,
+        crawl: &Crawl,
+        worker_id: &str,
+        listen: Option<std::net::SocketAddr>,
+    ) -> Result<Self, AppError> {
+        let interval = engine::status::HEARTBEAT_INTERVAL;
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "host".into());
+        store
+            .register_worker(
+                crawl,
+                &crate::store::WorkerInfo {
+                    worker_id: worker_id.to_string(),
+                    host,
+                    pid: std::process::id(),
+                    listen: listen.map(|l| l.to_string()),
+                    interval,
+                },
+            )
+            .await?;
+        let (store, id, me) = (store.clone(), crawl.id, worker_id.to_string());
+        let heartbeat = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = store.heartbeat(id, &me).await {
+                    tracing::warn!(error = %e, "heartbeat not written");
+                }
+            }
+        });
+        Ok(Self { heartbeat })
+    }
+
+    async fn stop(self, store: &Store, crawl: &Crawl, worker_id: &str) {
+        self.heartbeat.abort();
+        if let Err(e) = store.stop_worker(crawl.id, worker_id).await {
+            eprintln!("warning: cannot mark worker {worker_id} stopped: {e}");
+        }
+    }
 }
 
 /// Runs this process's worker on a crawl with Ctrl-C handling and
@@ -224,8 +318,23 @@ pub async fn work(
         ..
     } = setup;
     let cfg = w.worker_for(&budget);
+    let registration = Registration::start(
+        store,
+        crawl,
+        &cfg.worker_id,
+        listener.as_ref().map(|l| l.local_addr()),
+    )
+    .await?;
+    let relay = match &listener {
+        Some(l) => Some(engine::relay::start(store, crawl.id, &cfg.worker_id, l.clone()).await?),
+        None => None,
+    };
     let monitor = Arc::new(Monitor::start(listener.clone(), budget));
     let result = work_with(store, crawl, &cfg, &prober, &monitor).await;
+    if let Some(r) = relay {
+        r.shutdown().await;
+    }
+    registration.stop(store, crawl, &cfg.worker_id).await;
     if let Some(l) = listener {
         l.shutdown().await;
     }

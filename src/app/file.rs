@@ -8,7 +8,7 @@
 //! [net]        # resolver, extra_ca, allow_private, *_timeout
 //! [identity]   # the probe identity (docs/probe-identity.md)
 //! [work]       # concurrency, rate, per_ip_rate, per_ip_concurrency, no_limits,
-//!              # lease, max_attempts, retry_base, worker_id, write_batch
+//!              # lease, max_attempts, retry_base, worker_id, write_batch, crawl
 //! [report]     # out_dir, seeds
 //! [survey]     # vantage
 //! ```
@@ -181,6 +181,8 @@ pub struct WorkSection {
     pub worker_id: Option<String>,
     /// Results per write transaction.
     pub write_batch: Option<usize>,
+    /// `worker`: the crawl to join, a label or `auto` (this ISO week's).
+    pub crawl: Option<String>,
 }
 
 /// `[report]`.
@@ -354,6 +356,7 @@ impl WorkSection {
             retry_base: over.retry_base.or(self.retry_base),
             worker_id: over.worker_id.or(self.worker_id),
             write_batch: over.write_batch.or(self.write_batch),
+            crawl: over.crawl.or(self.crawl),
         }
     }
 

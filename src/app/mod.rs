@@ -17,6 +17,7 @@
 //! - [`survey`]: `survey`: the weekly crawl and report in one command.
 //! - [`check`]: `config check`: the config file and what it names.
 //! - [`lookup`]: `lookup`: one domain's findings, stored or live.
+//! - [`status`]: `status`: a crawl's progress and its workers.
 
 pub mod check;
 pub mod config;
@@ -26,6 +27,7 @@ pub mod lookup;
 pub mod probe;
 pub mod serve;
 pub mod setup;
+pub mod status;
 pub mod survey;
 
 pub use config::{NetConfig, RunConfig, WorkConfig};
@@ -106,6 +108,21 @@ pub enum AppError {
     /// No crawl has this label.
     #[error("no crawl labelled {0:?} in the database")]
     NoCrawl(String),
+    /// `--crawl auto`: this ISO week's crawl has not been created.
+    #[error(
+        "no crawl labelled {0:?} (this ISO week's, --crawl auto) in the database: start it with `xmpp-survey survey` or `xmpp-survey crawl` first"
+    )]
+    NoWeeklyCrawl(String),
+    /// The crawl to join is not running.
+    #[error(
+        "crawl {label:?} is {status}, not running: nothing to join (resume it with `xmpp-survey crawl --label {label}` or `survey`)"
+    )]
+    CrawlNotRunning {
+        /// Its label.
+        label: String,
+        /// `crawls.status`.
+        status: String,
+    },
     /// A source argument or the opt-out list is unusable.
     #[error(transparent)]
     Source(#[from] SourceError),

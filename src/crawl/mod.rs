@@ -13,6 +13,7 @@ pub mod progress;
 pub mod relay;
 pub mod resources;
 pub mod retry;
+pub mod status;
 pub mod summary;
 
 use crate::model::report::DomainReport;
