@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use xmpp_survey::testnet::Testnet;
 
 /// Writes the testnet's domains and CA, returns (list, ca).
-fn files(net: &Testnet, dir: &Path) -> (PathBuf, PathBuf) {
+pub(crate) fn files(net: &Testnet, dir: &Path) -> (PathBuf, PathBuf) {
     let list = dir.join("domains.txt");
     std::fs::write(&list, net.domains().join("\n")).expect("list");
     let ca = dir.join("ca.pem");
@@ -17,7 +17,7 @@ fn files(net: &Testnet, dir: &Path) -> (PathBuf, PathBuf) {
     (list, ca)
 }
 
-fn migrate(db: &str) {
+pub(crate) fn migrate(db: &str) {
     let out = bin()
         .args(["db", "migrate", "--database-url", db])
         .output()
@@ -75,7 +75,7 @@ fn spawn_crawl(
         .expect("crawl starts")
 }
 
-async fn wait_ok(child: Child, limit: Duration) -> String {
+pub(crate) async fn wait_ok(child: Child, limit: Duration) -> String {
     let out = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .expect("join")
@@ -90,7 +90,7 @@ async fn wait_ok(child: Child, limit: Duration) -> String {
     text
 }
 
-async fn scalar(db: &str, sql: &'static str) -> i64 {
+pub(crate) async fn scalar(db: &str, sql: &'static str) -> i64 {
     let pool = sqlx::PgPool::connect(db).await.expect("db");
     let v: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.expect(sql);
     pool.close().await;
@@ -99,7 +99,7 @@ async fn scalar(db: &str, sql: &'static str) -> i64 {
 
 /// Every domain of the list ended exactly once: done with one result, or
 /// not_tested; nothing queued or leased; no result duplicated.
-async fn assert_complete(db: &str, n: usize) {
+pub(crate) async fn assert_complete(db: &str, n: usize) {
     assert_eq!(
         scalar(db, "SELECT count(*) FROM crawl_queue").await,
         n as i64
@@ -354,7 +354,7 @@ async fn bad_sources_are_named_and_the_valid_rest_still_crawls() {
 }
 
 /// Runs the binary to completion; returns (success, stdout + stderr).
-async fn run_cmd(mut cmd: Command) -> (bool, String) {
+pub(crate) async fn run_cmd(mut cmd: Command) -> (bool, String) {
     let out = tokio::task::spawn_blocking(move || cmd.output())
         .await
         .expect("join")
@@ -369,7 +369,10 @@ async fn run_cmd(mut cmd: Command) -> (bool, String) {
 
 /// The testnet's probe identity as files: (domain, listen, cert, key, leaf
 /// SHA-256 of the server-only certificate).
-fn identity_files(net: &Testnet, dir: &Path) -> (String, String, PathBuf, PathBuf, String) {
+pub(crate) fn identity_files(
+    net: &Testnet,
+    dir: &Path,
+) -> (String, String, PathBuf, PathBuf, String) {
     use sha2::Digest;
     let id = net.probe_identity().expect("identity");
     let so = &id.server_only;

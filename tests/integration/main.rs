@@ -20,3 +20,4 @@ mod support;
 mod survey;
 mod truth;
 mod web;
+mod workers;
