@@ -228,10 +228,10 @@ pub async fn crawl_to_join(
             status: row.status,
         });
     }
-    Ok(store
+    store
         .find_crawl(&label)
         .await?
-        .ok_or(AppError::NoCrawl(label))?)
+        .ok_or(AppError::NoCrawl(label))
 }
 
 /// `worker`: joins an existing crawl (`--crawl auto`: this ISO week's).

@@ -63,11 +63,28 @@ fn state_of<'a>(s: &'a serde_json::Value, worker: &str) -> &'a str {
         .unwrap_or("absent")
 }
 
-fn spawn(mut cmd: Command) -> Child {
-    cmd.stdout(Stdio::piped())
+fn spawn(mut cmd: Command, reaper: &mut Reaper) -> Child {
+    let child = cmd
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("starts")
+        .expect("starts");
+    reaper.0.push(child.id());
+    child
+}
+
+/// Kills the workers this test started if it fails half-way, so that none
+/// outlives it (by their own process ids, only while panicking).
+struct Reaper(Vec<u32>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for pid in &self.0 {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,6 +186,7 @@ max_attempts = 2
     );
     assert_eq!(scalar(&db, "SELECT count(*) FROM crawls").await, 0);
 
+    let mut reaper = Reaper(Vec::new());
     // a: creates this week's crawl; its listener is the probe domain's.
     let mut cmd = xs();
     cmd.args(["crawl", "--config"])
@@ -176,7 +194,7 @@ max_attempts = 2
         .arg("--source")
         .arg(&list)
         .args(["--worker-id", "a", "--listen", &listen_a]);
-    let a = spawn(cmd);
+    let a = spawn(cmd, &mut reaper);
     assert!(
         until_count(
             &db,
@@ -192,12 +210,12 @@ max_attempts = 2
     cmd.args(["worker", "--crawl", "auto", "--config"])
         .arg(&cfg)
         .args(["--worker-id", "b", "--listen", LISTEN_B]);
-    let b = spawn(cmd);
+    let b = spawn(cmd, &mut reaper);
     let mut cmd = xs();
     cmd.args(["worker", "--config"])
         .arg(&cfg)
         .args(["--worker-id", "c", "--listen", LISTEN_C]);
-    let mut c = spawn(cmd);
+    let mut c = spawn(cmd, &mut reaper);
 
     // status while they work: at least two live workers.
     assert!(
