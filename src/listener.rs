@@ -1260,6 +1260,121 @@ mod tests {
         net.shutdown().await;
     }
 
+    /// Records what a listener relays (the crawl's other workers).
+    #[derive(Default)]
+    struct Recorder {
+        forwarded: Mutex<Vec<(String, Relayed)>>,
+        announced: Mutex<Vec<(String, bool)>>,
+    }
+
+    impl Relay for Recorder {
+        fn announce(&self, domain: &str, begin: bool) -> futures::future::BoxFuture<'static, ()> {
+            self.announced
+                .lock()
+                .unwrap()
+                .push((domain.to_owned(), begin));
+            Box::pin(std::future::ready(()))
+        }
+        fn forward(&self, worker: &str, evidence: Relayed) {
+            self.forwarded
+                .lock()
+                .unwrap()
+                .push((worker.to_owned(), evidence));
+        }
+    }
+
+    /// Several hosts: a run another worker announced is served like our
+    /// own, and what its streams show goes to that worker, not into our
+    /// evidence; strangers are still refused before TLS, and so is the
+    /// domain once its run ended. On the receiving side, relayed evidence
+    /// counts only for a run of ours.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn announced_runs_of_other_workers_are_served_and_relayed() {
+        use crate::acceptance::probe::Authority;
+        let net = testnet(158, &["lenient"], vec![]).await;
+        let l = listener(&net).await;
+        let relay = Arc::new(Recorder::default());
+        l.set_relay(relay.clone());
+        l.remote_begin(PEER, "worker-2");
+        let probe = net.probe_identity().expect("id").domain;
+        let plan = direct_plan(&probe, l.local_addr());
+        let (r, s) = session(&ctx(&net, PEER), &probe, &plan, None).await;
+        let mut s = s.unwrap_or_else(|| panic!("session: {r:?}"));
+        let t = Duration::from_secs(5);
+        let good = l.dialback_key(PEER, "sid-1");
+        let a = steps::verify(&mut s.stream, PEER, &probe, "sid-1", &good, t).await;
+        assert_eq!(a, Ok(Answer::Valid));
+        let a = steps::verify(&mut s.stream, PEER, &probe, "sid-2", &good, t).await;
+        assert_eq!(a, Ok(Answer::Invalid));
+        s.close().await;
+        assert_eq!(
+            l.verifies_from(PEER),
+            0,
+            "not our run: nothing counted here"
+        );
+        assert_eq!(
+            *relay.forwarded.lock().unwrap(),
+            [(
+                "worker-2".to_string(),
+                Relayed::Verified {
+                    domain: PEER.into()
+                }
+            )],
+            "only the valid answer is relayed, to the worker probing it"
+        );
+        let mut tcp = raw_stream(
+            &l,
+            Ipv4Addr::new(127, 158, 0, 70),
+            "stranger.xs.test",
+            &probe,
+        )
+        .await;
+        let text = read_until_closed(&mut tcp, t)
+            .await
+            .expect("closed at once");
+        assert!(
+            text.contains("not-authorized") && !text.contains("starttls"),
+            "{text}"
+        );
+        l.remote_end(PEER);
+        let mut tcp = raw_stream(&l, Ipv4Addr::new(127, 158, 0, 70), PEER, &probe).await;
+        let text = read_until_closed(&mut tcp, t)
+            .await
+            .expect("closed at once");
+        assert!(text.contains("not-authorized"), "{text}");
+        assert_eq!(l.stats().refused_not_in_flight, 2, "{:?}", l.stats());
+
+        // The receiving worker: evidence for a domain it does not probe is
+        // dropped; for its own run it counts, and an IQ reaches its waiter.
+        let mine = "mine.xs.test";
+        l.receive(Relayed::Verified {
+            domain: mine.into(),
+        });
+        assert_eq!(l.verifies_from(mine), 0);
+        Authority::begin(&*l, mine).await;
+        assert_eq!(*relay.announced.lock().unwrap(), [(mine.to_string(), true)]);
+        l.receive(Relayed::Verified {
+            domain: mine.into(),
+        });
+        assert_eq!(l.settled_verifies(mine, 0).await, 1);
+        let rx = l.expect_iq(mine, "ping-1");
+        let mut reply = Element::new(crate::xmpp::NS_SERVER, "iq");
+        reply.attrs = vec![
+            ("type".into(), "result".into()),
+            ("id".into(), "ping-1".into()),
+            ("from".into(), mine.into()),
+        ];
+        l.receive(Relayed::Iq {
+            domain: mine.into(),
+            element: reply.clone(),
+        });
+        assert_eq!(rx.await.ok(), Some(reply));
+        Authority::end(&*l, mine);
+        assert_eq!(relay.announced.lock().unwrap().len(), 2);
+        l.shutdown().await;
+        net.shutdown().await;
+    }
+
     /// A stream whose header names a probed domain but that cannot prove
     /// it (no certificate, a dialback key its authoritative server does not
     /// confirm) leaves no evidence: forged `from` changes no verdict.
