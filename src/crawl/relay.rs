@@ -23,6 +23,14 @@ use tokio::task::JoinHandle;
 
 /// How long [`RelayHandle::shutdown`] waits for notices still queued.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a `begin` announcement waits for its own echo on the channel
+/// (PostgreSQL delivers a NOTIFY to every listening session at once, so
+/// once ours is back the other workers have theirs): a lost echo delays a
+/// run by this much, never stops it.
+const ECHO_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// `begin` announcements waiting for their echo, by payload.
+type Pending = Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<oneshot::Sender<()>>>>>;
 
 /// A parsed notification of the crawl's channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,7 +113,7 @@ impl Relay for PgRelay {
             done,
         });
         Box::pin(async move {
-            let _ = rx.await;
+            let _ = tokio::time::timeout(ECHO_TIMEOUT, rx).await;
         })
     }
 
@@ -151,16 +159,29 @@ pub async fn start(
     pg.listen(&channel).await.map_err(err)?;
     let (tx, mut rx) = mpsc::unbounded_channel::<Out>();
     let me = worker_id.to_owned();
+    let pending: Pending = Arc::default();
+    let echoes = pending.clone();
     let out_store = store.clone();
     let out_channel = channel.clone();
     let sender = tokio::spawn(async move {
         while let Some(out) = rx.recv().await {
             match out {
                 Out::Notice { payload, done } => {
+                    // A `begin` is done when its echo arrives (the other
+                    // workers then know); an `end` once it is sent.
+                    let echo = payload.starts_with("begin ");
+                    let mut done = Some(done);
+                    if echo && let Some(d) = done.take() {
+                        let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
+                        p.entry(payload.clone()).or_default().push(d);
+                    }
                     if let Err(e) = out_store.notify(&out_channel, &payload).await {
                         tracing::warn!(error = %e, "relay: cannot announce {payload}");
+                        let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
+                        p.remove(&payload);
+                    } else if let Some(d) = done {
+                        let _ = d.send(());
                     }
-                    let _ = done.send(());
                 }
                 Out::Event { to, evidence } => {
                     let json = serde_json::to_value(&evidence).unwrap_or_default();
@@ -187,6 +208,15 @@ pub async fn start(
             match Notice::parse(n.payload()) {
                 Some(Notice::Begin { domain, worker }) if worker != in_me => {
                     listener.remote_begin(&domain, &worker);
+                }
+                Some(Notice::Begin { .. }) => {
+                    let waiting = echoes
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(n.payload());
+                    for done in waiting.into_iter().flatten() {
+                        let _ = done.send(());
+                    }
                 }
                 Some(Notice::End { domain, worker }) if worker != in_me => {
                     listener.remote_end(&domain);
