@@ -252,6 +252,16 @@ impl ProbeIdentity {
         let domain = crate::model::domain::DomainName::parse(domain)
             .map(String::from)
             .map_err(|e| IdentityError::BadDomain(domain.to_string(), e.to_string()))?;
+        let dialback_secret = match (&cfg.dialback_secret, &cfg.dialback_secret_file) {
+            (Some(_), Some(_)) => {
+                return Err(IdentityError::Missing(
+                    "`dialback_secret` and `dialback_secret_file` are exclusive: set one".into(),
+                ));
+            }
+            (Some(s), None) => s.as_bytes().to_vec(),
+            (None, Some(path)) => read_secret_file(path)?,
+            (None, None) => rand::random::<[u8; 32]>().to_vec(),
+        };
         let (Some(c), Some(k)) = (&cfg.server_only_cert, &cfg.server_only_key) else {
             return Err(IdentityError::Missing(
                 "`server_only_cert` and `server_only_key` (--probe-cert/--probe-key) are required"
@@ -273,16 +283,6 @@ impl ProbeIdentity {
             None => DEFAULT_LISTEN
                 .parse()
                 .map_err(|_| IdentityError::Missing("listen".into()))?,
-        };
-        let dialback_secret = match (&cfg.dialback_secret, &cfg.dialback_secret_file) {
-            (Some(_), Some(_)) => {
-                return Err(IdentityError::Missing(
-                    "`dialback_secret` and `dialback_secret_file` are exclusive: set one".into(),
-                ));
-            }
-            (Some(s), None) => s.as_bytes().to_vec(),
-            (None, Some(path)) => read_secret_file(path)?,
-            (None, None) => rand::random::<[u8; 32]>().to_vec(),
         };
         Ok(Some(Self {
             domain,

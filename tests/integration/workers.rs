@@ -384,3 +384,50 @@ max_attempts = 2
     );
     net.shutdown().await;
 }
+
+/// `worker` with a bad config fails before any packet, naming the key,
+/// file or database: an unknown key, a wrong type, a secret file too
+/// short, an unreachable database (a closed port in our block).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_worker_config_fails_first_naming_its_culprit() {
+    let dir = tmpdir("workers-bad");
+    std::fs::write(dir.join("short.secret"), "0123456789\n").expect("secret");
+    let db = "postgres://postgres@127.159.0.9:1/none";
+    for (body, expect) in [
+        (
+            "[work]\ncrawll = \"auto\"\n".to_string(),
+            vec!["crawll", "line 2"],
+        ),
+        ("[work]\ncrawl = 5\n".to_string(), vec!["crawl", "line 2"]),
+        (
+            format!("[database]\nurl = \"{db}\"\n[work]\ncrawl = \"auto\"\n"),
+            vec!["127.159.0.9"],
+        ),
+    ] {
+        let cfg = dir.join("c.toml");
+        std::fs::write(&cfg, &body).expect("config");
+        let mut cmd = xs();
+        cmd.args(["worker", "--config"]).arg(&cfg);
+        let (ok, text) = run_cmd(cmd).await;
+        assert!(!ok, "{body}: {text}");
+        for e in expect {
+            assert!(text.contains(e), "{body}: wanted {e:?} in {text}");
+        }
+    }
+    // The shared secret is checked with the rest of the file.
+    let cfg = dir.join("check.toml");
+    std::fs::write(
+        &cfg,
+        "[database]\nurl = \"postgres://u@127.159.0.9:1/x\"\n[identity]\ndomain = \"probe.example\"\nserver_only_cert = \"so.pem\"\nserver_only_key = \"so.key\"\ndialback_secret_file = \"short.secret\"\n",
+    )
+    .expect("config");
+    let mut cmd = xs();
+    cmd.args(["config", "check", "--offline", "--config"])
+        .arg(&cfg);
+    let (ok, text) = run_cmd(cmd).await;
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("identity.dialback_secret_file") && text.contains("short.secret"),
+        "{text}"
+    );
+}
