@@ -35,6 +35,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "migrations/0003_web.sql",
         sql: include_str!("../../migrations/0003_web.sql"),
     },
+    Migration {
+        version: 4,
+        name: "migrations/0004_changes.sql",
+        sql: include_str!("../../migrations/0004_changes.sql"),
+    },
 ];
 
 /// The schema version this binary writes.

@@ -409,6 +409,23 @@ async fn check_constraints_list_every_serde_value() {
             purposes.iter().map(label).collect(),
         ),
         ("inbound_streams", "auth_method", methods),
+        // Schema 4: per-domain changes between crawls.
+        (
+            "domain_changes",
+            "kind",
+            xmpp_survey::model::change::ChangeKind::VARIANTS
+                .iter()
+                .map(label)
+                .collect(),
+        ),
+        (
+            "domain_changes",
+            "scope",
+            xmpp_survey::model::change::ChangeScope::VARIANTS
+                .iter()
+                .map(label)
+                .collect(),
+        ),
         ("inbound_streams", "auth_outcome", inbound_outcomes),
     ];
     let checks: Vec<(&str, &str, Vec<String>)> = vec![
