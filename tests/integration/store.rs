@@ -89,7 +89,7 @@ async fn migrate_twice_is_a_noop_the_second_time() {
     let store = Store::connect(&db.url).await.unwrap();
     assert_eq!(store.schema_version().await.unwrap(), None);
     let t = Instant::now();
-    assert_eq!(store.migrate().await.unwrap(), vec![1, 2, 3]);
+    assert_eq!(store.migrate().await.unwrap(), vec![1, 2, 3, 4]);
     let first = t.elapsed();
     let t = Instant::now();
     assert_eq!(store.migrate().await.unwrap(), Vec::<i32>::new());
@@ -97,7 +97,7 @@ async fn migrate_twice_is_a_noop_the_second_time() {
     assert_eq!(store.schema_version().await.unwrap(), Some(BINARY_VERSION));
     assert_eq!(
         count(&store, "SELECT count(*) FROM schema_version").await,
-        3
+        4
     );
     eprintln!("migrate: first {first:?}, second (no-op) {second:?}");
 }
@@ -113,7 +113,7 @@ async fn concurrent_migrations_apply_each_version_once() {
     let mut all = ra.unwrap();
     all.extend(rb.unwrap());
     all.sort();
-    assert_eq!(all, vec![1, 2, 3], "each version applied exactly once");
+    assert_eq!(all, vec![1, 2, 3, 4], "each version applied exactly once");
 }
 
 #[tokio::test]
@@ -146,8 +146,8 @@ async fn every_column_has_a_comment() {
     )
     .await;
     assert_eq!(
-        tables, 15,
-        "schema_version, crawls, domains, crawl_queue, certificates, results, endpoints, chain_members, dns_records, opt_outs; acceptance_attempts, acceptance_dialback, inbound_streams; live_probes, optout_requests"
+        tables, 16,
+        "schema_version, crawls, domains, crawl_queue, certificates, results, endpoints, chain_members, dns_records, opt_outs; acceptance_attempts, acceptance_dialback, inbound_streams; live_probes, optout_requests; domain_changes"
     );
     let missing: Vec<String> = sqlx::query_scalar(
         "SELECT c.relname || '.' || a.attname FROM pg_class c
@@ -1636,7 +1636,7 @@ async fn migration_from_v1_keeps_every_row_and_backfills_the_evidence() {
     }
     assert_eq!(before["results"].len(), 3);
 
-    assert_eq!(store.migrate().await.unwrap(), vec![2, 3]);
+    assert_eq!(store.migrate().await.unwrap(), vec![2, 3, 4]);
 
     // Every version 1 row is kept, every version 1 column unchanged (the
     // renamed one under its new name).
