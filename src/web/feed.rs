@@ -9,6 +9,8 @@
 
 use super::error::Problem;
 use super::{AppState, data, pages};
+use crate::model::change::ChangeKind;
+use crate::model::names::Named;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::header;
@@ -89,11 +91,22 @@ fn recorded_entries(rows: &[data::RecordedChange]) -> Vec<(OffsetDateTime, i64, 
     let mut i = 0;
     while i < rows.len() {
         let first = &rows[i];
-        let group: Vec<&data::RecordedChange> = rows[i..]
+        let mut group: Vec<&data::RecordedChange> = rows[i..]
             .iter()
             .take_while(|r| r.domain == first.domain && r.crawl_id == first.crawl_id)
             .collect();
         i += group.len();
+        // The verdict first: kinds in their declaration order.
+        let order = <ChangeKind as Named>::names();
+        group.sort_by_key(|c| {
+            (
+                order
+                    .iter()
+                    .position(|k| *k == c.kind)
+                    .unwrap_or(usize::MAX),
+                c.scope.clone(),
+            )
+        });
         let what = group
             .iter()
             .map(|c| change_words(c))

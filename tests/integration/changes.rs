@@ -208,6 +208,50 @@ vantage = "testnet"
             .any(|c| c["kind"] == "verdict" && c["crawl"] == "2026-W50"),
         "{v}"
     );
+
+    // The web: the domain page, the API history and both Atom feeds.
+    let server = crate::web::serve("127.151.0.1", &db, &[]).await;
+    let c = crate::web::client("127.151.0.2");
+    let base = server.base.as_str();
+    let page = crate::web::get(&c, base, &format!("/domain/{domain}")).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("Changes between crawls"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("accepts_server_only"), "{}", page.body);
+    let hist = crate::web::get(&c, base, &format!("/api/v1/domains/{domain}/history"))
+        .await
+        .json();
+    assert_eq!(
+        hist["changes"].as_array().map(Vec::len),
+        Some(expected.iter().filter(|r| r.0 == domain).count()),
+        "{hist}"
+    );
+    let feed = crate::web::get(&c, base, &format!("/feed/{domain}.atom")).await;
+    assert_eq!(feed.body.matches("<entry>").count(), 1, "{}", feed.body);
+    assert!(
+        feed.body.contains(
+            "acceptance rejects server only dialback → accepts server only, \
+             software version ejabberd-like 24.12 → ejabberd-like 25.08"
+        ),
+        "{}",
+        feed.body
+    );
+    // One entry per changed domain on the network feed.
+    let changed: BTreeSet<&str> = expected.iter().map(|r| r.0.as_str()).collect();
+    let network = crate::web::get(&c, base, "/feed.atom").await;
+    assert_eq!(
+        network.body.matches("<entry>").count(),
+        changed.len(),
+        "{}",
+        network.body
+    );
+    for d in &changed {
+        assert!(network.body.contains(d), "{d}: {}", network.body);
+    }
+    drop(server);
     pool.close().await;
     net.shutdown().await;
 }
