@@ -717,3 +717,73 @@ pub fn expected_changes(
     out.sort();
     out
 }
+
+#[cfg(test)]
+mod change_tests {
+    use super::*;
+    use crate::testnet::layout::{AddressPlan, place};
+    use crate::testnet::profile::by_name;
+
+    fn one(name: &str) -> Placed {
+        let plan = AddressPlan { net: 150 };
+        let profile = by_name(name).expect("profile");
+        place(plan, &[profile], || crate::testnet::layout::STANDARD_PORTS)
+            .pop()
+            .expect("placed")
+    }
+
+    fn kinds(p: &Placed, renewed: Option<(String, String)>) -> Vec<(&'static str, &'static str)> {
+        use crate::model::names::Named;
+        let d = CertDates {
+            not_after: time::macros::date!(2027 - 03 - 01),
+        };
+        expected_changes(
+            &p.in_generation(0),
+            &p.in_generation(1),
+            "127.150.0.3".parse().expect("ip"),
+            (d, d),
+            renewed,
+        )
+        .iter()
+        .map(|c| (c.kind.as_str(), c.scope.as_str()))
+        .collect()
+    }
+
+    /// Each successor of GENERATION_1 yields the changes its doc comment
+    /// promises; an unchanged profile yields none.
+    #[test]
+    fn generation_one_changes_what_it_says() {
+        let r = Some(("x".to_string(), "y".to_string()));
+        assert_eq!(
+            kinds(&one("strict_eku"), None),
+            [("verdict", "domain"), ("software_version", "domain")]
+        );
+        assert_eq!(
+            kinds(&one("lenient"), None),
+            [("software_version", "domain")]
+        );
+        assert_eq!(kinds(&one("srv_ok"), None), [("starttls", "c2s")]);
+        assert_eq!(
+            kinds(&one("cert_le_client_and_server"), r.clone()),
+            [
+                ("eku_class", "c2s"),
+                ("eku_class", "s2s"),
+                ("certificate_renewed", "c2s"),
+                ("certificate_renewed", "s2s")
+            ]
+        );
+        assert_eq!(
+            kinds(&one("cert_server_only"), r),
+            [
+                ("certificate_renewed", "c2s"),
+                ("certificate_renewed", "s2s")
+            ]
+        );
+        assert_eq!(kinds(&one("cert_client_and_server"), None), []);
+        // Certificate epochs: a new certificate only where GENERATION_1 says.
+        assert_eq!(one("cert_server_only").at(1).1, 1);
+        assert_eq!(one("cert_le_client_and_server").at(1).1, 1);
+        assert_eq!(one("strict_eku").at(1).1, 0);
+        assert_eq!(one("strict_eku").at(0).1, 0);
+    }
+}

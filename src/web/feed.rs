@@ -229,3 +229,65 @@ pub async fn domain(
         Err(e) => pages::render_problem(&Problem::database(&e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(day: u8) -> OffsetDateTime {
+        time::macros::datetime!(2026-12-01 10:00 UTC) + time::Duration::days(i64::from(day))
+    }
+
+    fn recorded(domain: &str, crawl_id: i64, kind: &str, scope: &str) -> data::RecordedChange {
+        data::RecordedChange {
+            domain: domain.into(),
+            crawl_id,
+            crawl_label: format!("c{crawl_id}"),
+            crawl_started_at: at(crawl_id as u8),
+            previous_label: format!("c{}", crawl_id - 1),
+            kind: kind.into(),
+            scope: scope.into(),
+            before: Some("a_b".into()),
+            after: Some("c_d".into()),
+        }
+    }
+
+    fn legacy(domain: &str, crawl_id: i64) -> data::Change {
+        data::Change {
+            domain: domain.into(),
+            crawl_id,
+            crawl_label: format!("c{crawl_id}"),
+            crawl_started_at: at(crawl_id as u8),
+            previous_label: format!("c{}", crawl_id - 1),
+            acceptance: "accepts_server_only".into(),
+            previous_acceptance: "tls_failed".into(),
+            s2s_eku_class: None,
+            previous_eku_class: None,
+        }
+    }
+
+    /// Recorded rows make one entry per (domain, crawl), verdict first;
+    /// a `LAG` change of the same pair is dropped, others are kept; newest
+    /// crawl first.
+    #[test]
+    fn recorded_changes_replace_lag_changes_of_the_same_crawl() {
+        let rows = vec![
+            recorded("a.example", 3, "software_version", "domain"),
+            recorded("a.example", 3, "verdict", "domain"),
+            recorded("a.example", 3, "eku_class", "s2s"),
+            recorded("b.example", 3, "starttls", "c2s"),
+        ];
+        let lag = vec![legacy("a.example", 3), legacy("c.example", 2)];
+        let e = entries(&rows, &lag);
+        let titles: Vec<&str> = e.iter().map(|e| e.title.as_str()).collect();
+        assert_eq!(
+            titles,
+            [
+                "a.example: acceptance a b → c d, certificate a b → c d, software version a b → c d",
+                "b.example: c2s starttls a b → c d",
+                "c.example: acceptance tls failed → accepts server only",
+            ]
+        );
+        assert!(e[0].summary.starts_with("Between crawls c2 and c3: "));
+    }
+}
