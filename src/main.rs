@@ -507,6 +507,13 @@ struct TestnetArgs {
     /// Only these profiles (comma-separated names).
     #[arg(long, value_delimiter = ',')]
     profiles: Vec<String>,
+    /// Generation to start in (0, or 1: the profiles listed in
+    /// `testnet::profile::GENERATION_1` play their successors). SIGHUP
+    /// switches a running testnet to the next generation, rewrites the
+    /// manifest and writes the expected change list beside it as
+    /// `.changes.json`.
+    #[arg(long, default_value_t = 0)]
+    generation: u32,
 }
 
 fn main() {
@@ -779,6 +786,7 @@ async fn testnet_up(a: TestnetArgs) -> Result<()> {
         net: a.net,
         dns_port: a.dns_port,
         profiles: a.profiles.clone(),
+        generation: a.generation,
         external: Vec::new(),
     };
     let net = Testnet::start(cfg).await?;
@@ -805,9 +813,31 @@ async fn testnet_up(a: TestnetArgs) -> Result<()> {
         ca_path.display(),
         list_path.display(),
     );
-    tokio::signal::ctrl_c()
-        .await
-        .context("cannot wait for Ctrl-C")?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot listen for SIGHUP")?;
+    loop {
+        tokio::select! {
+            c = tokio::signal::ctrl_c() => {
+                c.context("cannot wait for Ctrl-C")?;
+                break;
+            }
+            _ = hup.recv() => {
+                let from = net.generation();
+                net.set_generation(from + 1);
+                net.write_manifest(&a.manifest, &ca_path)?;
+                let changes = net.expected_changes(from, from + 1)?;
+                let path = a.manifest.with_extension("changes.json");
+                std::fs::write(&path, serde_json::to_string_pretty(&changes)? + "\n")
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                println!(
+                    "generation {}: {} expected change(s) in {}",
+                    from + 1,
+                    changes.len(),
+                    path.display()
+                );
+            }
+        }
+    }
     net.shutdown().await;
     Ok(())
 }

@@ -55,6 +55,7 @@ pub async fn run(r: &LookupRun) -> Result<DomainLookup, AppError> {
     // Live: the database is optional; when it answers, honour opt-outs and
     // add the stored history under the live findings.
     let mut history = Vec::new();
+    let mut changes = Vec::new();
     if let Some(url) = &r.database_url {
         match super::crawl::open_store(url).await {
             Ok(store) => {
@@ -67,6 +68,13 @@ pub async fn run(r: &LookupRun) -> Result<DomainLookup, AppError> {
                 history = lookup::history(store.pool(), &domain)
                     .await
                     .map_err(lookup::LookupError::from)?;
+                changes = crate::store::changes::domain_changes(
+                    store.pool(),
+                    &domain,
+                    lookup::CHANGES_LIMIT,
+                )
+                .await
+                .map_err(lookup::LookupError::from)?;
             }
             Err(e) => eprintln!(
                 "warning: no stored history ({}); probing live anyway",
@@ -78,6 +86,7 @@ pub async fn run(r: &LookupRun) -> Result<DomainLookup, AppError> {
     let report = prober.probe(&domain).await;
     let mut out = lookup::lookup_live(report, &knowledge, today());
     out.history = history;
+    out.changes = changes;
     Ok(out)
 }
 

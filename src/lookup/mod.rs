@@ -35,7 +35,14 @@ pub struct DomainLookup {
     pub findings: Vec<Finding>,
     /// One line per crawl that measured the domain, newest first.
     pub history: Vec<HistoryEntry>,
+    /// What changed between consecutive crawls (`domain_changes`),
+    /// newest crawl first.
+    #[serde(default)]
+    pub changes: Vec<crate::store::changes::ChangeRow>,
 }
+
+/// At most this many change rows in a domain's lookup.
+pub const CHANGES_LIMIT: i64 = 200;
 
 /// One measurement of the domain with where it comes from.
 #[derive(Debug, Clone, Serialize)]
@@ -202,11 +209,13 @@ pub async fn lookup_stored(
         latest: None,
         findings: Vec::new(),
         history: Vec::new(),
+        changes: Vec::new(),
     };
     if out.opted_out {
         return Ok(out);
     }
     out.history = history(pool, domain).await?;
+    out.changes = crate::store::changes::domain_changes(pool, domain, CHANGES_LIMIT).await?;
     if let Some(newest) = out.history.first()
         && let Some(report) = stored_report(pool, domain, newest.crawl_id).await?
     {
@@ -228,6 +237,7 @@ pub fn lookup_live(report: DomainReport, knowledge: &Knowledge, today: Date) -> 
         opted_out: false,
         findings: findings(&report, knowledge, today),
         history: Vec::new(),
+        changes: Vec::new(),
         latest: Some(StoredResult {
             crawl_id: None,
             crawl_label: "live".into(),

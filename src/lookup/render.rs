@@ -98,5 +98,20 @@ pub fn text(l: &DomainLookup) -> String {
             );
         }
     }
+    if !l.changes.is_empty() {
+        let _ = writeln!(out, "Changes between crawls (newest first):");
+        for c in &l.changes {
+            let _ = writeln!(
+                out,
+                "  {:<16} since {:<16} {:<20} {:<6} {} -> {}",
+                c.crawl,
+                c.previous_crawl,
+                c.kind.as_str(),
+                c.scope.as_str(),
+                c.before.as_deref().unwrap_or("-"),
+                c.after.as_deref().unwrap_or("-")
+            );
+        }
+    }
     out
 }

@@ -9,9 +9,11 @@
 //! - [`summary`]: the per-service summary derived by [`crate::verdict`].
 //! - [`acceptance`]: the acceptance probe's evidence and verdict enums.
 //! - [`finding`]: what an operator reads about a domain (status, evidence, advice).
+//! - [`change`]: per-domain changes between two crawls (pure diff).
 //! - [`names`]: enum names as they appear in JSON, SQL and reports.
 
 pub mod acceptance;
+pub mod change;
 pub mod domain;
 pub mod finding;
 pub mod names;

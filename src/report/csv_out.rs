@@ -129,6 +129,23 @@ pub const CERTIFICATES: CsvSpec = CsvSpec {
           WHERE m.crawl_id = $1 GROUP BY c.sha256 ORDER BY c.sha256",
 };
 
+/// The per-domain changes since the previous finished crawl
+/// (`domain_changes`); only the header when there are none.
+pub const DOMAIN_CHANGES: CsvSpec = CsvSpec {
+    file: "domain_changes.csv",
+    columns: &[
+        ("domain", "d.name"),
+        ("previous_crawl", "p.label"),
+        ("kind", "x.kind"),
+        ("scope", "x.scope"),
+        ("before", "x.before"),
+        ("after", "x.after"),
+    ],
+    from: "FROM domain_changes x JOIN domains d ON d.id = x.domain_id
+           JOIN crawls p ON p.id = x.previous_crawl_id
+          WHERE x.crawl_id = $1 ORDER BY d.name, x.kind, x.scope",
+};
+
 /// Streams `spec` for `crawl_id` into `dir/spec.file`; returns the rows
 /// written.
 pub async fn write(

@@ -44,6 +44,86 @@ pub struct ReportData {
     /// Domains whose verdict changed since `--compare`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compare: Option<Compare>,
+    /// Per-domain changes since the previous finished crawl of the same
+    /// vantage (`domain_changes`, filled when this crawl finished); absent
+    /// when there is no previous crawl or this one is not finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<CrawlChanges>,
+}
+
+/// Most change rows listed in the report's table (all of them are in
+/// `domain_changes.csv`).
+pub const CHANGES_LISTED: usize = 200;
+
+/// The per-domain changes of a crawl (issue 12).
+#[derive(Debug, Clone, Serialize)]
+pub struct CrawlChanges {
+    /// The previous crawl's label.
+    pub previous: String,
+    /// Change rows.
+    pub total: u64,
+    /// Domains with at least one change.
+    pub domains: u64,
+    /// Rows by kind, in the order of `ChangeKind` (kinds without rows omitted).
+    pub by_kind: Vec<KindCount>,
+    /// The first [`CHANGES_LISTED`] rows, by domain, kind and scope.
+    pub rows: Vec<crate::store::changes::ChangeRow>,
+}
+
+/// How many changes of one kind.
+#[derive(Debug, Clone, Serialize)]
+pub struct KindCount {
+    /// The kind (`verdict`, `eku_class`, ...).
+    pub kind: &'static str,
+    /// Rows.
+    pub count: u64,
+}
+
+/// Reads a crawl's `domain_changes` (`None`: no rows and no previous crawl).
+async fn crawl_changes(
+    pool: &PgPool,
+    crawl: &CrawlRef,
+) -> Result<Option<CrawlChanges>, ReportError> {
+    use crate::model::change::ChangeKind;
+    use crate::model::names::Named;
+    let rows = crate::store::changes::crawl_changes(pool, crawl.id).await?;
+    let previous: Option<String> = match rows.first() {
+        Some(r) => Some(r.previous_crawl.clone()),
+        None => {
+            sqlx::query_scalar(
+                "SELECT p.label FROM crawls p JOIN crawls c ON c.id = $1
+              WHERE c.status = 'finished' AND p.vantage = c.vantage
+                AND p.status = 'finished' AND p.id < c.id
+              ORDER BY p.id DESC LIMIT 1",
+            )
+            .bind(crawl.id)
+            .fetch_optional(pool)
+            .await?
+        }
+    };
+    let Some(previous) = previous else {
+        return Ok(None);
+    };
+    let by_kind = <ChangeKind as strum::VariantArray>::VARIANTS
+        .iter()
+        .map(|k| KindCount {
+            kind: k.as_str(),
+            count: rows.iter().filter(|r| r.kind == *k).count() as u64,
+        })
+        .filter(|k| k.count > 0)
+        .collect();
+    let domains = rows
+        .iter()
+        .map(|r| r.domain.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len() as u64;
+    Ok(Some(CrawlChanges {
+        previous,
+        total: rows.len() as u64,
+        domains,
+        by_kind,
+        rows: rows.into_iter().take(CHANGES_LISTED).collect(),
+    }))
 }
 
 /// The conditions of the crawl.
@@ -654,6 +734,7 @@ pub async fn collect(
         federation,
         trends,
         compare,
+        changes,
     ) = tokio::try_join!(
         methodology(pool, crawl, seeds.clone()),
         domain_counts(pool, crawl.id),
@@ -664,6 +745,7 @@ pub async fn collect(
         federation(pool, crawl.id),
         trends(pool),
         compare,
+        crawl_changes(pool, crawl),
     )?;
     let verdicts = breakdowns.pop().expect("acceptance is the last dimension");
     let acceptance = acceptance.finish(verdicts);
@@ -679,6 +761,7 @@ pub async fn collect(
         federation,
         trends,
         compare,
+        changes,
     })
 }
 

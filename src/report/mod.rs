@@ -112,10 +112,11 @@ pub async fn write_report(pool: &PgPool, opts: &ReportOptions) -> Result<Written
     // The CSV files stream from their own connections while the figures
     // are computed (docs/benchmarks.md, "report").
     let csvs = async {
-        let (domains, endpoints, certificates, changes) = tokio::try_join!(
+        let (domains, endpoints, certificates, domain_changes, changes) = tokio::try_join!(
             csv_out::write(pool, &csv_out::DOMAINS, crawl.id, &dir),
             csv_out::write(pool, &csv_out::ENDPOINTS, crawl.id, &dir),
             csv_out::write(pool, &csv_out::CERTIFICATES, crawl.id, &dir),
+            csv_out::write(pool, &csv_out::DOMAIN_CHANGES, crawl.id, &dir),
             async {
                 match &compare {
                     Some(other) => csv_out::stream(
@@ -135,6 +136,7 @@ pub async fn write_report(pool: &PgPool, opts: &ReportOptions) -> Result<Written
             (csv_out::DOMAINS.file.to_string(), domains),
             (csv_out::ENDPOINTS.file.to_string(), endpoints),
             (csv_out::CERTIFICATES.file.to_string(), certificates),
+            (csv_out::DOMAIN_CHANGES.file.to_string(), domain_changes),
         ];
         rows.extend(changes.map(|n| ("changes.csv".to_string(), n)));
         Ok::<_, ReportError>(rows)

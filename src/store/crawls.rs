@@ -241,7 +241,13 @@ impl Store {
     /// Ends (or re-opens, with `Running`) a crawl; `finished_at` is set for
     /// `Finished` and `Interrupted`; the error of an earlier
     /// [`Store::fail_crawl`] is cleared.
+    ///
+    /// Marking a crawl `Finished` also recomputes its `domain_changes`
+    /// against the previous finished crawl of its vantage, in the same
+    /// transaction (replacing earlier rows: finishing again never
+    /// duplicates).
     pub async fn finish_crawl(&self, crawl_id: i64, status: CrawlStatus) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(self.err())?;
         let changed = sqlx::query(
             "UPDATE crawls
                 SET status = $2, error = NULL,
@@ -250,13 +256,20 @@ impl Store {
         )
         .bind(crawl_id)
         .bind(status.as_str())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(self.err())?
         .rows_affected();
         if changed == 0 {
             return Err(StoreError::NoSuchCrawl(crawl_id));
         }
+        if status == CrawlStatus::Finished {
+            let n = super::changes::record_changes(&mut tx, crawl_id)
+                .await
+                .map_err(self.err())?;
+            tracing::info!(crawl_id, changes = n, "recorded per-domain changes");
+        }
+        tx.commit().await.map_err(self.err())?;
         Ok(())
     }
 

@@ -36,6 +36,11 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0003_web.sql"),
     },
     Migration {
+        version: 4,
+        name: "migrations/0004_changes.sql",
+        sql: include_str!("../../migrations/0004_changes.sql"),
+    },
+    Migration {
         version: 5,
         name: "migrations/0005_workers.sql",
         sql: include_str!("../../migrations/0005_workers.sql"),

@@ -12,6 +12,7 @@
 //! hands those rows to `jsonb_populate_record` so column names are written
 //! once, in `schema.sql` and the row structs.
 
+pub mod changes;
 mod crawls;
 mod error;
 pub mod migrate;

@@ -9,6 +9,8 @@ use time::{Duration, OffsetDateTime};
 
 /// Validity of ordinary testnet leaves: from a day before start, 90 days.
 pub const LEAF_DAYS: i64 = 89;
+/// How much later a renewed testnet leaf ends, per certificate epoch.
+pub const RENEWAL_DAYS: i64 = 30;
 
 /// The CAs of one testnet.
 pub struct Pki {
@@ -63,6 +65,23 @@ impl Pki {
 
     /// Issues the certificate a domain presents.
     pub fn issue(&self, domain: &str, shape: CertShape) -> Result<IssuedCert, PkiError> {
+        self.issue_at(domain, shape, 0)
+    }
+
+    /// notAfter of an ordinary leaf of certificate epoch `epoch` (a
+    /// renewal in a later testnet generation lasts [`RENEWAL_DAYS`] longer).
+    pub fn leaf_not_after_at(&self, epoch: u32) -> OffsetDateTime {
+        self.leaf_not_after() + Duration::days(RENEWAL_DAYS * i64::from(epoch))
+    }
+
+    /// Issues the certificate a domain presents in certificate epoch
+    /// `epoch` (0 first; each later one a renewal, ending later).
+    pub fn issue_at(
+        &self,
+        domain: &str,
+        shape: CertShape,
+        epoch: u32,
+    ) -> Result<IssuedCert, PkiError> {
         use CertShape::*;
         let mut spec = LeafSpec::new(domain);
         spec.common_name = Some("xmpp-survey testnet server".into());
@@ -97,6 +116,7 @@ impl Pki {
             NulInSan => spec.dns.push(format!("nul\0.{domain}")),
             _ => {}
         }
+        spec.not_after += Duration::days(RENEWAL_DAYS * i64::from(epoch));
         match shape {
             SelfSigned => pki::self_signed(&spec),
             UnknownIssuer => self.foreign.issue(&spec),

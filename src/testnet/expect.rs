@@ -636,3 +636,154 @@ fn acceptance_facts(p: &Placed, s2s_status: &str, out: &mut Facts) {
         out.insert(k("software_version"), j!(s2s.software.1));
     }
 }
+
+/// The changes a crawl of `b` (a domain in a later testnet generation)
+/// must record against a crawl of `a` (the same domain earlier), derived
+/// from the two generations' expected facts, independently of
+/// [`crate::model::change::diff`]: the acceptance verdict, the software
+/// (when stated in both), and per service the EKU class and STARTTLS offer
+/// (when expected in both) and, when `renewed` gives the certificate
+/// before and after as readers see it, a renewal where TLS completes.
+pub fn expected_changes(
+    a: &Placed,
+    b: &Placed,
+    dead_ip: IpAddr,
+    dates: (CertDates, CertDates),
+    renewed: Option<(String, String)>,
+) -> Vec<crate::model::change::Change> {
+    use crate::model::change::{Change, ChangeKind as K, ChangeScope as S};
+    let fa = expected(a, dead_ip, dates.0);
+    let fb = expected(b, dead_ip, dates.1);
+    let text = |v: Option<&Value>| v.and_then(|v| v.as_str()).map(str::to_string);
+    let mut out = Vec::new();
+    let mut push = |kind, scope, before: Option<String>, after: Option<String>| {
+        out.push(Change {
+            kind,
+            scope,
+            before,
+            after,
+        });
+    };
+    let verdict = |f: &Facts| text(f.get("acceptance.verdict"));
+    if verdict(&fa) != verdict(&fb) {
+        push(K::Verdict, S::Domain, verdict(&fa), verdict(&fb));
+    }
+    let software = |f: &Facts| {
+        let name = text(f.get("acceptance.software"))?;
+        Some(match text(f.get("acceptance.software_version")) {
+            Some(v) => format!("{name} {v}"),
+            None => name,
+        })
+    };
+    if let (Some(x), Some(y)) = (software(&fa), software(&fb))
+        && x != y
+    {
+        push(K::SoftwareVersion, S::Domain, Some(x), Some(y));
+    }
+    for (service, scope) in [(Service::C2s, S::C2s), (Service::S2s, S::S2s)] {
+        let name = json(service);
+        let name = name.as_str().unwrap_or_default();
+        let eku = |f: &Facts| text(f.get(&format!("summary.{name}.eku_class")));
+        if let (Some(x), Some(y)) = (eku(&fa), eku(&fb))
+            && x != y
+        {
+            push(K::EkuClass, scope, Some(x), Some(y));
+        }
+        let starttls = |p: &Placed, f: &Facts| {
+            endpoints(p, dead_ip)
+                .iter()
+                .filter(|e| e.key.service == service)
+                .find_map(|e| text(f.get(&endpoint_fact_key(&endpoint_key(&e.key), F::Starttls))))
+        };
+        if let (Some(x), Some(y)) = (starttls(a, &fa), starttls(b, &fb))
+            && x != y
+        {
+            push(K::Starttls, scope, Some(x), Some(y));
+        }
+        let tls_ok =
+            |f: &Facts| text(f.get(&format!("summary.{name}.status"))).as_deref() == Some("tls_ok");
+        if let Some((x, y)) = &renewed
+            && tls_ok(&fa)
+            && tls_ok(&fb)
+        {
+            push(
+                K::CertificateRenewed,
+                scope,
+                Some(x.clone()),
+                Some(y.clone()),
+            );
+        }
+    }
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod change_tests {
+    use super::*;
+    use crate::testnet::layout::{AddressPlan, place};
+    use crate::testnet::profile::by_name;
+
+    fn one(name: &str) -> Placed {
+        let plan = AddressPlan { net: 150 };
+        let profile = by_name(name).expect("profile");
+        place(plan, &[profile], || crate::testnet::layout::STANDARD_PORTS)
+            .pop()
+            .expect("placed")
+    }
+
+    fn kinds(p: &Placed, renewed: Option<(String, String)>) -> Vec<(&'static str, &'static str)> {
+        use crate::model::names::Named;
+        let d = CertDates {
+            not_after: time::macros::date!(2027 - 03 - 01),
+        };
+        expected_changes(
+            &p.in_generation(0),
+            &p.in_generation(1),
+            "127.150.0.3".parse().expect("ip"),
+            (d, d),
+            renewed,
+        )
+        .iter()
+        .map(|c| (c.kind.as_str(), c.scope.as_str()))
+        .collect()
+    }
+
+    /// Each successor of GENERATION_1 yields the changes its doc comment
+    /// promises; an unchanged profile yields none.
+    #[test]
+    fn generation_one_changes_what_it_says() {
+        let r = Some(("x".to_string(), "y".to_string()));
+        assert_eq!(
+            kinds(&one("strict_eku"), None),
+            [("verdict", "domain"), ("software_version", "domain")]
+        );
+        assert_eq!(
+            kinds(&one("lenient"), None),
+            [("software_version", "domain")]
+        );
+        assert_eq!(kinds(&one("srv_ok"), None), [("starttls", "c2s")]);
+        assert_eq!(
+            kinds(&one("cert_le_client_and_server"), r.clone()),
+            [
+                ("eku_class", "c2s"),
+                ("eku_class", "s2s"),
+                ("certificate_renewed", "c2s"),
+                ("certificate_renewed", "s2s")
+            ]
+        );
+        assert_eq!(
+            kinds(&one("cert_server_only"), r),
+            [
+                ("certificate_renewed", "c2s"),
+                ("certificate_renewed", "s2s")
+            ]
+        );
+        assert_eq!(kinds(&one("cert_client_and_server"), None), []);
+        // Certificate epochs: a new certificate only where GENERATION_1 says.
+        assert_eq!(one("cert_server_only").at(1).1, 1);
+        assert_eq!(one("cert_le_client_and_server").at(1).1, 1);
+        assert_eq!(one("strict_eku").at(1).1, 0);
+        assert_eq!(one("strict_eku").at(0).1, 0);
+    }
+}

@@ -47,6 +47,7 @@ pub async fn start(
         net,
         dns_port: 0,
         profiles: profiles.iter().map(|s| s.to_string()).collect(),
+        generation: 0,
         external,
     })
     .await

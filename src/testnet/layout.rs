@@ -110,7 +110,66 @@ pub struct Placed {
     pub shared: bool,
     /// `FirstTargetDown`: the name of the dead first target.
     pub dead_host: Option<String>,
+    /// The testnet's current generation (shared by every domain of one
+    /// instance): in generation 1 the domains of a profile with a
+    /// [`Successor`](crate::testnet::profile::Successor) play it instead.
+    pub generation: GenerationCell,
 }
+
+impl Placed {
+    /// The profile this domain plays in `generation`, and its certificate
+    /// epoch there (0: the generation-0 certificate; 1: a new one).
+    pub fn at(&self, generation: u32) -> (&'static Profile, u32) {
+        match crate::testnet::profile::successor(self.profile.name) {
+            Some(s) if generation >= 1 => {
+                let renewed = s.new_certificate || s.to.cert != self.profile.cert;
+                (&s.to, u32::from(renewed))
+            }
+            _ => (self.profile, 0),
+        }
+    }
+
+    /// [`Placed::at`] the current generation: what the servers play now.
+    pub fn current(&self) -> (&'static Profile, u32) {
+        self.at(self.generation.get())
+    }
+
+    /// This domain as it is in `generation` (its profile swapped), for
+    /// the expectations of that generation.
+    pub fn in_generation(&self, generation: u32) -> Self {
+        Self {
+            profile: self.at(generation).0,
+            ..self.clone()
+        }
+    }
+}
+
+/// The generation number every domain of one testnet shares; switching
+/// it changes what the running servers play from the next connection on.
+#[derive(Debug, Clone, Default)]
+pub struct GenerationCell(std::sync::Arc<std::sync::atomic::AtomicU32>);
+
+impl GenerationCell {
+    /// The current generation.
+    pub fn get(&self) -> u32 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Switches the generation.
+    pub fn set(&self, generation: u32) {
+        self.0
+            .store(generation, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Every domain's cell is the same shared counter: equal by definition.
+impl PartialEq for GenerationCell {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for GenerationCell {}
 
 /// The addresses of one testnet instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,6 +270,7 @@ pub fn place(
             ports,
             shared,
             dead_host,
+            generation: GenerationCell::default(),
         });
     }
     out

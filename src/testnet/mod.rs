@@ -51,6 +51,10 @@ pub struct TestnetConfig {
     pub dns_port: u16,
     /// Only these profiles (empty: all).
     pub profiles: Vec<String>,
+    /// The generation to start in (0 first; 1: the profiles of
+    /// [`profile::GENERATION_1`] play their successors). A running
+    /// testnet switches with [`Testnet::set_generation`].
+    pub generation: u32,
     /// Real servers outside the testnet that live in its zone (e.g. the
     /// Prosody test): DNS points at them, they get certificates from the
     /// testnet CA, nothing is simulated for them.
@@ -111,6 +115,9 @@ pub struct Manifest {
     pub manifest_version: u32,
     /// Seed used.
     pub seed: u64,
+    /// The generation the expectations are for.
+    #[serde(default)]
+    pub generation: u32,
     /// The DNS server to pass as `--resolver`.
     pub resolver: SocketAddr,
     /// The probe identity's address (for the acceptance probe).
@@ -131,6 +138,23 @@ pub struct Testnet {
     probe_domain: String,
     probe_listen: SocketAddr,
     probe_certs: (pki::IssuedCert, pki::IssuedCert),
+    generation: layout::GenerationCell,
+}
+
+/// One change the testnet expects a crawl to record between two
+/// generations (the ground truth of `domain_changes`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct ExpectedChange {
+    /// The domain.
+    pub domain: String,
+    /// `verdict`, `eku_class`, ... ([`crate::model::change::ChangeKind`]).
+    pub kind: &'static str,
+    /// `domain`, `c2s` or `s2s`.
+    pub scope: &'static str,
+    /// The earlier generation's value, as readers see it.
+    pub before: Option<String>,
+    /// The later generation's value.
+    pub after: Option<String>,
 }
 
 fn profile_list(names: &[String]) -> Result<Vec<&'static Profile>, TestnetError> {
@@ -217,7 +241,15 @@ impl Testnet {
                 std::io::Error::new(e.kind(), format!("cannot listen on [::1]: {e}")).into(),
             );
         }
-        let placed: Vec<Arc<Placed>> = placed.into_iter().map(Arc::new).collect();
+        let generation = layout::GenerationCell::default();
+        generation.set(cfg.generation);
+        let placed: Vec<Arc<Placed>> = placed
+            .into_iter()
+            .map(|mut p| {
+                p.generation = generation.clone();
+                Arc::new(p)
+            })
+            .collect();
 
         // DNS.
         let mut zone = dns::ZoneData::new();
@@ -367,7 +399,86 @@ impl Testnet {
             probe_domain,
             probe_listen: SocketAddr::new(IpAddr::V4(plan.probe()), 5269),
             probe_certs,
+            generation,
         })
+    }
+
+    /// The generation the servers play now.
+    pub fn generation(&self) -> u32 {
+        self.generation.get()
+    }
+
+    /// Switches every domain to `generation` (see
+    /// [`profile::GENERATION_1`]): from the next connection on, the
+    /// changed profiles play their successors, with renewed certificates
+    /// where the successor says so. DNS and addresses stay as they are.
+    pub fn set_generation(&self, generation: u32) {
+        self.generation.set(generation);
+    }
+
+    /// The certificate `p` presents in `generation`, as a change list shows
+    /// it (issued on demand, the same leaf the servers present).
+    fn leaf_cert(
+        &self,
+        p: &Placed,
+        generation: u32,
+    ) -> Result<crate::model::change::LeafCert, TestnetError> {
+        use sha2::Digest;
+        let der = self
+            .shared
+            .leaf_at(p, generation)
+            .map_err(TestnetError::Pki)?;
+        let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref())
+            .map_err(|e| TestnetError::Pki(format!("cannot parse own leaf: {e}")))?;
+        Ok(crate::model::change::LeafCert {
+            sha256: hex::encode(sha2::Sha256::digest(der.as_ref())),
+            not_after: cert.validity().not_after.to_datetime().date(),
+        })
+    }
+
+    /// The changes a crawl of generation `to` must record against a
+    /// crawl of generation `from`, every domain, sorted: derived from the
+    /// two generations' expectations ([`expect::expected_changes`]).
+    pub fn expected_changes(
+        &self,
+        from: u32,
+        to: u32,
+    ) -> Result<Vec<ExpectedChange>, TestnetError> {
+        use crate::model::names::Named;
+        let mut out = Vec::new();
+        for p in &self.placed {
+            let (ea, eb) = (p.at(from).1, p.at(to).1);
+            let renewed = if ea != eb {
+                Some((
+                    self.leaf_cert(p, from)?.describe(),
+                    self.leaf_cert(p, to)?.describe(),
+                ))
+            } else {
+                None
+            };
+            let changes = expect::expected_changes(
+                &p.in_generation(from),
+                &p.in_generation(to),
+                self.dead,
+                (self.dates_at(ea), self.dates_at(eb)),
+                renewed,
+            );
+            out.extend(changes.into_iter().map(|c| ExpectedChange {
+                domain: p.domain.clone(),
+                kind: c.kind.as_str(),
+                scope: c.scope.as_str(),
+                before: c.before,
+                after: c.after,
+            }));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn dates_at(&self, epoch: u32) -> CertDates {
+        CertDates {
+            not_after: self.shared.pki().leaf_not_after_at(epoch).date(),
+        }
     }
 
     /// The testnet's probe identity: `probe.<zone>` at 127.B.0.2:5269, a
@@ -409,12 +520,19 @@ impl Testnet {
 
     /// One domain's ground truth.
     fn manifest_domain(&self, p: &Placed) -> ManifestDomain {
+        let generation = self.generation();
+        let epoch = p.at(generation).1;
+        let dates = if epoch == 0 {
+            self.dates
+        } else {
+            self.dates_at(epoch)
+        };
         ManifestDomain {
             domain: p.domain.clone(),
             profile: p.profile.name.to_string(),
             ip: p.ip,
             shared: p.shared,
-            expect: expect::expected(p, self.dead, self.dates),
+            expect: expect::expected(&p.in_generation(generation), self.dead, dates),
         }
     }
 
@@ -424,6 +542,7 @@ impl Testnet {
         Manifest {
             manifest_version: MANIFEST_VERSION,
             seed: self.seed,
+            generation: self.generation(),
             resolver: self.dns.addr,
             probe_address: self.probe_listen.ip(),
             domains: self
@@ -485,6 +604,7 @@ impl Testnet {
         let head = serde_json::json!({
             "manifest_version": MANIFEST_VERSION,
             "seed": self.seed,
+            "generation": self.generation(),
             "resolver": self.dns.addr,
             "probe_address": self.probe_listen.ip(),
         });

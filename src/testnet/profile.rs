@@ -582,6 +582,82 @@ pub fn is_acceptance(p: &Profile) -> bool {
     )
 }
 
+/// How the domains of one profile differ in testnet generation 1 (a
+/// second crawl's week): [`GENERATION_1`] lists them. A successor keeps
+/// the DNS shape, the address and whether an s2s port exists, so the
+/// running servers can switch without rebinding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Successor {
+    /// The generation-0 profile's name.
+    pub from: &'static str,
+    /// What its domains play in generation 1 (same name).
+    pub to: Profile,
+    /// A new certificate even though its shape is unchanged (a renewal);
+    /// a changed shape always means a new certificate.
+    pub new_certificate: bool,
+}
+
+/// The known differences between testnet generations 0 and 1 (issue 12,
+/// "changes between crawls"); the expected change list is derived from
+/// these by [`crate::testnet::expect::expected_changes`]:
+///
+/// - `strict_eku`: upgraded to an ejabberd that accepts server-only
+///   peers (24.12 → 25.08): verdict and software version change.
+/// - `lenient`: software version bump only (0.12.3 → 13.0.1).
+/// - `cert_le_client_and_server`: renewed as server-only (Let's Encrypt's
+///   default since 2026): EKU class change and a renewed certificate.
+/// - `cert_server_only`: renewed, same class: a renewed certificate only.
+/// - `srv_ok`: c2s STARTTLS required → optional.
+pub const GENERATION_1: &[Successor] = &[
+    Successor {
+        from: "strict_eku",
+        to: acceptance(
+            "strict_eku",
+            accepting(ClientCertPolicy::Lenient, true, ("ejabberd-like", "25.08")),
+        ),
+        new_certificate: false,
+    },
+    Successor {
+        from: "lenient",
+        to: acceptance(
+            "lenient",
+            accepting(ClientCertPolicy::Lenient, true, ("Prosody-like", "13.0.1")),
+        ),
+        new_certificate: false,
+    },
+    Successor {
+        from: "cert_le_client_and_server",
+        to: with_cert(
+            "cert_le_client_and_server",
+            4,
+            CertShape::LetsEncryptServerOnly,
+        ),
+        new_certificate: true,
+    },
+    Successor {
+        from: "cert_server_only",
+        to: with_cert("cert_server_only", 10, CertShape::ServerOnly),
+        new_certificate: true,
+    },
+    Successor {
+        from: "srv_ok",
+        to: with_c2s(
+            "srv_ok",
+            20,
+            StreamShape {
+                starttls: StarttlsOffer::Optional,
+                ..C2S_GOOD
+            },
+        ),
+        new_certificate: false,
+    },
+];
+
+/// The generation-1 successor of a profile, if it changes.
+pub fn successor(name: &str) -> Option<&'static Successor> {
+    GENERATION_1.iter().find(|s| s.from == name)
+}
+
 /// Looks a profile up by name.
 pub fn by_name(name: &str) -> Option<&'static Profile> {
     PROFILES.iter().find(|p| p.name == name)
@@ -590,6 +666,20 @@ pub fn by_name(name: &str) -> Option<&'static Profile> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A successor can be switched to in a running testnet: same DNS
+    /// shape, same ports, same placement; and it really differs.
+    #[test]
+    fn successors_keep_placement_and_differ() {
+        for s in GENERATION_1 {
+            let from = by_name(s.from).expect("known profile");
+            assert_eq!(s.to.name, from.name);
+            assert_eq!(s.to.dns, from.dns, "{}", s.from);
+            assert_eq!(s.to.dedicated(), from.dedicated(), "{}", s.from);
+            assert_eq!(s.to.s2s.is_some(), from.s2s.is_some(), "{}", s.from);
+            assert!(s.new_certificate || s.to != *from, "{}", s.from);
+        }
+    }
 
     #[test]
     fn names_are_unique_and_domain_safe() {

@@ -164,6 +164,8 @@ pub struct Shared {
     pki: Pki,
     provider: Arc<rustls::crypto::CryptoProvider>,
     material: Mutex<HashMap<String, Arc<Material>>>,
+    /// Issued certificates by domain and certificate epoch (generation).
+    certs: Mutex<HashMap<String, Arc<crate::testnet::pki::IssuedCert>>>,
     federation: Federation,
     /// Testnet root (+ Mozilla, irrelevant here): judges EXTERNAL certificates
     /// as server certificates.
@@ -198,6 +200,7 @@ impl Shared {
             pki,
             provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
             material: Mutex::new(HashMap::new()),
+            certs: Mutex::new(HashMap::new()),
             federation,
             links: Mutex::new(HashMap::new()),
             counters: Counters::default(),
@@ -273,10 +276,12 @@ pub fn spawn(shared: &Arc<Shared>, socket: TcpListener, what: Listener) {
     });
 }
 
+/// The shape `p` plays now (its profile in the testnet's current generation).
 fn shape_of(p: &Placed, service: Service) -> Option<StreamShape> {
+    let profile = p.current().0;
     match service {
-        Service::C2s => Some(p.profile.c2s),
-        Service::S2s => p.profile.s2s,
+        Service::C2s => Some(profile.c2s),
+        Service::S2s => profile.s2s,
     }
 }
 

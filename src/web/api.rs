@@ -312,6 +312,9 @@ pub struct History {
     pub opted_out: bool,
     /// One entry per crawl that measured it, newest first.
     pub entries: Vec<HistoryEntry>,
+    /// What changed between consecutive finished crawls (verdict, EKU
+    /// class, STARTTLS, software, renewed certificate), newest first.
+    pub changes: Vec<crate::store::changes::ChangeRow>,
 }
 
 /// A domain's verdicts in every crawl, newest first.
@@ -337,16 +340,21 @@ async fn history(
             domain,
             opted_out: true,
             entries: Vec::new(),
+            changes: Vec::new(),
         }));
     }
     let entries: Vec<HistoryEntry> = crate::lookup::history(&state.reader, &domain).await?;
     if entries.is_empty() {
         return Err(ApiError(Problem::unknown_domain(&domain)));
     }
+    let changes =
+        crate::store::changes::domain_changes(&state.reader, &domain, crate::lookup::CHANGES_LIMIT)
+            .await?;
     Ok(Json(History {
         domain,
         opted_out: false,
         entries,
+        changes,
     }))
 }
 

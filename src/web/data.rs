@@ -325,6 +325,57 @@ pub async fn changes(pool: &PgPool, domain: Option<&str>) -> Result<Vec<Change>,
     .await
 }
 
+/// One row of `domain_changes` with its crawls, for the feeds.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RecordedChange {
+    /// The domain.
+    pub domain: String,
+    /// The crawl where the change was seen.
+    pub crawl_id: i64,
+    /// Its label.
+    pub crawl_label: String,
+    /// When it started.
+    pub crawl_started_at: OffsetDateTime,
+    /// The previous crawl's label.
+    pub previous_label: String,
+    /// `verdict`, `eku_class`, ... (`ChangeKind`).
+    pub kind: String,
+    /// `domain`, `c2s` or `s2s`.
+    pub scope: String,
+    /// The previous value.
+    pub before: Option<String>,
+    /// The new value.
+    pub after: Option<String>,
+}
+
+/// The changes recorded when crawls finished (`domain_changes`), of one
+/// domain or of every domain over the last [`FEED_CRAWLS`] crawls; newest
+/// first.
+pub async fn recorded_changes(
+    pool: &PgPool,
+    domain: Option<&str>,
+) -> Result<Vec<RecordedChange>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT d.name AS domain, x.crawl_id, c.label AS crawl_label,
+                c.started_at AS crawl_started_at, p.label AS previous_label,
+                x.kind, x.scope, x.before, x.after
+           FROM domain_changes x
+           JOIN crawls c ON c.id = x.crawl_id
+           JOIN crawls p ON p.id = x.previous_crawl_id
+           JOIN domains d ON d.id = x.domain_id
+          WHERE ($1::text IS NOT NULL AND d.name = $1)
+             OR ($1::text IS NULL AND x.crawl_id IN
+                 (SELECT id FROM crawls ORDER BY started_at DESC, id DESC LIMIT $2))
+          ORDER BY c.started_at DESC, x.crawl_id DESC, d.name, x.kind, x.scope
+          LIMIT $3",
+    )
+    .bind(domain)
+    .bind(FEED_CRAWLS)
+    .bind(FEED_ENTRIES * 8)
+    .fetch_all(pool)
+    .await
+}
+
 /// Whether the domain was ever enqueued by a crawl.
 pub async fn known(pool: &PgPool, domain: &str) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM domains WHERE name = $1)")

@@ -336,6 +336,20 @@ async fn domain_page(
             }
         })
         .collect();
+    let changes: Vec<_> = l
+        .changes
+        .iter()
+        .map(|c| {
+            minijinja::context! {
+                crawl => c.crawl,
+                previous => c.previous_crawl,
+                kind => crate::model::names::Named::as_str(c.kind).replace('_', " "),
+                scope => crate::model::names::Named::as_str(c.scope),
+                before => c.before,
+                after => c.after,
+            }
+        })
+        .collect();
     Ok(html(
         StatusCode::OK,
         "domain.html",
@@ -347,6 +361,7 @@ async fn domain_page(
             report_link => super::reports::report_link(&state.reports_dir, &latest.crawl_label),
             r => report,
             history => history,
+            changes => changes,
             live => state.live.available(),
             feed => format!("/feed/{domain}.atom"),
         },

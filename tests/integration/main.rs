@@ -6,6 +6,7 @@ mod acceptance;
 mod address_safety;
 mod attack;
 mod browser;
+mod changes;
 mod cli;
 mod crawl;
 mod layers;

@@ -339,6 +339,7 @@ async fn prosody_federates_in_the_testnet() {
         net: NET,
         dns_port: 53,
         profiles: vec!["srv_ok".to_string()],
+        generation: 0,
         external: vec![External {
             domain: DOMAIN.to_string(),
             ip: prosody_ip(NET),
@@ -566,6 +567,7 @@ async fn prosody_with_debian_stock_config_accepts_server_only() {
         net: STOCK_NET,
         dns_port: 53,
         profiles: vec!["srv_ok".to_string()],
+        generation: 0,
         external: vec![External {
             domain: DOMAIN.to_string(),
             ip,

@@ -11,14 +11,14 @@ use std::process::Output;
 use xmpp_survey::testnet::Testnet;
 
 /// A loopback port nothing listens on (bound, then closed).
-fn closed_port() -> u16 {
+pub(crate) fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
 }
 
 /// The `[identity]`, `[net]` and `[work]` tables for the testnet, with
 /// the identity's files written to `dir`.
-fn testnet_tables(net: &Testnet, dir: &Path) -> String {
+pub(crate) fn testnet_tables(net: &Testnet, dir: &Path) -> String {
     std::fs::write(dir.join("ca.pem"), net.ca_pem()).expect("ca");
     // Writes so.pem/so.key and cs.pem/cs.key to `dir`.
     let _ = probe_identity_args(net, dir);
@@ -53,7 +53,7 @@ max_attempts = 2
 
 /// Runs the binary with `args` and the config file, without the test
 /// runner's `DATABASE_URL` (the file's `[database] url` counts).
-fn xs(config: &Path, args: &[&str]) -> Output {
+pub(crate) fn xs(config: &Path, args: &[&str]) -> Output {
     let mut c = bin();
     c.env_remove("DATABASE_URL")
         .env_remove("XMPP_SURVEY_CONFIG")
@@ -63,7 +63,7 @@ fn xs(config: &Path, args: &[&str]) -> Output {
     c.output().expect("runs")
 }
 
-fn text(o: &Output) -> String {
+pub(crate) fn text(o: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),

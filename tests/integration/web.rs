@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use xmpp_survey::web::view::{BadgeState, verdict_sentence};
 
 /// A running `serve`, killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Drop for Server {
@@ -37,7 +37,7 @@ fn free_port(ip: &str) -> SocketAddr {
 }
 
 /// Starts `serve` on `ip` with `args`; waits until it answers.
-async fn serve(ip: &str, db: &str, args: &[std::ffi::OsString]) -> Server {
+pub(crate) async fn serve(ip: &str, db: &str, args: &[std::ffi::OsString]) -> Server {
     let addr = free_port(ip);
     let child = bin()
         .args(["serve", "--bind", &addr.to_string(), "--database-url", db])
@@ -62,7 +62,7 @@ async fn serve(ip: &str, db: &str, args: &[std::ffi::OsString]) -> Server {
 
 /// An HTTP client from `from` (a loopback address of its own), never
 /// following redirects.
-fn client(from: &str) -> reqwest::Client {
+pub(crate) fn client(from: &str) -> reqwest::Client {
     reqwest::Client::builder()
         .local_address(from.parse::<IpAddr>().expect("ip"))
         .redirect(reqwest::redirect::Policy::none())
@@ -72,21 +72,21 @@ fn client(from: &str) -> reqwest::Client {
         .expect("client")
 }
 
-struct Got {
-    status: u16,
+pub(crate) struct Got {
+    pub(crate) status: u16,
     headers: reqwest::header::HeaderMap,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Got {
-    fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
     }
 }
@@ -113,7 +113,7 @@ fn check_common(path: &str, g: &Got, allow_5xx: bool) {
     assert_eq!(g.header("referrer-policy"), "no-referrer", "{path}");
 }
 
-async fn get(c: &reqwest::Client, base: &str, path: &str) -> Got {
+pub(crate) async fn get(c: &reqwest::Client, base: &str, path: &str) -> Got {
     let r = c
         .get(format!("{base}{path}"))
         .send()

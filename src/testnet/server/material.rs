@@ -30,14 +30,17 @@ pub(super) struct Material {
 
 impl Shared {
     pub(super) fn material(&self, p: &Placed) -> Result<Arc<Material>, String> {
+        // What the domain plays now; each certificate epoch (testnet
+        // generation) has its own material, so a renewal is a new leaf.
+        // A successor that keeps its certificate keeps the very same leaf.
+        let (profile, epoch) = p.current();
+        let variant = u8::from(profile != p.profile);
+        let key = format!("{}#{variant}#{epoch}", p.domain);
         let mut cache = self.material.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(m) = cache.get(&p.domain) {
+        if let Some(m) = cache.get(&key) {
             return Ok(m.clone());
         }
-        let cert = self
-            .pki
-            .issue(&p.domain, p.profile.cert)
-            .map_err(|e| e.to_string())?;
+        let cert = self.cert_at(p, profile.cert, epoch)?;
         let build =
             |shape: &StreamShape, alpn: Option<&[u8]>| -> Result<Arc<ServerConfig>, String> {
                 let versions: &[&rustls::SupportedProtocolVersion] = match shape.tls {
@@ -53,7 +56,7 @@ impl Shared {
                 };
                 // The offset-time certificate is one rustls cannot parse
                 // itself: serve it unchecked, as a broken server would.
-                let build = if p.profile.cert == crate::testnet::profile::CertShape::OffsetTime {
+                let build = if profile.cert == crate::testnet::profile::CertShape::OffsetTime {
                     server_config_unchecked
                 } else {
                     server_config
@@ -68,12 +71,12 @@ impl Shared {
                 )
                 .map_err(|e| e.to_string())
             };
-        let c2s = p.profile.c2s;
+        let c2s = profile.c2s;
         // A domain without s2s never reaches an s2s TLS step; any shape will do.
-        let s2s = p.profile.s2s.unwrap_or(c2s);
+        let s2s = profile.s2s.unwrap_or(c2s);
         let m = Arc::new(Material {
             leaf: cert.chain[0].clone(),
-            client_key: if p.profile.cert == crate::testnet::profile::CertShape::OffsetTime {
+            client_key: if profile.cert == crate::testnet::profile::CertShape::OffsetTime {
                 // rustls cannot parse it to check the key: take it as is.
                 let key = self
                     .provider
@@ -90,8 +93,35 @@ impl Shared {
             direct_c2s: build(&c2s, Some(b"xmpp-client"))?,
             direct_s2s: build(&s2s, Some(b"xmpp-server"))?,
         });
-        cache.insert(p.domain.clone(), m.clone());
+        cache.insert(key, m.clone());
         Ok(m)
+    }
+
+    /// The end-entity certificate `p` presents in `generation` (issued
+    /// on first use; the same one the servers present then).
+    pub fn leaf_at(&self, p: &Placed, generation: u32) -> Result<CertificateDer<'static>, String> {
+        let (profile, epoch) = p.at(generation);
+        Ok(self.cert_at(p, profile.cert, epoch)?.chain[0].clone())
+    }
+
+    fn cert_at(
+        &self,
+        p: &Placed,
+        shape: crate::testnet::profile::CertShape,
+        epoch: u32,
+    ) -> Result<Arc<crate::testnet::pki::IssuedCert>, String> {
+        let mut certs = self.certs.lock().unwrap_or_else(|e| e.into_inner());
+        let key = format!("{}#{epoch}", p.domain);
+        if let Some(c) = certs.get(&key) {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(
+            self.pki
+                .issue_at(&p.domain, shape, epoch)
+                .map_err(|e| e.to_string())?,
+        );
+        certs.insert(key, c.clone());
+        Ok(c)
     }
 
     /// The end-entity certificate a domain presents (issued on first use).

@@ -45,7 +45,7 @@ impl InboundPolicy for S2sPolicy<'_> {
 
     fn local(&self, to: Option<&str>) -> Option<Self::Local> {
         let p = tenant(self.what, to)?;
-        Some((p.clone(), p.profile.s2s?))
+        Some((p.clone(), p.current().0.s2s?))
     }
 
     fn domain<'a>(&'a self, local: &'a Self::Local) -> &'a str {
