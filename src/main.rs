@@ -184,6 +184,35 @@ struct LookupArgs {
 enum DbCommand {
     /// Apply the schema's migrations (safe to run twice).
     Migrate(DbArgs),
+    /// Drop raw JSONB evidence (results.report, endpoints.evidence,
+    /// dns_records.data) of finished crawls older than --keep-raw weeks;
+    /// every typed column, every report figure and each domain's newest
+    /// result stay whole.
+    Prune(DbPruneArgs),
+}
+
+/// `db prune --keep-raw WEEKS`.
+#[derive(Args)]
+struct DbPruneArgs {
+    /// Weeks of raw evidence to keep [default: the config file's
+    /// `[retention] keep_raw_weeks`].
+    #[arg(long)]
+    keep_raw: Option<u32>,
+    /// Count what would go; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Domains per transaction.
+    #[arg(long, default_value_t = xmpp_survey::store::DEFAULT_PRUNE_BATCH,
+          value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
+    batch: i64,
+    /// Skip the `VACUUM (ANALYZE)` of the pruned tables afterwards.
+    #[arg(long)]
+    no_vacuum: bool,
+    /// The clock the kept window counts back from (RFC 3339; for tests).
+    #[arg(long, value_parser = parse_now)]
+    now: Option<time::OffsetDateTime>,
+    #[command(flatten)]
+    db: DbArgs,
 }
 
 #[derive(Args)]
@@ -547,6 +576,7 @@ fn main() {
             #[cfg(feature = "testnet")]
             Command::Testnet(TestnetCommand::Attack(a)) => attack(a).await.map(|()| 0),
             Command::Db(DbCommand::Migrate(a)) => db_migrate(&a).await,
+            Command::Db(DbCommand::Prune(a)) => db_prune(&a).await,
             Command::Crawl(a) => crawl(*a).await,
             Command::Worker(a) => worker(*a).await,
             Command::Report(a) => report(a).await,
@@ -672,6 +702,7 @@ async fn survey(a: SurveyArgs) -> Result<i32> {
             .or_else(|| file.report.out_dir.clone())
             .unwrap_or_else(|| app::file::DEFAULT_REPORTS_DIR.into()),
         seeds: file.report.seeds.clone(),
+        keep_raw_weeks: file.retention.keep_raw_weeks,
         work: a.work.config(&file),
         net: a.net.config(&file),
     })
@@ -733,6 +764,28 @@ async fn db_migrate(a: &DbArgs) -> Result<i32> {
         println!("schema is up to date (version {now})");
     } else {
         println!("applied migration(s) {applied:?}; schema version {now}");
+    }
+    Ok(0)
+}
+
+/// `db prune`: prints what went per crawl; exit status 0.
+async fn db_prune(a: &DbPruneArgs) -> Result<i32> {
+    use xmpp_survey::store::PrunePlan;
+    let file = ConfigFile::load_or_default(a.db.config.as_deref())?;
+    let weeks = a.keep_raw.or(file.retention.keep_raw_weeks).context(
+        "how many weeks of raw evidence to keep: give --keep-raw WEEKS or `[retention] keep_raw_weeks` in the config file",
+    )?;
+    let store = app::crawl::open_store(&database_url(a.db.database_url.clone(), &file)?).await?;
+    let plan = PrunePlan {
+        batch: a.batch,
+        dry_run: a.dry_run,
+        ..PrunePlan::keep_weeks(weeks, a.now.unwrap_or_else(time::OffsetDateTime::now_utc))
+    };
+    let summary = store.prune_raw(plan).await?;
+    println!("{summary}");
+    if !a.dry_run && !a.no_vacuum && summary.batches > 0 {
+        store.vacuum_raw_tables().await?;
+        println!("vacuumed results, endpoints, dns_records");
     }
     Ok(0)
 }

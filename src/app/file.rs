@@ -11,6 +11,7 @@
 //!              # lease, max_attempts, retry_base, worker_id, write_batch, crawl
 //! [report]     # out_dir, seeds
 //! [survey]     # vantage
+//! [retention]  # keep_raw_weeks
 //! ```
 //!
 //! Every table and every key is optional; unknown keys and wrong types are
@@ -116,6 +117,9 @@ pub struct ConfigFile {
     /// `[survey]`.
     #[serde(default)]
     pub survey: SurveySection,
+    /// `[retention]`.
+    #[serde(default)]
+    pub retention: RetentionSection,
 }
 
 /// `[database]`.
@@ -201,6 +205,16 @@ pub struct ReportSection {
 pub struct SurveySection {
     /// Where the crawls run from (recorded with each crawl).
     pub vantage: Option<String>,
+}
+
+/// `[retention]`: how long raw evidence is kept (`db prune`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSection {
+    /// Weeks of raw JSONB evidence to keep (`db prune --keep-raw`
+    /// overrides it); when set, `survey` prunes after its report. Unset:
+    /// nothing is pruned unless `db prune --keep-raw` says so.
+    pub keep_raw_weeks: Option<u32>,
 }
 
 fn rebase(base: &Path, p: &mut PathBuf) {
@@ -550,6 +564,21 @@ vantage = "lab"
         assert!(keys >= 30, "{keys} keys in the example");
         assert!(c.work.concurrency.is_some() && c.survey.vantage.is_some());
         assert!(c.identity.client_and_server_key.is_some() && c.report.seeds.is_some());
+        assert!(c.retention.keep_raw_weeks.is_some());
+    }
+
+    /// The Debian package's conffile parses, and says what it should.
+    #[test]
+    fn the_debian_config_file_parses() {
+        let text = include_str!("../../scripts/debian/config.toml");
+        let c = ConfigFile::parse(text, Path::new("/etc/xmpp-survey/config.toml"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.retention.keep_raw_weeks, Some(26));
+        assert_eq!(
+            c.report.out_dir.as_deref(),
+            Some(Path::new("/var/lib/xmpp-survey/reports"))
+        );
+        assert!(c.database.url.is_some());
     }
 
     #[test]

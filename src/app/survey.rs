@@ -11,7 +11,7 @@ use super::{AppError, NetConfig, WorkConfig};
 use crate::crawl::iso_week_label;
 use crate::report::{ReportOptions, write_report};
 use crate::sources::ProvidersFallback;
-use crate::store::CrawlStatus;
+use crate::store::{CrawlStatus, PrunePlan, PruneSummary};
 use std::path::PathBuf;
 use time::OffsetDateTime;
 
@@ -51,6 +51,9 @@ pub struct SurveyRun {
     pub reports_dir: PathBuf,
     /// CA cut-over file for the report (`None`: built in).
     pub seeds: Option<PathBuf>,
+    /// Weeks of raw evidence to keep: when set, a finished survey prunes
+    /// older raw evidence after its report (`[retention] keep_raw_weeks`).
+    pub keep_raw_weeks: Option<u32>,
     /// How the worker works.
     pub work: WorkConfig,
     /// Targets, trust, identity, limits.
@@ -92,6 +95,8 @@ pub struct SurveySummary {
     pub results: u64,
     /// The report's folder (when finished).
     pub report: Option<PathBuf>,
+    /// What the retention prune did (when configured and finished).
+    pub pruned: Option<PruneSummary>,
 }
 
 impl std::fmt::Display for SurveySummary {
@@ -108,6 +113,14 @@ impl std::fmt::Display for SurveySummary {
         )?;
         if let Some(r) = &self.report {
             write!(f, "; report {}", r.join("index.html").display())?;
+        }
+        if let Some(p) = &self.pruned {
+            let values: u64 = p.crawls.iter().map(|c| c.total()).sum();
+            write!(
+                f,
+                "; raw evidence pruned: {values} value(s) in {} crawl(s)",
+                p.crawls.len()
+            )?;
         }
         Ok(())
     }
@@ -182,12 +195,25 @@ pub async fn survey(a: SurveyRun) -> Result<SurveySummary, AppError> {
         .await?;
         Some(w.dir)
     };
+    // Retention runs only after a finished crawl's report is written, so
+    // the report always reads a crawl whose raw evidence is whole.
+    let pruned = match (a.keep_raw_weeks, &report) {
+        (Some(weeks), Some(_)) => {
+            let summary = store.prune_raw(PrunePlan::keep_weeks(weeks, a.now)).await?;
+            if summary.batches > 0 {
+                store.vacuum_raw_tables().await?;
+            }
+            Some(summary)
+        }
+        _ => None,
+    };
     Ok(SurveySummary {
         label,
         outcome,
         domains: done.domains,
         results,
         report,
+        pruned,
     })
 }
 

@@ -175,10 +175,13 @@ pub async fn stored_report(
     domain: &str,
     crawl_id: i64,
 ) -> Result<Option<DomainReport>, LookupError> {
+    // `report` is NULL once pruned (`db prune --keep-raw`), which never
+    // prunes a domain's newest result; an older one reads as absent.
     let row: Option<(String, sqlx::types::Json<Box<serde_json::value::RawValue>>)> =
         sqlx::query_as(
             "SELECT c.label, r.report FROM results r JOIN domains d ON d.id = r.domain_id \
-             JOIN crawls c ON c.id = r.crawl_id WHERE d.name = $1 AND r.crawl_id = $2",
+             JOIN crawls c ON c.id = r.crawl_id \
+             WHERE d.name = $1 AND r.crawl_id = $2 AND r.report IS NOT NULL",
         )
         .bind(domain)
         .bind(crawl_id)

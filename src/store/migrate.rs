@@ -45,6 +45,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "migrations/0005_workers.sql",
         sql: include_str!("../../migrations/0005_workers.sql"),
     },
+    Migration {
+        version: 6,
+        name: "migrations/0006_raw_retention.sql",
+        sql: include_str!("../../migrations/0006_raw_retention.sql"),
+    },
 ];
 
 /// The schema version this binary writes.

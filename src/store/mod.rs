@@ -16,6 +16,7 @@ pub mod changes;
 mod crawls;
 mod error;
 pub mod migrate;
+mod prune;
 mod queue;
 mod record;
 pub mod rows;
@@ -23,6 +24,7 @@ mod workers;
 
 pub use crawls::{Counts, Crawl, CrawlMeta, CrawlStatus, CrawlSummary, Progress, ServiceCounts};
 pub use error::{StoreError, redact_url};
+pub use prune::{CrawlPrune, DEFAULT_PRUNE_BATCH, PrunePlan, PruneSummary};
 pub use queue::Lease;
 pub use record::CHILD_TABLES;
 pub use workers::{CrawlRow, StatusRows, WorkerInfo, WorkerRow, relay_channel};

@@ -13,6 +13,7 @@ mod layers;
 mod lookup;
 mod politeness;
 mod prosody;
+mod prune;
 mod regressions;
 mod report;
 mod sources;

@@ -23,8 +23,13 @@ pub(crate) fn run(mut cmd: Command) -> String {
 
 /// Crawls the testnet with both probe certificates into `db`.
 pub(crate) fn crawl(net: &Testnet, dir: &Path, db: &str, label: &str) {
-    let list = dir.join("domains.txt");
-    std::fs::write(&list, net.domains().join("\n")).expect("list");
+    crawl_domains(net, dir, db, label, &net.domains());
+}
+
+/// [`crawl`] of `domains` only.
+pub(crate) fn crawl_domains(net: &Testnet, dir: &Path, db: &str, label: &str, domains: &[String]) {
+    let list = dir.join(format!("domains-{label}.txt"));
+    std::fs::write(&list, domains.join("\n")).expect("list");
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, net.ca_pem()).expect("ca");
     let ids = probe_identity_args(net, dir);

@@ -89,7 +89,7 @@ async fn migrate_twice_is_a_noop_the_second_time() {
     let store = Store::connect(&db.url).await.unwrap();
     assert_eq!(store.schema_version().await.unwrap(), None);
     let t = Instant::now();
-    assert_eq!(store.migrate().await.unwrap(), vec![1, 2, 3, 4, 5]);
+    assert_eq!(store.migrate().await.unwrap(), vec![1, 2, 3, 4, 5, 6]);
     let first = t.elapsed();
     let t = Instant::now();
     assert_eq!(store.migrate().await.unwrap(), Vec::<i32>::new());
@@ -115,7 +115,7 @@ async fn concurrent_migrations_apply_each_version_once() {
     all.sort();
     assert_eq!(
         all,
-        vec![1, 2, 3, 4, 5],
+        vec![1, 2, 3, 4, 5, 6],
         "each version applied exactly once"
     );
 }
@@ -1640,7 +1640,7 @@ async fn migration_from_v1_keeps_every_row_and_backfills_the_evidence() {
     }
     assert_eq!(before["results"].len(), 3);
 
-    assert_eq!(store.migrate().await.unwrap(), vec![2, 3, 4, 5]);
+    assert_eq!(store.migrate().await.unwrap(), vec![2, 3, 4, 5, 6]);
 
     // Every version 1 row is kept, every version 1 column unchanged (the
     // renamed one under its new name).
