@@ -24,7 +24,7 @@ for f in scripts/systemd/*.service scripts/systemd/*.timer; do
   sed "s|/usr/local/bin/xmpp-survey|/usr/bin/xmpp-survey|g" "$f" >"target/deb-units/$(basename "$f")"
 done
 say "cargo deb --no-build"
-deb="$(cargo deb --no-build --no-strip 2>&1 | tail -n 1)"
+deb="$(cargo deb --no-build 2>&1 | tail -n 1)"
 [ -f "$deb" ] || die "cargo deb did not print the package it wrote: $deb"
 dpkg-deb --info "$deb" | sed -n '/Package:/,$p'
 dpkg-deb --contents "$deb"
