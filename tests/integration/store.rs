@@ -97,7 +97,7 @@ async fn migrate_twice_is_a_noop_the_second_time() {
     assert_eq!(store.schema_version().await.unwrap(), Some(BINARY_VERSION));
     assert_eq!(
         count(&store, "SELECT count(*) FROM schema_version").await,
-        5
+        6
     );
     eprintln!("migrate: first {first:?}, second (no-op) {second:?}");
 }
