@@ -33,8 +33,8 @@ pub struct CrawlRow {
     pub started_at: OffsetDateTime,
 }
 
-/// One worker's row with its work, for `status`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One worker's row with its work, for `status` (read by column name).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct WorkerRow {
     /// Its name in leases.
     pub worker_id: String,
@@ -171,25 +171,11 @@ impl Store {
         .fetch_one(&self.pool)
         .await
         .map_err(self.err())?;
-        type Row = (
-            String,
-            String,
-            i32,
-            Option<String>,
-            OffsetDateTime,
-            OffsetDateTime,
-            i32,
-            Option<OffsetDateTime>,
-            i64,
-            i64,
-            i64,
-            i64,
-        );
-        let rows: Vec<Row> = sqlx::query_as(
+        let workers: Vec<WorkerRow> = sqlx::query_as(
             "SELECT w.worker_id, w.host, w.pid, w.listen, w.started_at, w.heartbeat_at,
                     w.interval_ms, w.stopped_at,
-                    coalesce(q.done, 0), coalesce(q.recent, 0),
-                    coalesce(q.leased, 0), coalesce(q.expired, 0)
+                    coalesce(q.done, 0) AS done, coalesce(q.recent, 0) AS done_last_minute,
+                    coalesce(q.leased, 0) AS leased, coalesce(q.expired, 0) AS expired
                FROM workers w
                LEFT JOIN LATERAL (
                     SELECT count(*) FILTER (WHERE state = 'done' AND done_by = w.worker_id) AS done,
@@ -208,38 +194,6 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(self.err())?;
-        let workers = rows
-            .into_iter()
-            .map(
-                |(
-                    worker_id,
-                    host,
-                    pid,
-                    listen,
-                    started_at,
-                    heartbeat_at,
-                    interval_ms,
-                    stopped_at,
-                    done,
-                    done_last_minute,
-                    leased,
-                    expired,
-                )| WorkerRow {
-                    worker_id,
-                    host,
-                    pid,
-                    listen,
-                    started_at,
-                    heartbeat_at,
-                    interval_ms,
-                    stopped_at,
-                    done,
-                    done_last_minute,
-                    leased,
-                    expired,
-                },
-            )
-            .collect();
         Ok(StatusRows {
             crawl,
             progress,

@@ -7,7 +7,7 @@
 
 use crate::report::run;
 use crate::support::{bin, pg, testnet, tmpdir};
-use crate::survey::{closed_port, testnet_tables, text, xs};
+use crate::survey::{closed_port, testnet_tables, text, write_consenting_providers, xs};
 use std::collections::BTreeSet;
 
 type Row = (String, String, String, Option<String>, Option<String>);
@@ -30,20 +30,7 @@ async fn survey_records_the_testnets_changes_between_generations() {
     let tdb = pg().await;
     let db = tdb.url.clone();
     let tables = testnet_tables(&net, &dir);
-    let providers: serde_json::Map<String, serde_json::Value> = domains
-        .iter()
-        .map(|d| {
-            (
-                d.clone(),
-                serde_json::json!({"serverTesting": {"content": true}}),
-            )
-        })
-        .collect();
-    std::fs::write(
-        dir.join("providers.json"),
-        serde_json::to_string(&providers).expect("json"),
-    )
-    .expect("providers");
+    write_consenting_providers(&dir, &domains);
     let config = dir.join("config.toml");
     std::fs::write(
         &config,

@@ -4,21 +4,11 @@
 //! table and every report file stay byte-identical; a second prune does
 //! nothing; a window that covers both crawls touches nothing.
 
-use crate::report::{crawl_domains, run};
+use crate::report::{REPORT_FILES, crawl_domains, run};
 use crate::support::{bin, pg, testnet, tmpdir};
 use sqlx::PgPool;
 use std::path::Path;
 use time::format_description::well_known::Rfc3339;
-
-/// The report files a crawl's report writes.
-const REPORT_FILES: [&str; 6] = [
-    "index.html",
-    "report.md",
-    "summary.json",
-    "domains.csv",
-    "endpoints.csv",
-    "certificates.csv",
-];
 
 /// Every table's rows without the raw JSONB columns a prune may clear, as
 /// one digest per table: equal digests = every typed value unchanged.

@@ -10,6 +10,17 @@ use std::process::Command;
 use xmpp_survey::report::federation::{self, Initiator, Outcome, Receiver};
 use xmpp_survey::testnet::Testnet;
 
+/// The files every report writes (others appear with `--compare` or
+/// recorded changes).
+pub(crate) const REPORT_FILES: [&str; 6] = [
+    "index.html",
+    "report.md",
+    "summary.json",
+    "domains.csv",
+    "endpoints.csv",
+    "certificates.csv",
+];
+
 pub(crate) fn run(mut cmd: Command) -> String {
     let out = cmd.output().expect("runs");
     let text = format!(
@@ -188,14 +199,7 @@ async fn report_figures_match_the_manifest_and_a_pair_loop() {
     };
     let (ta, tb) = (stamp(&a), stamp(&b));
     assert_ne!(ta, tb);
-    for f in [
-        "index.html",
-        "report.md",
-        "summary.json",
-        "domains.csv",
-        "endpoints.csv",
-        "certificates.csv",
-    ] {
+    for f in REPORT_FILES {
         let x = std::fs::read_to_string(a.join(f))
             .expect(f)
             .replace(&ta, "T");

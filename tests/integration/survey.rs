@@ -71,18 +71,9 @@ pub(crate) fn text(o: &Output) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn weekly_survey_resumes_within_a_week_and_bad_configs_fail_first() {
-    let profiles = ["srv_ok", "cert_server_only", "no_srv", "starttls_optional"];
-    let net = testnet(79, 8, &profiles).await;
-    let domains = net.domains();
-    let dir = tmpdir("survey");
-    let tdb = pg().await;
-    let db = tdb.url.clone();
-    let tables = testnet_tables(&net, &dir);
-
-    // The providers list URL is a closed loopback port: the survey falls
-    // back to the snapshot file, which lists the testnet's domains.
+/// Writes `dir/providers.json`: an XMPP Providers list in which every
+/// one of `domains` consents to server testing.
+pub(crate) fn write_consenting_providers(dir: &Path, domains: &[String]) {
     let providers: serde_json::Map<String, serde_json::Value> = domains
         .iter()
         .map(|d| {
@@ -97,6 +88,21 @@ async fn weekly_survey_resumes_within_a_week_and_bad_configs_fail_first() {
         serde_json::to_string(&providers).expect("json"),
     )
     .expect("providers");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weekly_survey_resumes_within_a_week_and_bad_configs_fail_first() {
+    let profiles = ["srv_ok", "cert_server_only", "no_srv", "starttls_optional"];
+    let net = testnet(79, 8, &profiles).await;
+    let domains = net.domains();
+    let dir = tmpdir("survey");
+    let tdb = pg().await;
+    let db = tdb.url.clone();
+    let tables = testnet_tables(&net, &dir);
+
+    // The providers list URL is a closed loopback port: the survey falls
+    // back to the snapshot file, which lists the testnet's domains.
+    write_consenting_providers(&dir, &domains);
     let good = dir.join("config.toml");
     std::fs::write(
         &good,
