@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Benchmark: crawl a DOMAINS-domain testnet (default 10,000) into
-# PostgreSQL without rate limits and print domains/s, TLS handshakes/s,
-# DB rows/s and the crawler's peak RSS, plus the machine's raw TLS
-# handshake ceiling against the same testnet measured in the same run
-# (a minimal rustls loop), so the crawler's figure is also a ratio.
+# Benchmark (issue 13): crawl a DOMAINS-domain testnet (default 10,000)
+# into PostgreSQL without rate limits, passively and with the acceptance
+# probe (ACCEPT=0 skips it), and print for each run domains/s, its ratio to
+# the machine's raw TLS handshake ceiling expressed in domains (ceiling ÷
+# handshakes per domain; a minimal rustls loop against the same testnet in
+# the same run), TLS handshakes/s, DB rows/s, peak RSS, and the writer
+# alone (`testnet write-bench`: the run's reports stored again through the
+# crawl's write path) as results/s and as a multiple of the crawl's rate.
+# BASE_BIN=path runs a baseline binary back-to-back on the same testnet
+# and prints the speed-ups; BIG=100000 adds a passive crawl of that many
+# domains (peak RSS at both sizes). The profile split (scripts/profile.sh,
+# callgrind) is printed from docs/profile-split.txt.
 #
 # `scripts/bench.sh attacks`: the dialback listener under each attack of
 # the "No one outside can change a verdict" issue, one process per case: a
@@ -170,6 +177,15 @@ SQL
 fi
 
 DOMAINS="${DOMAINS:-10000}"
+# BIG=100000: also a passive crawl of BIG domains (the testnet is then BIG
+# domains and the DOMAINS runs take its first DOMAINS): peak RSS must stay
+# flat between the two.
+BIG="${BIG:-}"
+# BASE_BIN: a baseline binary (e.g. built from an earlier commit into its
+# own target dir) crawled back-to-back with this one on the same testnet.
+BASE_BIN="${BASE_BIN:-}"
+# ACCEPT=0 skips the acceptance-probe runs.
+ACCEPT="${ACCEPT:-1}"
 NET="${NET:-23}"
 CONCURRENCY="${CONCURRENCY:-512}"
 RUN=.testnet/bench
@@ -185,37 +201,79 @@ cargo build --quiet --release --features testnet --bin xmpp-survey
 BIN=target/release/xmpp-survey
 DNS_PORT=$(free_port)
 
-start_testnet "$BIN" "$RUN" "$DOMAINS" 11 "$NET" "$DNS_PORT"
-
-DB="xs_bench_$$"
-psql -q "$DATABASE_URL" -c "CREATE DATABASE $DB" >/dev/null
-BENCH_URL="${DATABASE_URL%/*}/$DB"
-"$BIN" db migrate --database-url "$BENCH_URL" >/dev/null
+start_testnet "$BIN" "$RUN" "${BIG:-$DOMAINS}" 11 "$NET" "$DNS_PORT"
+head -n "$DOMAINS" "$RUN/manifest.domains.txt" >"$RUN/domains.small.txt"
 
 say "baseline: raw rustls handshakes against the same testnet (10 s)"
 CEILING_LINE=$("$BIN" testnet tls-ceiling --manifest "$RUN/manifest.json" --duration 10s --concurrency 64)
 echo "$CEILING_LINE"
 CEILING=$(echo "$CEILING_LINE" | sed -E 's/.*= ([0-9]+)\/s.*/\1/')
 
-say "crawl: $DOMAINS domains, no rate limits, concurrency $CONCURRENCY"
-/usr/bin/time -v -o "$RUN/time.txt" "$BIN" crawl --label bench --source "$RUN/manifest.domains.txt" \
-  --database-url "$BENCH_URL" --resolver "127.$NET.0.1:$DNS_PORT" --extra-ca "$RUN/manifest.ca.pem" \
-  --allow-private --no-limits --concurrency "$CONCURRENCY" --phase-timeout 2s --connect-timeout 2s \
-  --dns-timeout 1s --max-attempts 1 >"$RUN/crawl.out" 2>"$RUN/crawl.err" || { tail -n 30 "$RUN/crawl.err" >&2; die "crawl failed"; }
-WORKER=$(grep -m1 '^worker ' "$RUN/crawl.out")
-echo "$WORKER"
-SECS=$(echo "$WORKER" | sed -E 's/.* in ([0-9.]+)s .*/\1/')
+# run_one NAME BIN LIST MODE: one crawl into a fresh database; appends
+# "NAME results secs handshakes rows rss_kb write_results_per_s" to
+# $RUN/figures. MODE passive or accept (the acceptance probe, with the
+# testnet's probe identity).
+: >"$RUN/figures"
+run_one() {
+  local name=$1 bin=$2 list=$3 mode=$4 db="xs_bench_$$_$1" url extra=()
+  psql -X -q "$DATABASE_URL" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
+  url="${DATABASE_URL%/*}/$db"
+  "$bin" db migrate --database-url "$url" >/dev/null
+  [ "$mode" = accept ] && extra=(--config "$RUN/manifest.probe.toml")
+  say "crawl $name: $(wc -l <"$list") domains ($mode, $bin), no rate limits, concurrency $CONCURRENCY"
+  /usr/bin/time -v -o "$RUN/$name.time" "$bin" crawl --label bench --source "$list" \
+    --database-url "$url" --resolver "127.$NET.0.1:$DNS_PORT" --extra-ca "$RUN/manifest.ca.pem" \
+    "${extra[@]}" --allow-private --no-limits --concurrency "$CONCURRENCY" --phase-timeout 2s --connect-timeout 2s \
+    --dns-timeout 1s --max-attempts 1 >"$RUN/$name.out" 2>"$RUN/$name.err" || { tail -n 30 "$RUN/$name.err" >&2; die "crawl $name failed"; }
+  local worker secs rss hs results rows wps=0
+  worker=$(grep -m1 '^worker ' "$RUN/$name.out"); echo "$worker"
+  secs=$(echo "$worker" | sed -E 's/.* in ([0-9.]+)s .*/\1/')
+  rss=$(grep 'Maximum resident set size' "$RUN/$name.time" | awk '{print $NF}')
+  hs=$(psql -X -tA "$url" -c "SELECT count(*) FROM endpoints WHERE tls_version IS NOT NULL")
+  results=$(psql -X -tA "$url" -c "SELECT count(*) FROM results")
+  rows=$(psql -X -tA "$url" -c "SELECT (SELECT count(*) FROM results) + (SELECT count(*) FROM endpoints) + (SELECT count(*) FROM certificates) + (SELECT count(*) FROM chain_members) + (SELECT count(*) FROM dns_records) + (SELECT count(*) FROM crawl_queue) + (SELECT count(*) FROM acceptance_attempts) + (SELECT count(*) FROM acceptance_dialback) + (SELECT count(*) FROM inbound_streams)")
+  # The writer alone: the same reports stored again through the crawl's
+  # write path (binaries that have `testnet write-bench`).
+  if [ "${WRITE:-1}" = 1 ] && "$bin" testnet write-bench --help >/dev/null 2>&1; then
+    psql -X -tA "$url" -c "SELECT report FROM results" >"$RUN/$name.reports.jsonl"
+    local wl
+    wl=$("$bin" testnet write-bench --reports "$RUN/$name.reports.jsonl" --database-url "$url")
+    echo "$wl"
+    wps=$(echo "$wl" | sed -E 's/.* = ([0-9]+) results\/s.*/\1/')
+    rm -f "$RUN/$name.reports.jsonl"
+  fi
+  [ "${KEEP:-}" = 1 ] || psql -X -q "$DATABASE_URL" -c "DROP DATABASE $db" >/dev/null || true
+  echo "$name $results $secs $hs $rows $rss $wps" >>"$RUN/figures"
+}
 
-RSS_KB=$(grep 'Maximum resident set size' "$RUN/time.txt" | awk '{print $NF}')
-HANDSHAKES=$(psql -tA "$BENCH_URL" -c "SELECT count(*) FROM endpoints WHERE tls_version IS NOT NULL")
-RESULTS=$(psql -tA "$BENCH_URL" -c "SELECT count(*) FROM results")
-ROWS=$(psql -tA "$BENCH_URL" -c "SELECT (SELECT count(*) FROM results) + (SELECT count(*) FROM endpoints) + (SELECT count(*) FROM certificates) + (SELECT count(*) FROM chain_members) + (SELECT count(*) FROM dns_records) + (SELECT count(*) FROM crawl_queue)")
-psql -q "$DATABASE_URL" -c "DROP DATABASE $DB" >/dev/null || true
+for who in ${BASE_BIN:+base} new; do
+  b=$BIN; [ "$who" = base ] && b=$BASE_BIN
+  run_one "$who-passive" "$b" "$RUN/domains.small.txt" passive
+  [ "$ACCEPT" = 1 ] && run_one "$who-accept" "$b" "$RUN/domains.small.txt" accept
+done
+[ -n "$BIG" ] && WRITE=0 run_one "new-passive-big" "$BIN" "$RUN/manifest.domains.txt" passive
 
-awk -v d="$RESULTS" -v s="$SECS" -v h="$HANDSHAKES" -v r="$ROWS" -v rss="$RSS_KB" -v c="$CEILING" -v n="$DOMAINS" 'BEGIN {
-  printf "\n== benchmark (%d domains, testnet and PostgreSQL on the same 2 cores)\n", n;
-  printf "domains/s          %8.1f  (%d results in %.1f s)\n", d/s, d, s;
-  printf "TLS handshakes/s   %8.1f  (%d completed; ceiling %d/s; ratio %.2f)\n", h/s, h, c, (h/s)/c;
-  printf "DB rows/s          %8.1f  (%d rows)\n", r/s, r;
-  printf "peak RSS           %8.1f MB\n", rss/1024;
-}'
+# Handshakes per domain of this binary's passive run: the ceiling in domains.
+HPD=$(awk '$1 == "new-passive" { printf "%.3f", $4 / $2 }' "$RUN/figures")
+printf '\n== benchmark (%s domains, testnet and PostgreSQL on the same 2 cores)\n' "$DOMAINS"
+printf 'tls ceiling        %8d handshakes/s; %.2f handshakes per domain = %.0f domains/s\n' \
+  "$CEILING" "$HPD" "$(awk -v c="$CEILING" -v h="$HPD" 'BEGIN { print c / h }')"
+printf '%-18s %9s %9s %8s %11s %9s %9s %12s %8s\n' run domains/s "/ceiling" results "handshake/s" rows/s "RSS MB" "writer res/s" "writer×"
+while read -r name results secs hs rows rss wps; do
+  awk -v n="$name" -v d="$results" -v s="$secs" -v h="$hs" -v r="$rows" -v rss="$rss" -v w="$wps" -v c="$CEILING" -v hpd="$HPD" 'BEGIN {
+    printf "%-18s %9.1f %9.2f %8d %11.1f %9.0f %9.1f %12.0f %8s\n", n, d/s, (d/s)/(c/hpd), d, h/s, r/s, rss/1024, w,
+      (w > 0 ? sprintf("%.1f", w/(d/s)) : "-") }'
+done <"$RUN/figures"
+if [ -n "$BASE_BIN" ]; then
+  for m in passive accept; do
+    awk -v m="$m" '$1 == "base-" m { b = $2 / $3 } $1 == "new-" m { n = $2 / $3 }
+      END { if (b > 0 && n > 0) printf "speed-up %-9s %.2fx (same run)\n", m, n / b }' "$RUN/figures"
+  done
+fi
+if [ -n "$BIG" ]; then
+  awk '$1 == "new-passive" { a = $6 } $1 == "new-passive-big" { b = $6 }
+    END { printf "peak RSS: %.1f MB at the small run, %.1f MB at the big run (%+.0f%%)\n", a/1024, b/1024, (b-a)*100/a }' "$RUN/figures"
+fi
+# The time split of the latest callgrind profile (scripts/profile.sh).
+[ -s docs/profile-split.txt ] && { echo; echo "profile split (docs/profile-split.txt, callgrind instructions):"; cat docs/profile-split.txt; }
+exit 0

@@ -333,6 +333,25 @@ enum TestnetCommand {
     /// only): the stress test's and `scripts/bench.sh attacks`' client, in
     /// a process of its own so that its memory is not the listener's.
     Attack(AttackArgs),
+    /// Measure the database write path alone: store the reports of a
+    /// finished crawl again, under a new crawl label, through the crawl's
+    /// own writer (the benchmark's "DB writer keeps up" figure).
+    WriteBench(WriteBenchArgs),
+}
+
+#[cfg(feature = "testnet")]
+#[derive(Args)]
+struct WriteBenchArgs {
+    /// Reports, one JSON object per line (e.g. `SELECT report FROM results`).
+    #[arg(long)]
+    reports: PathBuf,
+    /// Copies of every report, each under its own domain name
+    /// (`wN-DOMAIN`), for more rows than one crawl gave.
+    #[arg(long, default_value_t = 1)]
+    copies: usize,
+    /// PostgreSQL URL (a migrated benchmark database).
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
 }
 
 #[cfg(feature = "testnet")]
@@ -575,6 +594,8 @@ fn main() {
             Command::Testnet(TestnetCommand::TlsCeiling(a)) => tls_ceiling(&a).await.map(|()| 0),
             #[cfg(feature = "testnet")]
             Command::Testnet(TestnetCommand::Attack(a)) => attack(a).await.map(|()| 0),
+            #[cfg(feature = "testnet")]
+            Command::Testnet(TestnetCommand::WriteBench(a)) => write_bench(&a).await.map(|()| 0),
             Command::Db(DbCommand::Migrate(a)) => db_migrate(&a).await,
             Command::Db(DbCommand::Prune(a)) => db_prune(&a).await,
             Command::Crawl(a) => crawl(*a).await,
@@ -918,6 +939,87 @@ async fn attack(a: AttackArgs) -> Result<()> {
     })
     .await?;
     println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+#[cfg(feature = "testnet")]
+async fn write_bench(a: &WriteBenchArgs) -> Result<()> {
+    use xmpp_survey::model::report::DomainReport;
+    let text = std::fs::read_to_string(&a.reports)
+        .with_context(|| format!("cannot read reports {}", a.reports.display()))?;
+    let mut originals = Vec::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let r: DomainReport = serde_json::from_str(line)
+            .with_context(|| format!("{} line {}: not a report", a.reports.display(), i + 1))?;
+        originals.push(r);
+    }
+    let mut reports = Vec::with_capacity(originals.len() * a.copies);
+    for c in 0..a.copies {
+        for r in &originals {
+            let mut r = r.clone();
+            if a.copies > 1 {
+                r.domain = format!("w{c}-{}", r.domain);
+            }
+            reports.push(r);
+        }
+    }
+    let store = app::crawl::open_store(&a.database_url).await?;
+    let crawl = store
+        .create_or_resume_crawl(&xmpp_survey::store::CrawlMeta {
+            label: format!("write-bench-{}", std::process::id()),
+            sources: serde_json::json!([a.reports.display().to_string()]),
+            vantage: "write-bench".into(),
+            probe_domain: None,
+            software_version: SOFTWARE_VERSION.to_string(),
+            roots_version: xmpp_survey::tls::verify::roots_version(),
+            config: serde_json::json!({}),
+        })
+        .await?;
+    let names: Vec<&str> = reports.iter().map(|r| r.domain.as_str()).collect();
+    store.enqueue(crawl.id, &names).await?;
+    let leases = store
+        .lease(
+            crawl.id,
+            "write-bench",
+            names.len(),
+            Duration::from_secs(3600),
+        )
+        .await?;
+    let ids: std::collections::HashMap<String, i64> = leases
+        .into_iter()
+        .map(|l| (l.domain, l.domain_id))
+        .collect();
+    let batch: Vec<(i64, DomainReport)> = reports
+        .into_iter()
+        .filter_map(|r| ids.get(&r.domain).map(|id| (*id, r)))
+        .collect();
+    let n = batch.len();
+    let cfg = WorkerConfig::default();
+    let started = std::time::Instant::now();
+    let (written, new) = xmpp_survey::crawl::write_all(&store, crawl.id, batch, &cfg).await?;
+    let secs = started.elapsed().as_secs_f64();
+    let rows: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM results WHERE crawl_id = $1)
+              + (SELECT count(*) FROM endpoints WHERE crawl_id = $1)
+              + (SELECT count(*) FROM chain_members WHERE crawl_id = $1)
+              + (SELECT count(*) FROM dns_records WHERE crawl_id = $1)
+              + (SELECT count(*) FROM acceptance_attempts WHERE crawl_id = $1)
+              + (SELECT count(*) FROM acceptance_dialback WHERE crawl_id = $1)
+              + (SELECT count(*) FROM inbound_streams WHERE crawl_id = $1)
+              + (SELECT count(*) FROM crawl_queue WHERE crawl_id = $1)",
+    )
+    .bind(crawl.id)
+    .fetch_one(store.pool())
+    .await?;
+    println!(
+        "write path: {written} results ({new} new, {n} given, {rows} rows) in {secs:.2}s = {:.0} results/s, {:.0} rows/s",
+        written as f64 / secs.max(0.001),
+        rows as f64 / secs.max(0.001),
+    );
     Ok(())
 }
 

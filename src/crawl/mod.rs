@@ -294,6 +294,43 @@ async fn writer(
     }
 }
 
+/// Writes finished reports through the crawl's own write path (the
+/// writer task: batches of `cfg.write_batch`, [`WRITERS`] at once) and
+/// returns (results written, results new to the database). The
+/// benchmark's measure of the writer alone (`testnet write-bench`): the
+/// crawl needs it to keep up with probing with room to spare.
+pub async fn write_all(
+    store: &Store,
+    crawl_id: i64,
+    reports: Vec<(i64, DomainReport)>,
+    cfg: &WorkerConfig,
+) -> Result<(u64, u64), StoreError> {
+    struct Quiet;
+    impl ProgressSink for Quiet {
+        fn tick(&self, _: &WorkerStats) {}
+        fn waiting_for_db(&self, _: &str) {}
+    }
+    let (tx, rx) = mpsc::channel::<Write>(cfg.write_batch.max(1) * 2);
+    let task = tokio::spawn(writer(
+        store.clone(),
+        crawl_id,
+        cfg.clone(),
+        Arc::new(Quiet),
+        CancellationToken::new(),
+        rx,
+    ));
+    for (id, r) in reports {
+        if tx.send(Write::Result(id, Box::new(r))).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let w = task
+        .await
+        .unwrap_or_else(|e| panic!("writer task failed: {e}"))?;
+    Ok((w.recorded, w.rows))
+}
+
 /// How long after an acceptance probe the listener's refusals still count
 /// against it (the target's connection back can arrive after our side is
 /// done).

@@ -28,7 +28,7 @@ use rustls::{
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
 use super::verify::{ChainVerifier, TlsSetupError};
-use super::{ChainVerdict, NameMatch, TlsFailure, TlsInfo, cert};
+use super::{CertInfo, ChainVerdict, NameMatch, TlsFailure, TlsInfo, cert};
 use crate::xmpp::Service;
 
 /// ALPN protocol id for direct-TLS c2s (XEP-0368 §3).
@@ -49,6 +49,9 @@ pub fn alpn_for(service: Service) -> &'static [u8] {
 pub struct CaptureState {
     /// The presented chain, end-entity first, exactly as sent.
     pub chain: Vec<CertificateDer<'static>>,
+    /// The analysis of each certificate of `chain` (same order; `None`
+    /// where it does not parse), from the crawl's memo.
+    pub analyzed: Vec<Option<Arc<CertInfo>>>,
     /// The chain verdict for the XMPP domain; `None` if the server's
     /// Certificate message was never processed.
     pub verdict: Option<ChainVerdict>,
@@ -108,14 +111,19 @@ impl ServerCertVerifier for CapturingVerifier {
     ) -> Result<ServerCertVerified, rustls::Error> {
         // Reference identity is the XMPP domain (RFC 6120 §13.7.2), which is
         // also what we sent as SNI.
-        let (verdict, detail, name_match) =
-            self.verifier
-                .verdict(&self.domain, self.service, end_entity, intermediates, now);
+        let (verdict, detail, name_match, analyzed) = self.verifier.verdict_analyzed(
+            &self.domain,
+            self.service,
+            end_entity,
+            intermediates,
+            now,
+        );
         let mut st = self.capture.lock();
         st.chain = std::iter::once(end_entity)
             .chain(intermediates)
             .map(|c| c.clone().into_owned())
             .collect();
+        st.analyzed = analyzed;
         st.verdict = Some(verdict);
         st.verdict_detail = detail;
         st.name_match = Some(name_match);
@@ -278,11 +286,18 @@ pub fn tls_info(capture: &Capture, conn: Option<&rustls::ClientConnection>) -> T
             .map(|p| String::from_utf8_lossy(p).into_owned()),
         client_cert_requested: st.client_cert_requested,
         client_cert_sent: st.client_cert_sent,
-        chain: st
-            .chain
-            .iter()
-            .filter_map(|c| cert::analyze(c).ok())
-            .collect(),
+        chain: if st.analyzed.len() == st.chain.len() {
+            st.analyzed
+                .iter()
+                .flatten()
+                .map(|c| (**c).clone())
+                .collect()
+        } else {
+            st.chain
+                .iter()
+                .filter_map(|c| cert::analyze(c).ok())
+                .collect()
+        },
         verdict: st.verdict,
         verdict_detail: st.verdict_detail,
         name_match: st.name_match,

@@ -11,6 +11,7 @@ pub mod dane;
 pub mod eku;
 pub mod identity;
 pub mod issuers;
+pub mod memo;
 pub mod san;
 pub mod server;
 pub mod verify;

@@ -17,7 +17,8 @@ use rustls::crypto::CryptoProvider;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-use super::{ChainVerdict, NameMatch, cert, identity};
+use super::memo::{CertMemo, Window};
+use super::{CertInfo, ChainVerdict, NameMatch, identity};
 use crate::xmpp::Service;
 
 /// Errors setting up TLS: our own configuration faults, not measurements.
@@ -95,7 +96,7 @@ pub fn load_extra_ca(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSet
             count,
             reason,
         };
-        cert::analyze(der).map_err(|e| bad(format!("is {e}")))?;
+        super::cert::analyze(der).map_err(|e| bad(format!("is {e}")))?;
         webpki::anchor_from_trusted_cert(der)
             .map_err(|e| bad(format!("cannot be a trust anchor: {e}")))?;
     }
@@ -109,6 +110,9 @@ pub fn load_extra_ca(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSet
 pub struct ChainVerifier {
     roots: Arc<RootCertStore>,
     provider: Arc<CryptoProvider>,
+    /// Analyses and validated paths shared by every connection of the
+    /// crawl (clones share it).
+    memo: Arc<CertMemo>,
 }
 
 impl ChainVerifier {
@@ -125,7 +129,13 @@ impl ChainVerifier {
         Ok(Self {
             roots: Arc::new(roots),
             provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+            memo: Arc::new(CertMemo::default()),
         })
+    }
+
+    /// The memo of certificate analyses and validated paths.
+    pub fn memo(&self) -> &CertMemo {
+        &self.memo
     }
 
     /// The trust anchors.
@@ -170,23 +180,72 @@ impl ChainVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> (ChainVerdict, Option<String>, NameMatch) {
-        let info = cert::analyze(ee).ok();
+        let (v, detail, m, _) = self.verdict_analyzed(domain, service, ee, intermediates, now);
+        (v, detail, m)
+    }
+
+    /// [`verdict`](Self::verdict), also giving the analysis of every
+    /// presented certificate (end-entity first; `None` where it does not
+    /// parse), taken from the crawl's [`CertMemo`] like the path
+    /// validation of a chain seen before.
+    pub fn verdict_analyzed(
+        &self,
+        domain: &str,
+        service: Service,
+        ee: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> (
+        ChainVerdict,
+        Option<String>,
+        NameMatch,
+        Vec<Option<Arc<CertInfo>>>,
+    ) {
+        let ders: Vec<&CertificateDer<'_>> = std::iter::once(ee).chain(intermediates).collect();
+        let digests: Vec<_> = ders.iter().map(|d| CertMemo::digest(d)).collect();
+        let infos: Vec<Option<Arc<CertInfo>>> = ders
+            .iter()
+            .zip(&digests)
+            .map(|(der, digest)| self.memo.analyze(digest, der))
+            .collect();
+        let info = infos.first().cloned().flatten();
         let name_match = info.as_ref().map_or(NameMatch::None, |i| {
             identity::match_domain(i, domain, service)
         });
         let end_entity = match webpki::EndEntityCert::try_from(ee) {
             Ok(c) => c,
-            Err(e) => return (ChainVerdict::Invalid, Some(e.to_string()), name_match),
+            Err(e) => {
+                return (
+                    ChainVerdict::Invalid,
+                    Some(e.to_string()),
+                    name_match,
+                    infos,
+                );
+            }
         };
-        let path = end_entity.verify_for_usage(
-            self.provider.signature_verification_algorithms.all,
-            &self.roots.roots,
-            intermediates,
-            now,
-            webpki::KeyUsage::server_auth(),
-            None,
-            None,
-        );
+        let key = CertMemo::chain_key(&digests);
+        let now_secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        let path = if self.memo.path_ok(&key, now_secs) {
+            Ok(())
+        } else {
+            let path = end_entity
+                .verify_for_usage(
+                    self.provider.signature_verification_algorithms.all,
+                    &self.roots.roots,
+                    intermediates,
+                    now,
+                    webpki::KeyUsage::server_auth(),
+                    None,
+                    None,
+                )
+                .map(|_| ());
+            if path.is_ok()
+                && let Some(window) = Window::of(&infos)
+            {
+                self.memo.remember_path(key, window);
+            }
+            path
+        };
         if let Err(e) = path {
             let verdict = match e {
                 webpki::Error::CertExpired { .. } => ChainVerdict::Expired,
@@ -204,7 +263,7 @@ impl ChainVerifier {
                 }
                 _ => e.to_string(),
             };
-            return (verdict, Some(detail), name_match);
+            return (verdict, Some(detail), name_match, infos);
         }
         let dns_ok = ServerName::try_from(domain)
             .map_err(|e| e.to_string())
@@ -214,11 +273,11 @@ impl ChainVerifier {
                     .map_err(|e| e.to_string())
             });
         match dns_ok {
-            Ok(()) => (ChainVerdict::Trusted, None, name_match),
+            Ok(()) => (ChainVerdict::Trusted, None, name_match, infos),
             Err(_) if identity::is_trusted_match(name_match) => {
-                (ChainVerdict::Trusted, None, name_match)
+                (ChainVerdict::Trusted, None, name_match, infos)
             }
-            Err(detail) => (ChainVerdict::NameMismatch, Some(detail), name_match),
+            Err(detail) => (ChainVerdict::NameMismatch, Some(detail), name_match, infos),
         }
     }
 }
@@ -266,6 +325,46 @@ mod tests {
             check(&public_only, Service::S2s, &leaf.chain).0,
             ChainVerdict::UnknownIssuer
         );
+    }
+
+    /// Issue 13's memo: a chain seen again is neither re-analysed nor
+    /// re-validated, the verdict is the same, the name part is still the
+    /// domain's own, and a remembered path no longer counts once `now`
+    /// leaves the certificates' validity.
+    #[test]
+    fn memoised_chain_same_verdict_and_expires_with_the_certificate() {
+        let (ca, v) = setup("verify-memo CA");
+        let leaf = ca.issue(&LeafSpec::new(DOMAIN)).expect("leaf");
+        let first = check(&v, Service::S2s, &leaf.chain);
+        let before = v.memo().stats();
+        assert_eq!(first, (ChainVerdict::Trusted, None, NameMatch::DnsId));
+        assert_eq!((before.path_hits, before.path_misses), (0, 1));
+        // Same chain, another domain sharing the host: a memo hit, and the
+        // name is judged for that domain.
+        let other = v.verdict_chain(
+            "other.example.test",
+            Service::S2s,
+            &leaf.chain,
+            UnixTime::now(),
+        );
+        assert_eq!(other.0, ChainVerdict::NameMismatch);
+        assert_eq!(check(&v, Service::S2s, &leaf.chain), first);
+        let after = v.memo().stats();
+        assert_eq!((after.path_hits, after.path_misses), (2, 1));
+        assert_eq!(
+            after.analysis_misses, before.analysis_misses,
+            "nothing re-analysed"
+        );
+        // Long after notAfter: validated again, and expired.
+        let later = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+            u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).expect("after 1970")
+                + 3 * 365 * 86_400,
+        ));
+        assert_eq!(
+            v.verdict_chain(DOMAIN, Service::S2s, &leaf.chain, later).0,
+            ChainVerdict::Expired
+        );
+        assert_eq!(v.memo().stats().path_misses, 2);
     }
 
     #[test]
