@@ -196,9 +196,14 @@ ensure_apt gcc pkg-config ca-certificates time postgresql-client
 raise_nofile
 ensure_database
 
-say "building xmpp-survey (release, with the testnet)"
-cargo build --quiet --release --features testnet --bin xmpp-survey
-BIN=target/release/xmpp-survey
+# NEW_BIN: measure that binary instead of building this tree's.
+if [ -n "${NEW_BIN:-}" ]; then
+  BIN=$NEW_BIN
+else
+  say "building xmpp-survey (release, with the testnet)"
+  cargo build --quiet --release --features testnet --bin xmpp-survey
+  BIN=target/release/xmpp-survey
+fi
 DNS_PORT=$(free_port)
 
 start_testnet "$BIN" "$RUN" "${BIG:-$DOMAINS}" 11 "$NET" "$DNS_PORT"
@@ -215,7 +220,7 @@ CEILING=$(echo "$CEILING_LINE" | sed -E 's/.*= ([0-9]+)\/s.*/\1/')
 # testnet's probe identity).
 : >"$RUN/figures"
 run_one() {
-  local name=$1 bin=$2 list=$3 mode=$4 db="xs_bench_$$_$1" url extra=()
+  local name=$1 bin=$2 list=$3 mode=$4 db="xs_bench_$$_${1//-/_}" url extra=()
   psql -X -q "$DATABASE_URL" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
   url="${DATABASE_URL%/*}/$db"
   "$bin" db migrate --database-url "$url" >/dev/null
