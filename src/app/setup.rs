@@ -72,6 +72,7 @@ pub async fn setup(cfg: &RunConfig) -> Result<Setup, AppError> {
             tls: Arc::new(tls),
             probe_domain: identity.as_ref().map(|i| i.domain.clone()),
             gate,
+            source_ip: None,
         },
     );
     let mut setup = Setup {

@@ -25,10 +25,11 @@ use crate::xmpp::features::Features;
 use crate::xmpp::reader::{ReaderLimits, StreamReader};
 use crate::xmpp::stream;
 use rustls::sign::CertifiedKey;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::timeout;
 use tokio_rustls::client::TlsStream;
 
@@ -49,6 +50,34 @@ pub struct ProbeContext {
     /// Rate and concurrency limits per target address and for the whole
     /// run; `None`: connect at once (tests, single-domain probes).
     pub gate: Option<Arc<Politeness>>,
+    /// The local address connections leave from (a multi-homed host, or a
+    /// simulated server calling back from its own address); `None`: the
+    /// OS picks it.
+    pub source_ip: Option<IpAddr>,
+}
+
+impl ProbeContext {
+    /// This context with connections leaving from `ip`.
+    pub fn leaving_from(&self, ip: IpAddr) -> Self {
+        Self {
+            source_ip: Some(ip),
+            ..self.clone()
+        }
+    }
+}
+
+/// TCP connect to `to`, from `source` when given (bound to port 0 there).
+async fn tcp_connect(to: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(ip) = source else {
+        return TcpStream::connect(to).await;
+    };
+    let socket = if to.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.bind(SocketAddr::new(ip, 0))?;
+    socket.connect(to).await
 }
 
 /// ALPN protocol ids of XEP-0368 §4.
@@ -148,7 +177,7 @@ pub async fn open_session(
     let t0 = Instant::now();
     let tcp = match timeout(
         ctx.limits.connect_timeout,
-        TcpStream::connect(plan.key.addr()),
+        tcp_connect(plan.key.addr(), ctx.source_ip),
     )
     .await
     {

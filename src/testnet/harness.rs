@@ -75,6 +75,7 @@ pub fn context(net: &Testnet, limits: Limits, probe_domain: Option<String>) -> P
         tls: Arc::new(TlsProbe::new(roots(net)).expect("tls")),
         probe_domain,
         gate: None,
+        source_ip: None,
     }
 }
 

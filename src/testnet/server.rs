@@ -196,6 +196,7 @@ impl Shared {
                 tls: Arc::new(tls),
                 probe_domain: None,
                 gate: None,
+                source_ip: None,
             },
             pki,
             provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),

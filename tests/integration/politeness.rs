@@ -36,6 +36,7 @@ fn nz(n: u32) -> NonZeroU32 {
 fn context(net: &Testnet, limits: Limits, gate: Option<Arc<Politeness>>) -> ProbeContext {
     ProbeContext {
         gate,
+        source_ip: None,
         ..harness::context(net, limits, None)
     }
 }

@@ -31,7 +31,7 @@ impl Shared {
                 let fed = &self.federation;
                 let plan = inbound::direct_plan(&fed.probe_domain, fed.probe_addr);
                 match inbound::connect(
-                    &self.ctx,
+                    &self.ctx.leaving_from(p.ip),
                     &p.domain,
                     &fed.probe_domain,
                     &[plan],

@@ -127,7 +127,10 @@ impl InboundPolicy for S2sPolicy<'_> {
             return false;
         }
         let plan = inbound::direct_plan(peer, fed.probe_addr);
-        inbound::verify_key(&self.sh.ctx, &p.domain, peer, &[plan], stream_id, key)
+        // Calls back from its own address, as a real server on its own
+        // host would (the listener's per-address caps see each server).
+        let ctx = self.sh.ctx.leaving_from(p.ip);
+        inbound::verify_key(&ctx, &p.domain, peer, &[plan], stream_id, key)
             .await
             .unwrap_or(false)
     }
