@@ -66,9 +66,10 @@ impl ProbeContext {
     }
 }
 
-/// TCP connect to `to`, from `source` when given (bound to port 0 there).
+/// TCP connect to `to`, from `source` when given and of `to`'s address
+/// family (bound to port 0 there); otherwise the OS picks the source.
 async fn tcp_connect(to: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
-    let Some(ip) = source else {
+    let Some(ip) = source.filter(|ip| ip.is_ipv4() == to.is_ipv4()) else {
         return TcpStream::connect(to).await;
     };
     let socket = if to.is_ipv4() {
@@ -452,4 +453,30 @@ fn failed(mut info: TlsInfo, failure: TlsFailure, detail: Option<String>) -> Tls
     info.failure = Some(failure);
     info.failure_detail = detail;
     info
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    /// The source address is used when its family matches the target's,
+    /// and ignored (the OS picks) when it does not: an IPv6-only simulated
+    /// server still reaches an IPv4 listener.
+    #[tokio::test]
+    async fn connects_from_the_source_address_of_the_targets_family() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let to = listener.local_addr().expect("addr");
+        let from = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 7));
+        let _c = tcp_connect(to, Some(from)).await.expect("connect");
+        let (_, peer) = listener.accept().await.expect("accept");
+        assert_eq!(peer.ip(), from);
+        let _c = tcp_connect(to, Some(IpAddr::V6(Ipv6Addr::LOCALHOST)))
+            .await
+            .expect("connect with a source of the other family");
+        let (_, peer) = listener.accept().await.expect("accept");
+        assert_eq!(peer.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
 }
