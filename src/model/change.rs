@@ -130,6 +130,18 @@ pub struct Change {
     pub after: Option<String>,
 }
 
+impl Change {
+    /// `appeared` or `disappeared`: the domain as a whole, no values.
+    pub fn presence(kind: ChangeKind) -> Self {
+        Self {
+            kind,
+            scope: ChangeScope::Domain,
+            before: None,
+            after: None,
+        }
+    }
+}
+
 fn software_text(s: &(String, Option<String>)) -> String {
     match &s.1 {
         Some(v) => format!("{} {v}", s.0),
@@ -155,22 +167,8 @@ pub fn diff(previous: Option<&DomainState>, current: Option<&DomainState>) -> Ve
     };
     let (p, c) = match (previous, current) {
         (None, None) => return vec![],
-        (None, Some(_)) => {
-            return vec![change(
-                ChangeKind::Appeared,
-                ChangeScope::Domain,
-                None,
-                None,
-            )];
-        }
-        (Some(_), None) => {
-            return vec![change(
-                ChangeKind::Disappeared,
-                ChangeScope::Domain,
-                None,
-                None,
-            )];
-        }
+        (None, Some(_)) => return vec![Change::presence(ChangeKind::Appeared)],
+        (Some(_), None) => return vec![Change::presence(ChangeKind::Disappeared)],
         (Some(p), Some(c)) => (p, c),
     };
     let mut out = Vec::new();

@@ -4,7 +4,9 @@
 //! [`crate::model::change::diff`] and replaces the crawl's rows, inside
 //! the transaction that marks the crawl finished.
 
-use crate::model::change::{ChangeKind, ChangeScope, DomainState, LeafCert, ServiceState, diff};
+use crate::model::change::{
+    Change, ChangeKind, ChangeScope, DomainState, LeafCert, ServiceState, diff,
+};
 use crate::model::names::Named;
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
@@ -154,8 +156,8 @@ pub(super) async fn record_changes(
             // In both crawls, with a result in both: compare.
             (Some(Some(p)), Some(Some(c))) => diff(Some(p), Some(c)),
             // Queued in one crawl only: appeared or disappeared.
-            (None, Some(_)) => diff(None, Some(&dummy())),
-            (Some(_), None) => diff(Some(&dummy()), None),
+            (None, Some(_)) => vec![Change::presence(ChangeKind::Appeared)],
+            (Some(_), None) => vec![Change::presence(ChangeKind::Disappeared)],
             // Queued in both, not tested in one: nothing is known.
             _ => vec![],
         };
@@ -185,17 +187,6 @@ pub(super) async fn record_changes(
     .await?
     .rows_affected();
     Ok(n)
-}
-
-/// A placeholder state for presence-only diffs (appeared/disappeared
-/// never look inside it).
-fn dummy() -> DomainState {
-    DomainState {
-        verdict: crate::model::acceptance::AcceptanceVerdict::NotRun,
-        c2s: ServiceState::default(),
-        s2s: ServiceState::default(),
-        software: None,
-    }
 }
 
 /// One stored change, as readers show it.
@@ -254,10 +245,13 @@ fn rows(rows: Vec<Row>) -> Vec<ChangeRow> {
 
 /// Every change seen in a crawl, by domain, kind and scope.
 pub async fn crawl_changes(pool: &PgPool, crawl_id: i64) -> Result<Vec<ChangeRow>, sqlx::Error> {
-    let q = format!("{ROW_SQL} WHERE x.crawl_id = $1 ORDER BY d.name, x.kind, x.scope");
+    let q = format!(
+        "{ROW_SQL} WHERE x.crawl_id = $1 ORDER BY d.name, array_position($2::text[], x.kind), x.scope"
+    );
     Ok(rows(
         sqlx::query_as(sqlx::AssertSqlSafe(q))
             .bind(crawl_id)
+            .bind(ChangeKind::names())
             .fetch_all(pool)
             .await?,
     ))
@@ -269,24 +263,15 @@ pub async fn domain_changes(
     domain: &str,
     limit: i64,
 ) -> Result<Vec<ChangeRow>, sqlx::Error> {
-    let q =
-        format!("{ROW_SQL} WHERE d.name = $1 ORDER BY x.crawl_id DESC, x.kind, x.scope LIMIT $2");
+    let q = format!(
+        "{ROW_SQL} WHERE d.name = $1 \
+         ORDER BY x.crawl_id DESC, array_position($3::text[], x.kind), x.scope LIMIT $2"
+    );
     Ok(rows(
         sqlx::query_as(sqlx::AssertSqlSafe(q))
             .bind(domain)
             .bind(limit)
-            .fetch_all(pool)
-            .await?,
-    ))
-}
-
-/// The newest changes across every domain (the site-wide feed), newest
-/// crawl first (at most `limit`).
-pub async fn recent_changes(pool: &PgPool, limit: i64) -> Result<Vec<ChangeRow>, sqlx::Error> {
-    let q = format!("{ROW_SQL} ORDER BY x.crawl_id DESC, d.name, x.kind, x.scope LIMIT $1");
-    Ok(rows(
-        sqlx::query_as(sqlx::AssertSqlSafe(q))
-            .bind(limit)
+            .bind(ChangeKind::names())
             .fetch_all(pool)
             .await?,
     ))

@@ -366,12 +366,15 @@ pub async fn recorded_changes(
           WHERE ($1::text IS NOT NULL AND d.name = $1)
              OR ($1::text IS NULL AND x.crawl_id IN
                  (SELECT id FROM crawls ORDER BY started_at DESC, id DESC LIMIT $2))
-          ORDER BY c.started_at DESC, x.crawl_id DESC, d.name, x.kind, x.scope
+          ORDER BY c.started_at DESC, x.crawl_id DESC, d.name,
+                   array_position($4::text[], x.kind), x.scope
           LIMIT $3",
     )
     .bind(domain)
     .bind(FEED_CRAWLS)
     .bind(FEED_ENTRIES * 8)
+    // Kinds in ChangeKind's order: the verdict first.
+    .bind(<crate::model::change::ChangeKind as crate::model::names::Named>::names())
     .fetch_all(pool)
     .await
 }

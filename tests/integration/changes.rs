@@ -195,6 +195,13 @@ vantage = "testnet"
             .any(|c| c["kind"] == "verdict" && c["crawl"] == "2026-W50"),
         "{v}"
     );
+    // Within a crawl, the verdict comes first (ChangeKind's order, not
+    // the alphabet, which would put software_version before it).
+    assert_eq!(
+        listed.first().map(|c| &c["kind"]),
+        Some(&serde_json::json!("verdict")),
+        "{v}"
+    );
 
     // The web: the domain page, the API history and both Atom feeds.
     let server = crate::web::serve("127.151.0.1", &db, &[]).await;
@@ -208,6 +215,15 @@ vantage = "testnet"
         page.body
     );
     assert!(page.body.contains("accepts_server_only"), "{}", page.body);
+    let (verdict_at, software_at) = (
+        page.body.find("verdict <code>"),
+        page.body.find("software version <code>"),
+    );
+    assert!(
+        verdict_at.is_some() && verdict_at < software_at,
+        "the page lists the verdict change first: {}",
+        page.body
+    );
     let hist = crate::web::get(&c, base, &format!("/api/v1/domains/{domain}/history"))
         .await
         .json();
