@@ -219,6 +219,17 @@ CEILING=$(echo "$CEILING_LINE" | sed -E 's/.*= ([0-9]+)\/s.*/\1/')
 # $RUN/figures. MODE passive or accept (the acceptance probe, with the
 # testnet's probe identity).
 : >"$RUN/figures"
+: >"$RUN/cpu"
+# cpu_ticks PID...: user+system clock ticks (/proc/PID/stat fields 14, 15)
+# summed over the processes (and their reaped children); 0 for none.
+cpu_ticks() {
+  local t=0 p f
+  for p in "$@"; do
+    f=$(cut -d')' -f2- "/proc/$p/stat" 2>/dev/null) || continue
+    t=$(( t + $(echo "$f" | awk '{ print $12 + $13 + $14 + $15 }') ))
+  done
+  echo "$t"
+}
 run_one() {
   local name=$1 bin=$2 list=$3 mode=$4 db="xs_bench_$$_${1//-/_}" url extra=()
   psql -X -q "$DATABASE_URL" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
@@ -226,10 +237,16 @@ run_one() {
   "$bin" db migrate --database-url "$url" >/dev/null
   [ "$mode" = accept ] && extra=(--config "$RUN/manifest.probe.toml")
   say "crawl $name: $(wc -l <"$list") domains ($mode, $bin), no rate limits, concurrency $CONCURRENCY"
+  local tn0 pg0
+  tn0=$(cpu_ticks "$TESTNET_PID"); pg0=$(cpu_ticks $(pgrep -x postgres))
   /usr/bin/time -v -o "$RUN/$name.time" "$bin" crawl --label bench --source "$list" \
     --database-url "$url" --resolver "127.$NET.0.1:$DNS_PORT" --extra-ca "$RUN/manifest.ca.pem" \
     "${extra[@]}" --allow-private --no-limits --concurrency "$CONCURRENCY" --phase-timeout 2s --connect-timeout 2s \
     --dns-timeout 1s --max-attempts 1 >"$RUN/$name.out" 2>"$RUN/$name.err" || { tail -n 30 "$RUN/$name.err" >&2; die "crawl $name failed"; }
+  local tn1 pg1 cu cs
+  tn1=$(cpu_ticks "$TESTNET_PID"); pg1=$(cpu_ticks $(pgrep -x postgres))
+  cu=$(awk -F': ' '/User time/ { print $2 }' "$RUN/$name.time")
+  cs=$(awk -F': ' '/System time/ { print $2 }' "$RUN/$name.time")
   local worker secs rss hs results rows wps=0
   worker=$(grep -m1 '^worker ' "$RUN/$name.out"); echo "$worker"
   secs=$(echo "$worker" | sed -E 's/.* in ([0-9.]+)s .*/\1/')
@@ -249,6 +266,7 @@ run_one() {
   fi
   [ "${KEEP:-}" = 1 ] || psql -X -q "$DATABASE_URL" -c "DROP DATABASE $db" >/dev/null || true
   echo "$name $results $secs $hs $rows $rss $wps" >>"$RUN/figures"
+  echo "$name $results $secs $cu $cs $(( (tn1 - tn0) )) $(( (pg1 - pg0) ))" >>"$RUN/cpu"
 }
 
 for who in ${BASE_BIN:+base} new; do
@@ -269,6 +287,19 @@ while read -r name results secs hs rows rss wps; do
     printf "%-18s %9.1f %9.2f %8d %11.1f %9.0f %9.1f %12.0f %8s\n", n, d/s, (d/s)/(c/hpd), d, h/s, r/s, rss/1024, w,
       (w > 0 ? sprintf("%.1f", w/(d/s)) : "-") }'
 done <"$RUN/figures"
+# Where the two cores went during each crawl: CPU seconds per 1,000
+# domains by process (the crawler's user and kernel time from GNU time;
+# the testnet's servers and every PostgreSQL backend from /proc), and the
+# share of the machine's 2 × wall seconds nobody used (idle: the crawl
+# waited on something other than CPU).
+HZ=$(getconf CLK_TCK)
+printf '\n%-18s %28s %9s %9s %9s %7s\n' "cpu split" "crawler user+sys s/1k dom" "testnet" postgres total idle
+while read -r name results secs cu cs tn pg; do
+  awk -v n="$name" -v d="$results" -v s="$secs" -v cu="$cu" -v cs="$cs" -v tn="$tn" -v pg="$pg" -v hz="$HZ" -v cores="$(nproc)" 'BEGIN {
+    k = 1000 / d; t = cu + cs + tn/hz + pg/hz
+    printf "%-18s %13.2f + %5.2f = %5.2f %9.2f %9.2f %9.2f %6.0f%%\n", n, cu*k, cs*k, (cu+cs)*k, tn/hz*k, pg/hz*k, t*k,
+      100 * (1 - t / (cores * s)) }'
+done <"$RUN/cpu"
 if [ -n "$BASE_BIN" ]; then
   for m in passive accept; do
     awk -v m="$m" '$1 == "base-" m { b = $2 / $3 } $1 == "new-" m { n = $2 / $3 }
