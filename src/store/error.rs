@@ -74,6 +74,10 @@ pub enum StoreError {
     /// not empty); normalise with `crate::domain` first.
     #[error("domain name {0:?} is not normalised")]
     InvalidDomain(String),
+    /// A row could not be put into COPY format (a row type that does not
+    /// serialise to columns): that domain's result is unstorable.
+    #[error("cannot encode rows for COPY: {0}")]
+    Encode(#[from] super::copy::CopyEncodeError),
     /// Any other database error (constraint violation, SQL error, bug).
     #[error("database error at {url}: {source}")]
     Database {
@@ -105,7 +109,7 @@ impl StoreError {
             } => db
                 .code()
                 .is_some_and(|c| c.starts_with("22") || c.starts_with("23")),
-            Self::DomainMismatch { .. } | Self::InvalidDomain(_) => true,
+            Self::DomainMismatch { .. } | Self::InvalidDomain(_) | Self::Encode(_) => true,
             _ => false,
         }
     }

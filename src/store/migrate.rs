@@ -50,6 +50,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "migrations/0006_raw_retention.sql",
         sql: include_str!("../../migrations/0006_raw_retention.sql"),
     },
+    Migration {
+        version: 7,
+        name: "migrations/0007_lz4_reports.sql",
+        sql: include_str!("../../migrations/0007_lz4_reports.sql"),
+    },
 ];
 
 /// The schema version this binary writes.

@@ -8,11 +8,13 @@
 //! after a crash, and the results' primary key makes a duplicate impossible.
 //!
 //! The mapping from a report to rows is pure ([`rows::from_report`]); the
-//! SQL here stays thin, runtime-checked (`sqlx::query`, no macros), and
-//! hands those rows to `jsonb_populate_record` so column names are written
-//! once, in `schema.sql` and the row structs.
+//! SQL here stays thin, runtime-checked (`sqlx::query`, no macros); the
+//! write path sends those rows with `COPY` ([`copy`]) named by the row
+//! structs' fields, so column names are written once, in `schema.sql` and
+//! the row structs.
 
 pub mod changes;
+mod copy;
 mod crawls;
 mod error;
 pub mod migrate;
@@ -31,7 +33,9 @@ pub use workers::{CrawlRow, StatusRows, WorkerInfo, WorkerRow, relay_channel};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool};
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Connections in the pool: workers lease and record in batches, so a few
@@ -48,7 +52,13 @@ pub struct Store {
     pool: PgPool,
     /// The URL without its password, for error messages.
     url: String,
+    /// Per table, its PostgreSQL array columns (the COPY encoding of a
+    /// JSON array differs for them); read from the catalogue once.
+    array_columns: Arc<tokio::sync::OnceCell<ArrayColumns>>,
 }
+
+/// Table name → its array columns.
+type ArrayColumns = HashMap<String, HashSet<String>>;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -84,12 +94,34 @@ impl Store {
         Ok(Self {
             pool,
             url: redacted,
+            array_columns: Arc::default(),
         })
     }
 
     /// The pool, for queries the store does not wrap (reports, tests).
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The array columns of every table of the public schema, read once
+    /// per store (after migrations: the write path is the first to ask).
+    async fn array_columns(&self) -> Result<&ArrayColumns, StoreError> {
+        self.array_columns
+            .get_or_try_init(|| async {
+                let rows: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT table_name::text, column_name::text FROM information_schema.columns
+                     WHERE table_schema = 'public' AND data_type = 'ARRAY'",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(self.err())?;
+                let mut map = ArrayColumns::new();
+                for (table, column) in rows {
+                    map.entry(table).or_default().insert(column);
+                }
+                Ok(map)
+            })
+            .await
     }
 
     fn err(&self) -> impl Fn(sqlx::Error) -> StoreError + '_ {

@@ -89,7 +89,7 @@ async fn migrate_twice_is_a_noop_the_second_time() {
     let store = Store::connect(&db.url).await.unwrap();
     assert_eq!(store.schema_version().await.unwrap(), None);
     let t = Instant::now();
-    assert_eq!(store.migrate().await.unwrap(), vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(store.migrate().await.unwrap(), vec![1, 2, 3, 4, 5, 6, 7]);
     let first = t.elapsed();
     let t = Instant::now();
     assert_eq!(store.migrate().await.unwrap(), Vec::<i32>::new());
@@ -97,7 +97,7 @@ async fn migrate_twice_is_a_noop_the_second_time() {
     assert_eq!(store.schema_version().await.unwrap(), Some(BINARY_VERSION));
     assert_eq!(
         count(&store, "SELECT count(*) FROM schema_version").await,
-        6
+        7
     );
     eprintln!("migrate: first {first:?}, second (no-op) {second:?}");
 }
@@ -115,7 +115,7 @@ async fn concurrent_migrations_apply_each_version_once() {
     all.sort();
     assert_eq!(
         all,
-        vec![1, 2, 3, 4, 5, 6],
+        vec![1, 2, 3, 4, 5, 6, 7],
         "each version applied exactly once"
     );
 }
@@ -774,6 +774,18 @@ async fn record_writes_once_and_certificates_are_shared_across_crawls() {
     let t = Instant::now();
     assert_eq!(store.record(crawl, &batch).await.unwrap(), first.len());
     let took = t.elapsed();
+    // Migration 7: new reports are compressed with LZ4 (this PostgreSQL
+    // has it; pg_column_compression is NULL for a value stored inline,
+    // i.e. too small to compress).
+    let methods: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT DISTINCT pg_column_compression(report) FROM results")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert!(
+        methods.contains(&Some("lz4".into())) && !methods.contains(&Some("pglz".into())),
+        "{methods:?}"
+    );
 
     let expect_endpoints: usize = first.iter().map(|r| r.endpoints.len()).sum();
     let expect_chain: usize = first
@@ -1640,7 +1652,7 @@ async fn migration_from_v1_keeps_every_row_and_backfills_the_evidence() {
     }
     assert_eq!(before["results"].len(), 3);
 
-    assert_eq!(store.migrate().await.unwrap(), vec![2, 3, 4, 5, 6]);
+    assert_eq!(store.migrate().await.unwrap(), vec![2, 3, 4, 5, 6, 7]);
 
     // Every version 1 row is kept, every version 1 column unchanged (the
     // renamed one under its new name).
