@@ -251,7 +251,12 @@ run_one() {
   worker=$(grep -m1 '^worker ' "$RUN/$name.out"); echo "$worker"
   secs=$(echo "$worker" | sed -E 's/.* in ([0-9.]+)s .*/\1/')
   rss=$(grep 'Maximum resident set size' "$RUN/$name.time" | awk '{print $NF}')
-  hs=$(psql -X -tA "$url" -c "SELECT count(*) FROM endpoints WHERE tls_version IS NOT NULL")
+  # TLS handshakes completed: the probe's own endpoints, and with the
+  # acceptance probe also its attempts (our client certificates) and the
+  # targets' streams into our listener (dialback verification, replies).
+  hs=$(psql -X -tA "$url" -c "SELECT (SELECT count(*) FROM endpoints WHERE tls_version IS NOT NULL)
+    + (SELECT count(*) FROM acceptance_attempts WHERE tls_version IS NOT NULL)
+    + (SELECT count(*) FROM inbound_streams WHERE tls)")
   results=$(psql -X -tA "$url" -c "SELECT count(*) FROM results")
   rows=$(psql -X -tA "$url" -c "SELECT (SELECT count(*) FROM results) + (SELECT count(*) FROM endpoints) + (SELECT count(*) FROM certificates) + (SELECT count(*) FROM chain_members) + (SELECT count(*) FROM dns_records) + (SELECT count(*) FROM crawl_queue) + (SELECT count(*) FROM acceptance_attempts) + (SELECT count(*) FROM acceptance_dialback) + (SELECT count(*) FROM inbound_streams)")
   # The writer alone: the same reports stored again through the crawl's
@@ -276,14 +281,22 @@ for who in ${BASE_BIN:+base} new; do
 done
 [ -n "$BIG" ] && WRITE=0 run_one "new-passive-big" "$BIN" "$RUN/manifest.domains.txt" passive
 
-# Handshakes per domain of this binary's passive run: the ceiling in domains.
-HPD=$(awk '$1 == "new-passive" { printf "%.3f", $4 / $2 }' "$RUN/figures")
+# Handshakes per domain of this binary's runs: the ceiling in domains of
+# each mode (the acceptance probe makes more handshakes per domain).
+hpd_of() { awk -v m="$1" '$1 == "new-" m { printf "%.3f", $4 / $2 }' "$RUN/figures"; }
+HPD=$(hpd_of passive)
 printf '\n== benchmark (%s domains, testnet and PostgreSQL on the same 2 cores)\n' "$DOMAINS"
 printf 'tls ceiling        %8d handshakes/s; %.2f handshakes per domain = %.0f domains/s\n' \
   "$CEILING" "$HPD" "$(awk -v c="$CEILING" -v h="$HPD" 'BEGIN { print c / h }')"
+if [ "$ACCEPT" = 1 ]; then
+  HPD_ACCEPT=$(hpd_of accept)
+  printf 'with the acceptance probe: %.2f handshakes per domain = %.0f domains/s\n' \
+    "$HPD_ACCEPT" "$(awk -v c="$CEILING" -v h="$HPD_ACCEPT" 'BEGIN { print c / h }')"
+fi
 printf '%-18s %9s %9s %8s %11s %9s %9s %12s %8s\n' run domains/s "/ceiling" results "handshake/s" rows/s "RSS MB" "writer res/s" "writer×"
 while read -r name results secs hs rows rss wps; do
-  awk -v n="$name" -v d="$results" -v s="$secs" -v h="$hs" -v r="$rows" -v rss="$rss" -v w="$wps" -v c="$CEILING" -v hpd="$HPD" 'BEGIN {
+  hpd=$HPD; case "$name" in *-accept) hpd=$HPD_ACCEPT ;; esac
+  awk -v n="$name" -v d="$results" -v s="$secs" -v h="$hs" -v r="$rows" -v rss="$rss" -v w="$wps" -v c="$CEILING" -v hpd="$hpd" 'BEGIN {
     printf "%-18s %9.1f %9.2f %8d %11.1f %9.0f %9.1f %12.0f %8s\n", n, d/s, (d/s)/(c/hpd), d, h/s, r/s, rss/1024, w,
       (w > 0 ? sprintf("%.1f", w/(d/s)) : "-") }'
 done <"$RUN/figures"
