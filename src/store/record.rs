@@ -116,9 +116,7 @@ impl Store {
                 Some(_) => {}
             }
         }
-        // Rows go over the wire as one JSON text per table (no JSON value
-        // trees in memory: a batch of reports is large), with the domain id
-        // of the i-th element in the i-th element of an id array.
+        // Each report's rows per table, encoded for COPY table by table.
         let rows: Vec<(i64, rows::Rows)> = batch
             .iter()
             .map(|(id, r)| (*id, rows::from_report(r)))
@@ -185,19 +183,33 @@ impl Store {
                 }
             }
         }
+        // A shared intermediate is seen by thousands of domains per crawl.
+        // `ON CONFLICT DO UPDATE … WHERE` would lock its row in every batch
+        // even when the WHERE is false, serialising the writers on it until
+        // each commits (measured: 1.4 s waits, half the writer's rate).
+        // So: insert the unknown ones (`DO NOTHING` takes no lock on an
+        // existing row), then lock, in sha256 order (no deadlock between
+        // writers), and update only the rows whose sightings widen;
+        // last_seen is kept to 10 minutes.
         sqlx::query(
-            "INSERT INTO certificates
-             SELECT r.* FROM jsonb_array_elements($1::jsonb) x,
-                  LATERAL jsonb_populate_record(NULL::certificates, x) r
-             ORDER BY r.sha256
-             ON CONFLICT (sha256) DO UPDATE
-                SET first_seen = LEAST(certificates.first_seen, EXCLUDED.first_seen),
-                    last_seen = GREATEST(certificates.last_seen, EXCLUDED.last_seen)
-              -- A shared intermediate is seen by thousands of domains per
-              -- crawl: touching its row every time serialises the writers on
-              -- one row lock and bloats it. last_seen is kept to 10 minutes.
-              WHERE EXCLUDED.first_seen < certificates.first_seen
-                 OR EXCLUDED.last_seen > certificates.last_seen + interval '10 minutes'",
+            "WITH seen AS (
+                 SELECT r.* FROM jsonb_array_elements($1::jsonb) x,
+                      LATERAL jsonb_populate_record(NULL::certificates, x) r),
+             fresh AS (
+                 INSERT INTO certificates SELECT * FROM seen ORDER BY sha256
+                 ON CONFLICT (sha256) DO NOTHING),
+             widen AS (
+                 SELECT c.sha256, s.first_seen, s.last_seen
+                   FROM certificates c JOIN seen s USING (sha256)
+                  WHERE s.first_seen < c.first_seen
+                     OR s.last_seen > c.last_seen + interval '10 minutes'
+                  ORDER BY c.sha256
+                    FOR NO KEY UPDATE OF c)
+             UPDATE certificates c
+                SET first_seen = LEAST(c.first_seen, w.first_seen),
+                    last_seen = GREATEST(c.last_seen, w.last_seen)
+               FROM widen w
+              WHERE c.sha256 = w.sha256",
         )
         .bind(Value::Array(certs.into_values().collect()))
         .execute(&mut *tx)
