@@ -186,6 +186,9 @@ BIG="${BIG:-}"
 BASE_BIN="${BASE_BIN:-}"
 # ACCEPT=0 skips the acceptance-probe runs.
 ACCEPT="${ACCEPT:-1}"
+# PER_HOST: domains per shared testnet host and SRV target name (default 8);
+# more models a few hosting providers serving many domains.
+[ -n "${PER_HOST:-}" ] && TESTNET_EXTRA="--per-host $PER_HOST"
 NET="${NET:-23}"
 CONCURRENCY="${CONCURRENCY:-512}"
 RUN=.testnet/bench
@@ -249,6 +252,7 @@ run_one() {
   cs=$(awk -F': ' '/System time/ { print $2 }' "$RUN/$name.time")
   local worker secs rss hs results rows wps=0
   worker=$(grep -m1 '^worker ' "$RUN/$name.out"); echo "$worker"
+  grep -m1 '^dns: ' "$RUN/$name.out" || true
   secs=$(echo "$worker" | sed -E 's/.* in ([0-9.]+)s .*/\1/')
   rss=$(grep 'Maximum resident set size' "$RUN/$name.time" | awk '{print $NF}')
   # TLS handshakes completed: the probe's own endpoints, and with the

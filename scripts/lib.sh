@@ -99,8 +99,10 @@ start_testnet() {
     || die "$bin has no testnet: build it with cargo build --features testnet"
   say "starting the testnet: $domains domains on 127.$net.0.0/16, DNS on 127.$net.0.1:$port"
   rm -f "$run"/manifest.*
+  # TESTNET_EXTRA: more `testnet up` options, e.g. "--per-host 64".
+  # shellcheck disable=SC2086 # word splitting of TESTNET_EXTRA intended
   "$bin" testnet up --domains "$domains" --seed "$seed" --net "$net" --dns-port "$port" \
-    --manifest "$run/manifest.json" >"$run/testnet.log" 2>&1 &
+    --manifest "$run/manifest.json" ${TESTNET_EXTRA:-} >"$run/testnet.log" 2>&1 &
   TESTNET_PID=$!
   on_exit 'kill "$TESTNET_PID" 2>/dev/null; wait "$TESTNET_PID" 2>/dev/null'
   for _ in $(seq 1 240); do

@@ -555,6 +555,10 @@ struct TestnetArgs {
     /// Only these profiles (comma-separated names).
     #[arg(long, value_delimiter = ',')]
     profiles: Vec<String>,
+    /// Domains per shared host (and shared SRV target name): 8 by default;
+    /// more models a few hosting providers serving many domains.
+    #[arg(long, default_value_t = xmpp_survey::testnet::layout::SHARED_PER_HOST)]
+    per_host: usize,
     /// Generation to start in (0, or 1: the profiles listed in
     /// `testnet::profile::GENERATION_1` play their successors). SIGHUP
     /// switches a running testnet to the next generation, rewrites the
@@ -862,6 +866,7 @@ async fn testnet_up(a: TestnetArgs) -> Result<()> {
         profiles: a.profiles.clone(),
         generation: a.generation,
         external: Vec::new(),
+        per_host: a.per_host,
     };
     let net = Testnet::start(cfg).await?;
     let ca_path = a.manifest.with_extension("ca.pem");

@@ -416,6 +416,11 @@ async fn work_with(
             String::new()
         }
     );
+    let dns = prober.resolver().cache_stats();
+    println!(
+        "dns: {} questions about shared names asked, {} answered from the run's cache, {} joined one in flight",
+        dns.asked, dns.hits, dns.joined
+    );
     let summary = store.summary(crawl.id).await?;
     print!(
         "{}",

@@ -4,6 +4,7 @@
 //! NXDOMAIN, SERVFAIL, timeout and "no records" are distinct answers a
 //! survey must keep apart (MEASUREMENTS §2).
 
+pub mod cache;
 pub mod resolve;
 pub mod srv;
 

@@ -9,12 +9,17 @@
 //!   the reachability check (any RCODE means "reachable") and the DNSSEC
 //!   question, which must carry the AD bit in the query (RFC 6840 §5.7) so a
 //!   validating resolver reports AD in its answer (RFC 4035 §3.2.3).
+//!
+//! The questions about names many domains share (a SRV target's A/AAAA,
+//! its TLSA) go through the run's [`AnswerCache`], which honours TTLs and
+//! never keeps failures; the per-domain questions (SRV, DNSSEC) never do.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use futures::future::join_all;
 use hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
@@ -27,6 +32,7 @@ use hickory_resolver::proto::op::{DnsRequest, DnsRequestOptions, Message, Query,
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use hickory_resolver::{NameServerPool, PoolContext, TlsConfig, TokioResolver};
 
+use super::cache::{self, AnswerCache, Found, Question};
 use super::srv::{normalize_name, order};
 use super::{
     DnsOutcome, DnsReport, Dnssec, HostLookup, SrvLookup, SrvService, TlsaLookup, TlsaRecord,
@@ -73,16 +79,18 @@ pub enum DnsSetupError {
 
 /// The survey's resolver. Cheap to clone; clones share connections.
 ///
-/// The response cache is disabled (`cache_size` 0) so that every probe asks
-/// the server again: a survey measures what DNS says now, and a cached
-/// SERVFAIL from another task would be a false measurement. `/etc/hosts` is
-/// never consulted for the same reason.
+/// hickory's response cache is disabled (`cache_size` 0): it would keep
+/// SERVFAILs and share the per-domain questions, and a survey measures what
+/// DNS says now. Only the shared names' answers are reused, through the
+/// run's own [`AnswerCache`] (TTL-bound, failures never kept).
+/// `/etc/hosts` is never consulted.
 #[derive(Clone)]
 pub struct Resolver {
     inner: TokioResolver,
     pool: NameServerPool<TokioRuntimeProvider>,
     server_desc: String,
     timeout: Duration,
+    shared_answers: Arc<AnswerCache>,
 }
 
 impl std::fmt::Debug for Resolver {
@@ -155,6 +163,7 @@ impl Resolver {
             pool,
             server_desc,
             timeout: cfg.timeout,
+            shared_answers: Arc::new(AnswerCache::new()),
         })
     }
 
@@ -194,6 +203,12 @@ impl Resolver {
         }
     }
 
+    /// Hits and questions of the shared-name answer cache so far (this
+    /// resolver and its clones: one run).
+    pub fn cache_stats(&self) -> cache::CacheStats {
+        self.shared_answers.stats()
+    }
+
     /// Looks up `service._tcp.DOMAIN SRV` (RFC 6120 §3.2.1, XEP-0368 §3) and
     /// orders the records as a client tries them ([`order`]).
     pub async fn srv(&self, domain: &str, service: SrvService) -> SrvLookup {
@@ -230,8 +245,8 @@ impl Resolver {
     pub async fn host(&self, name: &str) -> HostLookup {
         let name = normalize_name(name);
         let (a, aaaa) = tokio::join!(
-            self.lookup(&name, RecordType::A),
-            self.lookup(&name, RecordType::AAAA)
+            self.lookup_shared(&name, RecordType::A),
+            self.lookup_shared(&name, RecordType::AAAA)
         );
         let mut addrs = Vec::new();
         let mut cnames = Vec::new();
@@ -281,7 +296,7 @@ impl Resolver {
             outcome: DnsOutcome::Error,
             records: Vec::new(),
         };
-        match self.lookup(&name, RecordType::TLSA).await {
+        match self.lookup_shared(&name, RecordType::TLSA).await {
             Ok(lookup) => {
                 out.records = lookup
                     .answers()
@@ -416,21 +431,60 @@ impl Resolver {
     }
 
     /// One question through the (cache-less) resolver, classified.
-    async fn lookup(
-        &self,
-        owner: &str,
-        rtype: RecordType,
-    ) -> Result<Lookup, (DnsOutcome, Option<String>)> {
-        let name = fqdn(owner).map_err(|e| {
-            (
-                DnsOutcome::Error,
-                Some(format!("invalid name {owner:?}: {e}")),
-            )
-        })?;
-        self.inner
-            .lookup(name, rtype)
-            .await
-            .map_err(|e| classify(&e))
+    async fn lookup(&self, owner: &str, rtype: RecordType) -> cache::Answer {
+        ask(&self.inner, owner, rtype).await.0
+    }
+
+    /// One question about a name other domains may share (an SRV target,
+    /// its TLSA owner): answered from the run's cache while a kept answer
+    /// is valid, joined to the same question in flight, or asked.
+    async fn lookup_shared(&self, owner: &str, rtype: RecordType) -> cache::Answer {
+        let q = Question::new(owner, rtype);
+        let flight = match self.shared_answers.find(&q, Instant::now()) {
+            Found::Ready(answer) => return answer,
+            Found::Pending(flight) => flight,
+            Found::Absent => {
+                // The flight holds the hickory resolver only, not `self`:
+                // the cache must not own a handle to itself.
+                let inner = self.inner.clone();
+                let owner = owner.to_owned();
+                let flight = async move {
+                    let (answer, negative_ttl) = ask(&inner, &owner, rtype).await;
+                    let until = cache::keep_until(&answer, negative_ttl, Instant::now());
+                    (answer, until)
+                }
+                .boxed()
+                .shared();
+                self.shared_answers.start(q.clone(), flight)
+            }
+        };
+        let (answer, until) = flight.await;
+        // Every awaiter settles (idempotent): the task that started the
+        // flight may have been cancelled before it finished.
+        self.shared_answers.settle(q, &answer, until);
+        answer
+    }
+}
+
+/// Asks `owner rtype` once; the classified answer and, for a negative
+/// answer with an SOA, its negative TTL (RFC 2308 §5).
+async fn ask(inner: &TokioResolver, owner: &str, rtype: RecordType) -> (cache::Answer, Option<u32>) {
+    let name = match fqdn(owner) {
+        Ok(name) => name,
+        Err(e) => {
+            let detail = format!("invalid name {owner:?}: {e}");
+            return (Err((DnsOutcome::Error, Some(detail))), None);
+        }
+    };
+    match inner.lookup(name, rtype).await {
+        Ok(lookup) => (Ok(lookup), None),
+        Err(e) => {
+            let negative_ttl = match &e {
+                NetError::Dns(DnsError::NoRecordsFound(nr)) => nr.negative_ttl,
+                _ => None,
+            };
+            (Err(classify(&e)), negative_ttl)
+        }
     }
 }
 
@@ -604,6 +658,40 @@ mod tests {
         assert!(got.records.is_empty());
         let h = r.host("broken.test").await;
         assert_eq!((h.a, h.aaaa), (DnsOutcome::ServFail, DnsOutcome::ServFail));
+    }
+
+    #[tokio::test]
+    async fn shared_names_come_from_the_run_cache_and_failures_are_asked_again() {
+        let mut z = ZoneData::new();
+        z.add_a("xmpp.hosting.test", Ipv4Addr::new(127, 0, 0, 12));
+        z.add_srv("_xmpp-client._tcp.customer.test", 0, 0, 5222, "xmpp.hosting.test")
+            .unwrap();
+        z.servfail("broken.test");
+        let (server, r) = start(z).await;
+        let first = r.host("xmpp.hosting.test").await;
+        assert_eq!((first.a, first.aaaa), (DnsOutcome::Records, DnsOutcome::NoData));
+        for _ in 0..2 {
+            let h = r.host("broken.test").await;
+            assert_eq!((h.a, h.aaaa), (DnsOutcome::ServFail, DnsOutcome::ServFail));
+        }
+        // A, AAAA of the shared name; A, AAAA of the broken one twice:
+        // a SERVFAIL is never kept.
+        assert_eq!(r.cache_stats().asked, 6);
+        assert_eq!(r.cache_stats().hits, 0);
+
+        server.shutdown().await;
+        // The server is gone: the shared name's A answer and its NODATA
+        // (kept for the SOA's negative TTL) come from the cache ...
+        let again = r.host("XMPP.Hosting.test.").await;
+        assert_eq!(again, first);
+        assert_eq!(r.cache_stats().hits, 2);
+        // ... while the per-domain SRV question is asked and times out,
+        // and so does the name whose last answer was a failure.
+        let srv = r.srv("customer.test", SrvService::XmppClient).await;
+        assert_eq!(srv.outcome, DnsOutcome::Timeout);
+        let broken = r.host("broken.test").await;
+        assert_eq!(broken.a, DnsOutcome::Timeout);
+        assert_eq!(r.cache_stats().asked, 8);
     }
 
     #[tokio::test]

@@ -64,6 +64,12 @@ impl Prober {
         &self.ctx
     }
 
+    /// The run's resolver (its shared-name cache figures, for the closing
+    /// line of a crawl).
+    pub fn resolver(&self) -> &Resolver {
+        &self.resolver
+    }
+
     /// Also runs the active acceptance probe (MEASUREMENTS §3) on every
     /// domain; s2s streams then carry the probe domain as `from`.
     pub fn with_acceptance(mut self, acceptance: impl ActiveProbe + 'static) -> Self {

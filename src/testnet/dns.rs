@@ -94,7 +94,12 @@ impl ZoneData {
             }
             parent = parent_of(p);
         }
-        self.nodes.entry(key).or_default().push(rdata);
+        let records = self.nodes.entry(key).or_default();
+        // Domains sharing a host name add its address once each: one
+        // record in the answer (RFC 2181 §5: an RRset has no duplicates).
+        if !records.contains(&rdata) {
+            records.push(rdata);
+        }
     }
 
     /// Adds an SRV record (RFC 2782). `target` `"."` is the "decidedly not

@@ -48,6 +48,7 @@ pub async fn start(
         dns_port: 0,
         profiles: profiles.iter().map(|s| s.to_string()).collect(),
         generation: 0,
+        per_host: crate::testnet::layout::SHARED_PER_HOST,
         external,
     })
     .await

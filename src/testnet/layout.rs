@@ -2,8 +2,12 @@
 //! in 127.B.0.0/16, and the DNS records that point at them.
 //!
 //! Domains whose behaviour starts only after the client's stream header
-//! share hosts (up to [`SHARED_PER_HOST`] domains per address, as shared
-//! hosting does in the wild); the rest get an address of their own.
+//! share hosts (up to [`SHARED_PER_HOST`] domains per address by default,
+//! as shared hosting does in the wild); the rest get an address of their
+//! own. Shared domains whose SRV records are plain (no TLSA, no odd
+//! target) also share the host's *name*, `xmpp.hosting-K.xs.test`, as the
+//! customers of one provider do on the real network: their SRV targets, A
+//! and AAAA questions are the same.
 
 use crate::dns::SrvService;
 use crate::testnet::profile::{DnsShape, Profile};
@@ -11,7 +15,8 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// Domains per shared host.
+/// Domains per shared host, unless the testnet is started with another
+/// figure ([`crate::testnet::TestnetConfig::per_host`]).
 pub const SHARED_PER_HOST: usize = 8;
 /// The zone every testnet domain lives under (RFC 6761 reserves `.test`).
 pub const ZONE: &str = "xs.test";
@@ -228,20 +233,39 @@ pub fn domain_name(profile: &Profile, i: usize) -> String {
     format!("{}-{i}.{ZONE}", profile.name.replace('_', "-"))
 }
 
-/// Places domains on addresses. `aaaa_port` gives each IPv6-only domain
-/// its ports on `::1` (bound by the caller before placement).
+/// The SRV target name every plainly configured domain of shared host
+/// number `host` uses.
+pub fn hosting_name(host: usize) -> String {
+    format!("xmpp.hosting-{host}.{ZONE}")
+}
+
+/// Whether a shared domain of this DNS shape points at its host's shared
+/// name: plain SRV records only. TLSA owners are per certificate, and the
+/// other shapes' targets are part of what they test.
+fn uses_hosting_name(dns: DnsShape) -> bool {
+    matches!(
+        dns,
+        DnsShape::Srv | DnsShape::Secure | DnsShape::SrvAndDirectTls
+    )
+}
+
+/// Places domains on addresses, `per_host` domains per shared host (at
+/// least 1). `aaaa_port` gives each IPv6-only domain its ports on `::1`
+/// (bound by the caller before placement).
 pub fn place(
     plan: AddressPlan,
     profiles: &[&'static Profile],
+    per_host: usize,
     mut aaaa_ports: impl FnMut() -> Ports,
 ) -> Vec<Placed> {
+    let per_host = per_host.max(1);
     let mut next_host = 0usize;
-    let mut shared_fill = SHARED_PER_HOST;
-    let mut shared_ip = IpAddr::V4(plan.host(0));
+    let mut shared_fill = per_host;
+    let mut shared_host = 0usize;
     let mut out = Vec::with_capacity(profiles.len());
     for (i, &profile) in profiles.iter().enumerate() {
         let domain = domain_name(profile, i);
-        let host = match profile.dns {
+        let mut host = match profile.dns {
             DnsShape::NoSrv => domain.clone(),
             _ => format!("xmpp.{domain}"),
         };
@@ -252,13 +276,16 @@ pub fn place(
             next_host += 1;
             (ip, STANDARD_PORTS, false)
         } else {
-            if shared_fill == SHARED_PER_HOST {
-                shared_ip = IpAddr::V4(plan.host(next_host));
+            if shared_fill == per_host {
+                shared_host = next_host;
                 next_host += 1;
                 shared_fill = 0;
             }
             shared_fill += 1;
-            (shared_ip, STANDARD_PORTS, true)
+            if uses_hosting_name(profile.dns) {
+                host = hosting_name(shared_host);
+            }
+            (IpAddr::V4(plan.host(shared_host)), STANDARD_PORTS, true)
         };
         let dead_host =
             (profile.dns == DnsShape::FirstTargetDown).then(|| format!("down.{domain}"));

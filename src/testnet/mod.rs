@@ -59,6 +59,10 @@ pub struct TestnetConfig {
     /// Prosody test): DNS points at them, they get certificates from the
     /// testnet CA, nothing is simulated for them.
     pub external: Vec<External>,
+    /// Domains per shared host ([`layout::SHARED_PER_HOST`] is the usual
+    /// figure; more shows what sharing saves, as on the real network where
+    /// thousands of domains use a few providers).
+    pub per_host: usize,
 }
 
 /// A domain in the test zone served by a real server.
@@ -213,7 +217,7 @@ impl Testnet {
         // IPv6-only domains live on ::1, each on ports of its own.
         let mut v6: Vec<(std::net::TcpListener, std::net::TcpListener)> = Vec::new();
         let mut bind_err = None;
-        let placed = layout::place(plan, &profiles, || {
+        let placed = layout::place(plan, &profiles, cfg.per_host, || {
             let pair = (|| {
                 let a = std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0))?;
                 let b = std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0))?;

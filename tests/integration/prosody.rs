@@ -340,6 +340,7 @@ async fn prosody_federates_in_the_testnet() {
         dns_port: 53,
         profiles: vec!["srv_ok".to_string()],
         generation: 0,
+        per_host: xmpp_survey::testnet::layout::SHARED_PER_HOST,
         external: vec![External {
             domain: DOMAIN.to_string(),
             ip: prosody_ip(NET),
@@ -568,6 +569,7 @@ async fn prosody_with_debian_stock_config_accepts_server_only() {
         dns_port: 53,
         profiles: vec!["srv_ok".to_string()],
         generation: 0,
+        per_host: xmpp_survey::testnet::layout::SHARED_PER_HOST,
         external: vec![External {
             domain: DOMAIN.to_string(),
             ip,
