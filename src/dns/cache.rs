@@ -241,15 +241,24 @@ mod tests {
         );
         let cache = AnswerCache::new();
         let q = Question::new("XMPP.Hosting.example.", RecordType::A);
-        cache.start(q.clone(), ready(answer.clone()));
+        let _ = cache.start(q.clone(), ready(answer.clone()));
         cache.settle(q.clone(), &answer, keep_until(&answer, None, now));
         let same = Question::new("xmpp.hosting.example", RecordType::A);
-        assert!(matches!(cache.find(&same, now + Duration::from_secs(59)), Found::Ready(Ok(_))));
-        assert!(matches!(cache.find(&same, now + Duration::from_secs(60)), Found::Absent));
+        assert!(matches!(
+            cache.find(&same, now + Duration::from_secs(59)),
+            Found::Ready(Ok(_))
+        ));
+        assert!(matches!(
+            cache.find(&same, now + Duration::from_secs(60)),
+            Found::Absent
+        ));
         // Expired entries are dropped, not kept forever.
         assert!(matches!(cache.find(&same, now), Found::Absent));
         assert!(matches!(
-            cache.find(&Question::new("xmpp.hosting.example", RecordType::AAAA), now),
+            cache.find(
+                &Question::new("xmpp.hosting.example", RecordType::AAAA),
+                now
+            ),
             Found::Absent
         ));
         assert_eq!(
@@ -272,14 +281,24 @@ mod tests {
             DnsOutcome::Error,
             DnsOutcome::LocalResourceExhausted,
         ] {
-            assert_eq!(keep_until(&Err((outcome, None)), Some(300), now), None, "{outcome:?}");
+            assert_eq!(
+                keep_until(&Err((outcome, None)), Some(300), now),
+                None,
+                "{outcome:?}"
+            );
         }
-        assert_eq!(keep_until(&Err((DnsOutcome::NoData, None)), None, now), None);
+        assert_eq!(
+            keep_until(&Err((DnsOutcome::NoData, None)), None, now),
+            None
+        );
         assert_eq!(
             keep_until(&Err((DnsOutcome::NxDomain, None)), Some(30), now),
             Some(now + Duration::from_secs(30))
         );
-        assert_eq!(keep_until(&Err((DnsOutcome::NoData, None)), Some(0), now), None);
+        assert_eq!(
+            keep_until(&Err((DnsOutcome::NoData, None)), Some(0), now),
+            None
+        );
         // An already expired positive answer is not kept either.
         let stale = positive(Duration::ZERO, now);
         assert_eq!(keep_until(&stale, None, now), None);
@@ -290,7 +309,7 @@ mod tests {
         let cache = AnswerCache::new();
         let q = Question::new("xmpp.hosting.example", RecordType::A);
         let failed: Answer = Err((DnsOutcome::ServFail, None));
-        cache.start(q.clone(), ready(failed.clone()));
+        let _ = cache.start(q.clone(), ready(failed.clone()));
         assert!(matches!(cache.find(&q, Instant::now()), Found::Pending(_)));
         cache.settle(q.clone(), &failed, None);
         assert!(matches!(cache.find(&q, Instant::now()), Found::Absent));
@@ -306,7 +325,10 @@ mod tests {
         // A second task that raced past `find` gets the first one's flight.
         let second = cache.start(q.clone(), ready(Err((DnsOutcome::Timeout, None))));
         assert!(first.await.0.is_ok());
-        assert!(second.await.0.is_ok(), "joined the first flight, not its own");
+        assert!(
+            second.await.0.is_ok(),
+            "joined the first flight, not its own"
+        );
         assert_eq!(cache.stats().asked, 1);
         assert_eq!(cache.stats().joined, 1);
     }

@@ -468,7 +468,11 @@ impl Resolver {
 
 /// Asks `owner rtype` once; the classified answer and, for a negative
 /// answer with an SOA, its negative TTL (RFC 2308 §5).
-async fn ask(inner: &TokioResolver, owner: &str, rtype: RecordType) -> (cache::Answer, Option<u32>) {
+async fn ask(
+    inner: &TokioResolver,
+    owner: &str,
+    rtype: RecordType,
+) -> (cache::Answer, Option<u32>) {
     let name = match fqdn(owner) {
         Ok(name) => name,
         Err(e) => {
@@ -664,12 +668,21 @@ mod tests {
     async fn shared_names_come_from_the_run_cache_and_failures_are_asked_again() {
         let mut z = ZoneData::new();
         z.add_a("xmpp.hosting.test", Ipv4Addr::new(127, 0, 0, 12));
-        z.add_srv("_xmpp-client._tcp.customer.test", 0, 0, 5222, "xmpp.hosting.test")
-            .unwrap();
+        z.add_srv(
+            "_xmpp-client._tcp.customer.test",
+            0,
+            0,
+            5222,
+            "xmpp.hosting.test",
+        )
+        .unwrap();
         z.servfail("broken.test");
         let (server, r) = start(z).await;
         let first = r.host("xmpp.hosting.test").await;
-        assert_eq!((first.a, first.aaaa), (DnsOutcome::Records, DnsOutcome::NoData));
+        assert_eq!(
+            (first.a, first.aaaa),
+            (DnsOutcome::Records, DnsOutcome::NoData)
+        );
         for _ in 0..2 {
             let h = r.host("broken.test").await;
             assert_eq!((h.a, h.aaaa), (DnsOutcome::ServFail, DnsOutcome::ServFail));
@@ -949,11 +962,26 @@ mod tests {
     async fn stopped_server_times_out() {
         let mut z = ZoneData::new();
         z.add_a("gone.test", Ipv4Addr::new(127, 0, 9, 1));
+        z.add_srv("_xmpp-server._tcp.gone.test", 0, 0, 5269, "gone.test")
+            .unwrap();
         let (s, r) = start(z).await;
+        let srv = |r: &Resolver| {
+            let r = r.clone();
+            async move { r.srv("gone.test", SrvService::XmppServer).await.outcome }
+        };
+        assert_eq!(srv(&r).await, DnsOutcome::Records);
         assert_eq!(r.host("gone.test").await.a, DnsOutcome::Records);
+        let addr = s.addr;
         s.shutdown().await;
-        let h = r.host("gone.test").await;
-        assert_ne!(h.a, DnsOutcome::Records);
+        // The per-domain question is never reused ...
+        assert_ne!(srv(&r).await, DnsOutcome::Records);
+        // ... and the next run starts without the last one's answers.
+        let next_run = Resolver::new(&DnsConfig {
+            server: Some(addr),
+            timeout: TEST_TIMEOUT,
+        })
+        .unwrap();
+        assert_ne!(next_run.host("gone.test").await.a, DnsOutcome::Records);
         assert!(r.check_reachable().await.is_err());
     }
 

@@ -727,11 +727,14 @@ mod change_tests {
     fn one(name: &str) -> Placed {
         let plan = AddressPlan { net: 150 };
         let profile = by_name(name).expect("profile");
-        place(plan, &[profile], crate::testnet::layout::SHARED_PER_HOST, || {
-            crate::testnet::layout::STANDARD_PORTS
-        })
-            .pop()
-            .expect("placed")
+        place(
+            plan,
+            &[profile],
+            crate::testnet::layout::SHARED_PER_HOST,
+            || crate::testnet::layout::STANDARD_PORTS,
+        )
+        .pop()
+        .expect("placed")
     }
 
     fn kinds(p: &Placed, renewed: Option<(String, String)>) -> Vec<(&'static str, &'static str)> {
