@@ -241,7 +241,7 @@ mod tests {
         );
         let cache = AnswerCache::new();
         let q = Question::new("XMPP.Hosting.example.", RecordType::A);
-        let _ = cache.start(q.clone(), ready(answer.clone()));
+        drop(cache.start(q.clone(), ready(answer.clone())));
         cache.settle(q.clone(), &answer, keep_until(&answer, None, now));
         let same = Question::new("xmpp.hosting.example", RecordType::A);
         assert!(matches!(
@@ -309,7 +309,7 @@ mod tests {
         let cache = AnswerCache::new();
         let q = Question::new("xmpp.hosting.example", RecordType::A);
         let failed: Answer = Err((DnsOutcome::ServFail, None));
-        let _ = cache.start(q.clone(), ready(failed.clone()));
+        drop(cache.start(q.clone(), ready(failed.clone())));
         assert!(matches!(cache.find(&q, Instant::now()), Found::Pending(_)));
         cache.settle(q.clone(), &failed, None);
         assert!(matches!(cache.find(&q, Instant::now()), Found::Absent));
