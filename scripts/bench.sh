@@ -179,8 +179,13 @@ fi
 DOMAINS="${DOMAINS:-10000}"
 # BIG=100000: also a passive crawl of BIG domains (the testnet is then BIG
 # domains and the DOMAINS runs take its first DOMAINS): peak RSS must stay
-# flat between the two.
+# flat between the two. The testnet's listening sockets must then fit under
+# the open-file limit (one per simulated host and port): it is started with
+# --dedicated-by-profile (domains that would get an address of their own
+# share one per profile) and, unless PER_HOST says otherwise, 64 domains
+# per shared host.
 BIG="${BIG:-}"
+[ -n "$BIG" ] && PER_HOST="${PER_HOST:-64}"
 # BASE_BIN: a baseline binary (e.g. built from an earlier commit into its
 # own target dir) crawled back-to-back with this one on the same testnet.
 BASE_BIN="${BASE_BIN:-}"
@@ -189,6 +194,7 @@ ACCEPT="${ACCEPT:-1}"
 # PER_HOST: domains per shared testnet host and SRV target name (default 8);
 # more models a few hosting providers serving many domains.
 [ -n "${PER_HOST:-}" ] && TESTNET_EXTRA="--per-host $PER_HOST"
+[ -n "$BIG" ] && TESTNET_EXTRA="${TESTNET_EXTRA:-} --dedicated-by-profile"
 NET="${NET:-23}"
 CONCURRENCY="${CONCURRENCY:-512}"
 RUN=.testnet/bench
