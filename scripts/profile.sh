@@ -6,7 +6,9 @@
 # are zeroed once it is up, so its start-up (certificate generation) is not
 # counted. Prints the split per domain (scripts/profile_split.py) and
 # writes it to docs/profile-split.txt (printed by scripts/bench.sh).
-# MODE=accept profiles the acceptance probe instead; BIN picks the binary.
+# MODE=accept profiles the acceptance probe instead; BIN picks the binary
+# (TESTNET_BIN the testnet's, by default the same); PER_HOST sets the
+# domains per shared testnet host (default 8); SAVE=0 keeps docs/ as is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -23,11 +25,12 @@ if [ -z "${BIN:-}" ]; then
   cargo build --quiet --release --features testnet --bin xmpp-survey
   BIN=target/release/xmpp-survey
 fi
+TESTNET_BIN="${TESTNET_BIN:-$BIN}"
 DNS_PORT=$(free_port)
-say "testnet ($N domains) under callgrind"
+say "testnet ($N domains, ${PER_HOST:-8} per shared host) under callgrind"
 valgrind --tool=callgrind --callgrind-out-file="$RUN/callgrind.testnet" \
-  "$BIN" testnet up --domains "$N" --seed 11 --net "$NET" --dns-port "$DNS_PORT" \
-  --manifest "$RUN/manifest.json" >"$RUN/testnet.log" 2>&1 &
+  "$TESTNET_BIN" testnet up --domains "$N" --seed 11 --net "$NET" --dns-port "$DNS_PORT" \
+  --per-host "${PER_HOST:-8}" --manifest "$RUN/manifest.json" >"$RUN/testnet.log" 2>&1 &
 TESTNET_PID=$!
 on_exit 'kill "$TESTNET_PID" 2>/dev/null; wait "$TESTNET_PID" 2>/dev/null'
 for _ in $(seq 1 1200); do
@@ -52,6 +55,7 @@ valgrind --tool=callgrind --callgrind-out-file="$RUN/callgrind.crawl" \
   --allow-private --no-limits --concurrency 32 --phase-timeout 60s --connect-timeout 30s \
   --dns-timeout 10s --max-attempts 1 >"$RUN/crawl.out" 2>"$RUN/crawl.err" || { tail -n 20 "$RUN/crawl.err" >&2; die "crawl failed"; }
 grep -m1 '^worker ' "$RUN/crawl.out"
+grep -m1 '^dns: ' "$RUN/crawl.out" || true
 callgrind_control -d "$TESTNET_PID" >/dev/null
 sleep 2
 DUMP=$(ls -t "$RUN"/callgrind.testnet* | head -1)

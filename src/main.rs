@@ -559,6 +559,12 @@ struct TestnetArgs {
     /// more models a few hosting providers serving many domains.
     #[arg(long, default_value_t = xmpp_survey::testnet::layout::SHARED_PER_HOST)]
     per_host: usize,
+    /// Domains that would get an address of their own share one per
+    /// profile (each still plays its own profile): a large testnet then
+    /// fits under the open-file limit (one listening socket per host and
+    /// port). For throughput and memory runs, not for the truth test.
+    #[arg(long)]
+    dedicated_by_profile: bool,
     /// Generation to start in (0, or 1: the profiles listed in
     /// `testnet::profile::GENERATION_1` play their successors). SIGHUP
     /// switches a running testnet to the next generation, rewrites the
@@ -867,6 +873,7 @@ async fn testnet_up(a: TestnetArgs) -> Result<()> {
         generation: a.generation,
         external: Vec::new(),
         per_host: a.per_host,
+        dedicated_by_profile: a.dedicated_by_profile,
     };
     let net = Testnet::start(cfg).await?;
     let ca_path = a.manifest.with_extension("ca.pem");

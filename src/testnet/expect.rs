@@ -731,6 +731,7 @@ mod change_tests {
             plan,
             &[profile],
             crate::testnet::layout::SHARED_PER_HOST,
+            false,
             || crate::testnet::layout::STANDARD_PORTS,
         )
         .pop()

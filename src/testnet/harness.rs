@@ -49,6 +49,7 @@ pub async fn start(
         profiles: profiles.iter().map(|s| s.to_string()).collect(),
         generation: 0,
         per_host: crate::testnet::layout::SHARED_PER_HOST,
+        dedicated_by_profile: false,
         external,
     })
     .await

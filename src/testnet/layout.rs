@@ -251,15 +251,22 @@ fn uses_hosting_name(dns: DnsShape) -> bool {
 
 /// Places domains on addresses, `per_host` domains per shared host (at
 /// least 1). `aaaa_port` gives each IPv6-only domain its ports on `::1`
-/// (bound by the caller before placement).
+/// (bound by the caller before placement). With `dedicated_by_profile`,
+/// the domains that would each get an address (or `::1` ports) of their
+/// own share one per profile: their behaviour is the profile's, so the
+/// servers serve them alike, and far fewer sockets are needed.
 pub fn place(
     plan: AddressPlan,
     profiles: &[&'static Profile],
     per_host: usize,
+    dedicated_by_profile: bool,
     mut aaaa_ports: impl FnMut() -> Ports,
 ) -> Vec<Placed> {
     let per_host = per_host.max(1);
     let mut next_host = 0usize;
+    // Profile name -> its address or `::1` ports (dedicated_by_profile).
+    let mut by_profile_ip: std::collections::HashMap<&str, IpAddr> = Default::default();
+    let mut by_profile_ports: std::collections::HashMap<&str, Ports> = Default::default();
     let mut shared_fill = per_host;
     let mut shared_host = 0usize;
     let mut out = Vec::with_capacity(profiles.len());
@@ -270,10 +277,24 @@ pub fn place(
             _ => format!("xmpp.{domain}"),
         };
         let (ip, ports, shared) = if profile.dns == DnsShape::AaaaOnly {
-            (IpAddr::V6(Ipv6Addr::LOCALHOST), aaaa_ports(), false)
+            let ports = if dedicated_by_profile {
+                *by_profile_ports
+                    .entry(profile.name)
+                    .or_insert_with(&mut aaaa_ports)
+            } else {
+                aaaa_ports()
+            };
+            (IpAddr::V6(Ipv6Addr::LOCALHOST), ports, false)
         } else if profile.dedicated() {
-            let ip = IpAddr::V4(plan.host(next_host));
-            next_host += 1;
+            let mut fresh = || {
+                next_host += 1;
+                IpAddr::V4(plan.host(next_host - 1))
+            };
+            let ip = if dedicated_by_profile {
+                *by_profile_ip.entry(profile.name).or_insert_with(fresh)
+            } else {
+                fresh()
+            };
             (ip, STANDARD_PORTS, false)
         } else {
             if shared_fill == per_host {
@@ -400,4 +421,84 @@ pub fn records(p: &Placed, plan: AddressPlan) -> (Vec<ZoneRecord>, Vec<(String, 
         }
     }
     (recs, special)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testnet::profile::by_name;
+
+    fn placed(names: &[&str], by_profile: bool) -> (Vec<Placed>, u16) {
+        let profiles: Vec<&'static Profile> =
+            names.iter().map(|n| by_name(n).expect("profile")).collect();
+        let mut next_port = 40_000u16;
+        let out = place(AddressPlan { net: 150 }, &profiles, 2, by_profile, || {
+            next_port += 2;
+            Ports {
+                c2s: next_port,
+                s2s: next_port + 1,
+                c2s_direct: 0,
+                s2s_direct: 0,
+            }
+        });
+        (out, next_port)
+    }
+
+    const MIX: [&str; 8] = [
+        "refused",
+        "srv_ok",
+        "refused",
+        "aaaa_only",
+        "slowloris",
+        "aaaa_only",
+        "srv_ok",
+        "refused",
+    ];
+
+    /// Without `dedicated_by_profile` every dedicated domain has an
+    /// address (or ports) of its own; with it, one per profile, while
+    /// shared domains are placed exactly as before.
+    #[test]
+    fn dedicated_domains_share_one_address_per_profile_only_when_asked() {
+        let (own, own_ports) = placed(&MIX, false);
+        let (grouped, grouped_ports) = placed(&MIX, true);
+        let ip = |v: &[Placed], i: usize| v[i].ip;
+        // Own addresses: the three `refused` domains differ.
+        assert_ne!(ip(&own, 0), ip(&own, 2));
+        assert_ne!(ip(&own, 2), ip(&own, 7));
+        assert_ne!(own[3].ports, own[5].ports);
+        assert_eq!(
+            own_ports, 40_004,
+            "one pair of ::1 ports per IPv6-only domain"
+        );
+        // By profile: one address per profile, different across profiles.
+        assert_eq!(ip(&grouped, 0), ip(&grouped, 2));
+        assert_eq!(ip(&grouped, 0), ip(&grouped, 7));
+        assert_ne!(ip(&grouped, 0), ip(&grouped, 4));
+        assert_eq!(grouped[3].ports, grouped[5].ports);
+        assert_eq!(
+            grouped_ports, 40_002,
+            "one pair of ::1 ports for the profile"
+        );
+        // Neither is marked shared (the servers treat them as dedicated),
+        // and the shared domains keep sharing their host.
+        assert!(
+            grouped
+                .iter()
+                .filter(|p| !p.profile.dedicated())
+                .all(|p| p.shared)
+        );
+        assert!(
+            grouped
+                .iter()
+                .filter(|p| p.profile.dedicated())
+                .all(|p| !p.shared)
+        );
+        assert_eq!(ip(&grouped, 1), ip(&grouped, 6));
+        // Every domain keeps its own name and profile.
+        for (a, b) in own.iter().zip(&grouped) {
+            assert_eq!(a.domain, b.domain);
+            assert_eq!(a.profile.name, b.profile.name);
+        }
+    }
 }

@@ -29,7 +29,7 @@ use crate::testnet::profile::{DnsShape, PROFILES, Profile, Tcp};
 use crate::testnet::server::{Listener, Shared};
 use crate::xmpp::Service;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
@@ -63,6 +63,14 @@ pub struct TestnetConfig {
     /// figure; more shows what sharing saves, as on the real network where
     /// thousands of domains use a few providers).
     pub per_host: usize,
+    /// Domains that would get an address of their own (their behaviour
+    /// starts before the stream header, or they are IPv6-only) share one
+    /// address, or one pair of `::1` ports, per profile instead. Off for
+    /// the truth tests; on for testnets larger than the open-file limit
+    /// allows (one listening socket per host and port): a 100,000-domain
+    /// testnet then needs a few thousand sockets instead of ~30,000.
+    /// Every domain still plays its own profile; only addresses change.
+    pub dedicated_by_profile: bool,
 }
 
 /// A domain in the test zone served by a real server.
@@ -217,29 +225,35 @@ impl Testnet {
         // IPv6-only domains live on ::1, each on ports of its own.
         let mut v6: Vec<(std::net::TcpListener, std::net::TcpListener)> = Vec::new();
         let mut bind_err = None;
-        let placed = layout::place(plan, &profiles, cfg.per_host, || {
-            let pair = (|| {
-                let a = std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0))?;
-                let b = std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0))?;
-                Ok::<_, std::io::Error>((a, b))
-            })();
-            match pair {
-                Ok((a, b)) => {
-                    let ports = Ports {
-                        c2s: a.local_addr().map(|x| x.port()).unwrap_or(0),
-                        s2s: b.local_addr().map(|x| x.port()).unwrap_or(0),
-                        c2s_direct: 0,
-                        s2s_direct: 0,
-                    };
-                    v6.push((a, b));
-                    ports
+        let placed = layout::place(
+            plan,
+            &profiles,
+            cfg.per_host,
+            cfg.dedicated_by_profile,
+            || {
+                let pair = (|| {
+                    let a = std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0))?;
+                    let b = std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0))?;
+                    Ok::<_, std::io::Error>((a, b))
+                })();
+                match pair {
+                    Ok((a, b)) => {
+                        let ports = Ports {
+                            c2s: a.local_addr().map(|x| x.port()).unwrap_or(0),
+                            s2s: b.local_addr().map(|x| x.port()).unwrap_or(0),
+                            c2s_direct: 0,
+                            s2s_direct: 0,
+                        };
+                        v6.push((a, b));
+                        ports
+                    }
+                    Err(e) => {
+                        bind_err = Some(e);
+                        layout::STANDARD_PORTS
+                    }
                 }
-                Err(e) => {
-                    bind_err = Some(e);
-                    layout::STANDARD_PORTS
-                }
-            }
-        });
+            },
+        );
         if let Some(e) = bind_err {
             return Err(
                 std::io::Error::new(e.kind(), format!("cannot listen on [::1]: {e}")).into(),
@@ -363,11 +377,23 @@ impl Testnet {
                 );
             }
         }
-        let v6_domains = placed
+        // IPv6-only domains: one pair of listeners per pair of ports (a
+        // domain's own, or its profile's with `dedicated_by_profile`), in
+        // the order the pairs were bound.
+        let mut v6_tenants: Vec<Vec<Arc<Placed>>> = Vec::new();
+        let mut v6_group: HashMap<u16, usize> = HashMap::new();
+        for p in placed
             .iter()
-            .filter(|p| p.profile.dns == DnsShape::AaaaOnly);
-        for (p, (a, b)) in v6_domains.zip(v6) {
-            let tenants = Arc::new(vec![p.clone()]);
+            .filter(|p| p.profile.dns == DnsShape::AaaaOnly)
+        {
+            let k = *v6_group.entry(p.ports.c2s).or_insert_with(|| {
+                v6_tenants.push(Vec::new());
+                v6_tenants.len() - 1
+            });
+            v6_tenants[k].push(p.clone());
+        }
+        for (tenants, (a, b)) in v6_tenants.into_iter().zip(v6) {
+            let tenants = Arc::new(tenants);
             for (service, l) in [(Service::C2s, a), (Service::S2s, b)] {
                 l.set_nonblocking(true)?;
                 let sock = tokio::net::TcpListener::from_std(l)?;

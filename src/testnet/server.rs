@@ -288,9 +288,9 @@ fn shape_of(p: &Placed, service: Service) -> Option<StreamShape> {
 
 /// Serves one connection; errors just end it (the probe records what it saw).
 async fn serve(sh: &Shared, mut tcp: TcpStream, what: &Listener) {
-    // A dedicated address knows its domain before the client speaks.
-    let dedicated =
-        (what.tenants.len() == 1 && !what.tenants[0].shared).then(|| what.tenants[0].clone());
+    // A dedicated address knows its profile before the client speaks (one
+    // domain, or several of one profile: `TestnetConfig::dedicated_by_profile`).
+    let dedicated = (!what.tenants[0].shared).then(|| what.tenants[0].clone());
     if let Some(p) = &dedicated {
         let Some(shape) = shape_of(p, what.service) else {
             return;

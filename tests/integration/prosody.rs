@@ -341,6 +341,7 @@ async fn prosody_federates_in_the_testnet() {
         profiles: vec!["srv_ok".to_string()],
         generation: 0,
         per_host: xmpp_survey::testnet::layout::SHARED_PER_HOST,
+        dedicated_by_profile: false,
         external: vec![External {
             domain: DOMAIN.to_string(),
             ip: prosody_ip(NET),
@@ -570,6 +571,7 @@ async fn prosody_with_debian_stock_config_accepts_server_only() {
         profiles: vec!["srv_ok".to_string()],
         generation: 0,
         per_host: xmpp_survey::testnet::layout::SHARED_PER_HOST,
+        dedicated_by_profile: false,
         external: vec![External {
             domain: DOMAIN.to_string(),
             ip,
