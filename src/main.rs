@@ -574,6 +574,13 @@ struct TestnetArgs {
     generation: u32,
 }
 
+/// mimalloc instead of glibc malloc: the crawl allocates and frees many
+/// small buffers per connection on every runtime thread; glibc's per-thread
+/// arenas cost ~10 % of the crawler's instructions and let the peak RSS
+/// grow with the length of a crawl (docs/benchmarks.md, issue 13 step 7).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
