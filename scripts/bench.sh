@@ -221,8 +221,10 @@ head -n "$DOMAINS" "$RUN/manifest.domains.txt" >"$RUN/domains.small.txt"
 # Warm-up: the testnet's servers make each domain's key and certificate on
 # the first connection to it and keep them, so whichever crawl came first
 # paid for them (a bias of ~1/3 of the testnet's CPU towards the second
-# binary, seen on 2026-12-01). One untimed passive crawl of the measured
-# list first; the ceiling and every timed run then meet warm servers.
+# binary, seen on 2026-12-01). One untimed crawl of the measured list
+# first (with the acceptance probe when the acceptance runs follow, so
+# that what the servers make for those is warm too); the ceiling and every
+# timed run then meet warm servers.
 WARM_UP="${WARM_UP:-1}"
 
 # run_one NAME BIN LIST MODE: one crawl into a fresh database; appends
@@ -287,7 +289,8 @@ run_one() {
 }
 
 if [ "$WARM_UP" = 1 ]; then
-  WRITE=0 run_one warm-up "$BIN" "$RUN/domains.small.txt" passive
+  warm_mode=passive; [ "$ACCEPT" = 1 ] && warm_mode=accept
+  WRITE=0 run_one warm-up "$BIN" "$RUN/domains.small.txt" "$warm_mode"
   sed -i '/^warm-up /d' "$RUN/figures" "$RUN/cpu"
 fi
 say "baseline: raw rustls handshakes against the same testnet (10 s)"
