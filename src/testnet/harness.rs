@@ -40,8 +40,7 @@ pub async fn start(
     profiles: &[&str],
     external: Vec<External>,
 ) -> Testnet {
-    crate::install_crypto_provider();
-    Testnet::start(TestnetConfig {
+    start_config(TestnetConfig {
         domains,
         seed,
         net,
@@ -53,7 +52,13 @@ pub async fn start(
         external,
     })
     .await
-    .expect("testnet starts")
+}
+
+/// Starts a testnet from a whole configuration (e.g. with
+/// [`TestnetConfig::dedicated_by_profile`]).
+pub async fn start_config(cfg: TestnetConfig) -> Testnet {
+    crate::install_crypto_provider();
+    Testnet::start(cfg).await.expect("testnet starts")
 }
 
 /// A testnet of `profiles` on 127.`net`.0.0/16 (one domain each).

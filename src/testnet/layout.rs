@@ -264,9 +264,8 @@ pub fn place(
 ) -> Vec<Placed> {
     let per_host = per_host.max(1);
     let mut next_host = 0usize;
-    // Profile name -> its address or `::1` ports (dedicated_by_profile).
-    let mut by_profile_ip: std::collections::HashMap<&str, IpAddr> = Default::default();
-    let mut by_profile_ports: std::collections::HashMap<&str, Ports> = Default::default();
+    // Profile name -> its address and ports (dedicated_by_profile).
+    let mut by_profile: std::collections::HashMap<&str, (IpAddr, Ports)> = Default::default();
     let mut shared_fill = per_host;
     let mut shared_host = 0usize;
     let mut out = Vec::with_capacity(profiles.len());
@@ -276,26 +275,23 @@ pub fn place(
             DnsShape::NoSrv => domain.clone(),
             _ => format!("xmpp.{domain}"),
         };
-        let (ip, ports, shared) = if profile.dns == DnsShape::AaaaOnly {
-            let ports = if dedicated_by_profile {
-                *by_profile_ports
-                    .entry(profile.name)
-                    .or_insert_with(&mut aaaa_ports)
+        let (ip, ports, shared) = if profile.dedicated() {
+            // An address (IPv6-only: ports on ::1) of its own, or its
+            // profile's.
+            let mut own = || {
+                if profile.dns == DnsShape::AaaaOnly {
+                    (IpAddr::V6(Ipv6Addr::LOCALHOST), aaaa_ports())
+                } else {
+                    next_host += 1;
+                    (IpAddr::V4(plan.host(next_host - 1)), STANDARD_PORTS)
+                }
+            };
+            let (ip, ports) = if dedicated_by_profile {
+                *by_profile.entry(profile.name).or_insert_with(own)
             } else {
-                aaaa_ports()
+                own()
             };
-            (IpAddr::V6(Ipv6Addr::LOCALHOST), ports, false)
-        } else if profile.dedicated() {
-            let mut fresh = || {
-                next_host += 1;
-                IpAddr::V4(plan.host(next_host - 1))
-            };
-            let ip = if dedicated_by_profile {
-                *by_profile_ip.entry(profile.name).or_insert_with(fresh)
-            } else {
-                fresh()
-            };
-            (ip, STANDARD_PORTS, false)
+            (ip, ports, false)
         } else {
             if shared_fill == per_host {
                 shared_host = next_host;
@@ -480,20 +476,9 @@ mod tests {
             grouped_ports, 40_002,
             "one pair of ::1 ports for the profile"
         );
-        // Neither is marked shared (the servers treat them as dedicated),
-        // and the shared domains keep sharing their host.
-        assert!(
-            grouped
-                .iter()
-                .filter(|p| !p.profile.dedicated())
-                .all(|p| p.shared)
-        );
-        assert!(
-            grouped
-                .iter()
-                .filter(|p| p.profile.dedicated())
-                .all(|p| !p.shared)
-        );
+        // Grouped domains are not marked shared (the servers treat them as
+        // dedicated), and the shared domains keep sharing their host.
+        assert!(grouped.iter().all(|p| p.shared != p.profile.dedicated()));
         assert_eq!(ip(&grouped, 1), ip(&grouped, 6));
         // Every domain keeps its own name and profile.
         for (a, b) in own.iter().zip(&grouped) {
