@@ -19,6 +19,8 @@ MODE="${MODE:-passive}"
 RUN=.testnet/profile
 rm -rf "$RUN" && mkdir -p "$RUN"
 ensure_apt valgrind postgresql-client
+# Building the binary here needs a C compiler (aws-lc, mimalloc).
+[ -n "${BIN:-}" ] || { ensure_rust; ensure_apt gcc pkg-config ca-certificates; }
 raise_nofile
 ensure_database
 if [ -z "${BIN:-}" ]; then
