@@ -14,22 +14,23 @@
 //! newline, carriage return and tab escaped with a backslash.
 
 use serde::Serialize;
-use serde_json::value::RawValue;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use serde::ser::Impossible;
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 
 /// Why a batch could not be encoded. Our row types always serialise to
-/// JSON objects with plain keys; these errors name the table and the
-/// column if one ever does not.
+/// structs or maps of columns; these errors name the table and the column
+/// if one ever does not.
 #[derive(Debug, thiserror::Error)]
 pub enum CopyEncodeError {
-    /// A row did not serialise to a JSON object of columns.
-    #[error("a row for {table} is not a JSON object of columns")]
+    /// A row did not serialise to a struct or map of columns.
+    #[error("a row for {table} is not a struct or map of columns")]
     NotAnObject {
         /// The table.
         table: &'static str,
-        /// What serde_json reported.
+        /// What the row serialised to instead.
         #[source]
-        source: serde_json::Error,
+        source: RowShapeError,
     },
     /// An array column held something other than strings.
     #[error("column {table}.{column} is an array column but holds {value}")]
@@ -41,6 +42,18 @@ pub enum CopyEncodeError {
         /// The JSON value (truncated).
         value: String,
     },
+}
+
+/// What a row or a column value serialised to where the encoder could not
+/// take it (serde's error type of the encoder's serialisers).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct RowShapeError(String);
+
+impl serde::ser::Error for RowShapeError {
+    fn custom<T: std::fmt::Display>(msg: T) -> Self {
+        Self(msg.to_string())
+    }
 }
 
 /// One staged batch: the column list for `COPY table (columns)` and the
@@ -70,95 +83,507 @@ impl CopyBatch {
 /// `crawl_id` and its `domain_id`, then its serialised fields. A column
 /// missing from some rows (a field skipped when empty) is `\N` there.
 /// `array_columns` are the table's PostgreSQL array columns (`TEXT[]`): a
-/// JSON array there becomes an array literal; everywhere else objects and
-/// arrays are JSON text (the JSONB columns).
+/// sequence there becomes an array literal; everywhere else objects and
+/// sequences are JSON text (the JSONB columns).
+///
+/// Each field is written straight from serde into COPY text (a serde
+/// `Serializer` for rows and one for column values); only JSONB columns go
+/// through serde_json, written through the escaper. The first version
+/// serialised every row to JSON and parsed it back into a map of raw
+/// values, which scanned each report's JSON twice more (issue 13 step 10).
 pub fn encode<'r, T: Serialize + 'r>(
     table: &'static str,
     array_columns: &HashSet<String>,
     crawl_id: i64,
     rows: impl IntoIterator<Item = (i64, &'r T)>,
 ) -> Result<CopyBatch, CopyEncodeError> {
-    let texts: Vec<(i64, String)> = rows
-        .into_iter()
-        .map(|(id, row)| {
-            serde_json::to_string(row)
-                .map(|t| (id, t))
-                .map_err(|source| CopyEncodeError::NotAnObject { table, source })
-        })
-        .collect::<Result<_, _>>()?;
-    let mut fields: Vec<(i64, BTreeMap<&str, &RawValue>)> = Vec::with_capacity(texts.len());
-    for (id, text) in &texts {
-        let map: BTreeMap<&str, &RawValue> = serde_json::from_str(text)
-            .map_err(|source| CopyEncodeError::NotAnObject { table, source })?;
-        fields.push((*id, map));
-    }
-    let own: BTreeSet<&str> = fields
-        .iter()
-        .flat_map(|(_, m)| m.keys().copied())
-        .filter(|k| *k != "crawl_id" && *k != "domain_id")
-        .collect();
-    let mut out = CopyBatch {
-        columns: ["crawl_id", "domain_id"]
-            .into_iter()
-            .chain(own.iter().copied())
-            .map(String::from)
-            .collect(),
-        data: Vec::with_capacity(texts.iter().map(|(_, t)| t.len() + 32).sum()),
-        rows: fields.len(),
+    let mut staged = Staged {
+        table,
+        array_columns,
+        names: Vec::new(),
+        index: HashMap::new(),
+        values: Vec::new(),
+        fields: Vec::new(),
+        rows: Vec::new(),
+        pending_key: None,
+        failure: None,
     };
-    let crawl = crawl_id.to_string();
-    for (id, map) in &fields {
-        out.data.extend_from_slice(crawl.as_bytes());
-        out.data.push(b'\t');
-        out.data.extend_from_slice(id.to_string().as_bytes());
-        for column in &own {
-            out.data.push(b'\t');
-            match map.get(column) {
-                None => out.data.extend_from_slice(b"\\N"),
-                Some(v) => value(
-                    &mut out.data,
-                    table,
-                    column,
-                    v.get(),
-                    array_columns.contains(*column),
-                )?,
-            }
+    for (id, row) in rows {
+        let first = staged.fields.len();
+        if let Err(source) = row.serialize(RowSerializer(&mut staged)) {
+            return Err(staged
+                .failure
+                .take()
+                .unwrap_or(CopyEncodeError::NotAnObject { table, source }));
         }
-        out.data.push(b'\n');
+        staged.rows.push((id, first..staged.fields.len()));
     }
-    Ok(out)
+    Ok(staged.finish(crawl_id))
 }
 
-/// One column value from its JSON text.
-fn value(
-    out: &mut Vec<u8>,
+/// A batch's column values as they are serialised: every value already in
+/// COPY text in one buffer, each row a run of (column, value range).
+struct Staged<'a> {
     table: &'static str,
-    column: &str,
-    json: &str,
-    array: bool,
-) -> Result<(), CopyEncodeError> {
-    match json.as_bytes().first() {
-        None => out.extend_from_slice(b"\\N"),
-        Some(b'n') => out.extend_from_slice(b"\\N"),
-        Some(b't') if json == "true" => out.push(b't'),
-        Some(b'f') if json == "false" => out.push(b'f'),
-        Some(b'"') => match serde_json::from_str::<String>(json) {
-            Ok(s) => escape(out, &s),
-            Err(_) => escape(out, json),
-        },
-        Some(b'[') if array => {
-            let items: Vec<Option<String>> =
-                serde_json::from_str(json).map_err(|_| CopyEncodeError::NotATextArray {
-                    table,
-                    column: column.to_string(),
-                    value: json.chars().take(80).collect(),
-                })?;
-            escape(out, &array_literal(&items));
+    array_columns: &'a HashSet<String>,
+    /// Column names in order of first appearance.
+    names: Vec<String>,
+    index: HashMap<String, usize>,
+    values: Vec<u8>,
+    /// (column index, range in `values`) of every field of every row.
+    fields: Vec<(usize, Range<usize>)>,
+    /// Each row's domain id and its range in `fields`.
+    rows: Vec<(i64, Range<usize>)>,
+    /// A map row's key, between `serialize_key` and `serialize_value`.
+    pending_key: Option<String>,
+    /// An encoding error that is not about the row's shape.
+    failure: Option<CopyEncodeError>,
+}
+
+impl Staged<'_> {
+    /// Encodes one field of the current row; `crawl_id` and `domain_id`
+    /// fields are the encoder's own and skipped.
+    fn field<V: Serialize + ?Sized>(&mut self, name: &str, value: &V) -> Result<(), RowShapeError> {
+        if name == "crawl_id" || name == "domain_id" {
+            return Ok(());
         }
-        // Numbers as they are; objects and arrays as JSON text (JSONB).
-        Some(_) => escape(out, json),
+        let column = match self.index.get(name) {
+            Some(&i) => i,
+            None => {
+                self.names.push(name.to_string());
+                self.index.insert(name.to_string(), self.names.len() - 1);
+                self.names.len() - 1
+            }
+        };
+        let start = self.values.len();
+        if let Err(e) = self.value(name, value) {
+            self.failure = Some(e);
+            return Err(RowShapeError(format!("column {name}")));
+        }
+        self.fields.push((column, start..self.values.len()));
+        Ok(())
     }
-    Ok(())
+
+    /// One column value: a scalar as text, a sequence in an array column
+    /// as an array literal, anything else as JSON text.
+    fn value<V: Serialize + ?Sized>(
+        &mut self,
+        name: &str,
+        value: &V,
+    ) -> Result<(), CopyEncodeError> {
+        let start = self.values.len();
+        if value.serialize(ScalarSerializer(&mut self.values)).is_ok() {
+            return Ok(());
+        }
+        self.values.truncate(start);
+        if self.array_columns.contains(name) {
+            let not_text = |json: &str| CopyEncodeError::NotATextArray {
+                table: self.table,
+                column: name.to_string(),
+                value: json.chars().take(80).collect(),
+            };
+            let json = serde_json::to_string(value).map_err(|_| not_text(""))?;
+            let items: Vec<Option<String>> =
+                serde_json::from_str(&json).map_err(|_| not_text(&json))?;
+            escape(&mut self.values, &array_literal(&items));
+            return Ok(());
+        }
+        serde_json::to_writer(Escaping(&mut self.values), value).map_err(|e| {
+            CopyEncodeError::NotAnObject {
+                table: self.table,
+                source: RowShapeError(format!("column {name}: {e}")),
+            }
+        })
+    }
+
+    /// The COPY text: columns in name order after the two ids.
+    fn finish(self, crawl_id: i64) -> CopyBatch {
+        let mut order: Vec<usize> = (0..self.names.len()).collect();
+        order.sort_by(|a, b| self.names[*a].cmp(&self.names[*b]));
+        let mut out = CopyBatch {
+            columns: ["crawl_id", "domain_id"]
+                .into_iter()
+                .map(String::from)
+                .chain(order.iter().map(|i| self.names[*i].clone()))
+                .collect(),
+            data: Vec::with_capacity(self.values.len() + self.rows.len() * (24 + 3 * order.len())),
+            rows: self.rows.len(),
+        };
+        let crawl = crawl_id.to_string();
+        let mut slots: Vec<Option<Range<usize>>> = vec![None; self.names.len()];
+        for (id, fields) in &self.rows {
+            slots.iter_mut().for_each(|s| *s = None);
+            for (column, range) in &self.fields[fields.clone()] {
+                slots[*column] = Some(range.clone());
+            }
+            out.data.extend_from_slice(crawl.as_bytes());
+            out.data.push(b'\t');
+            out.data.extend_from_slice(id.to_string().as_bytes());
+            for column in &order {
+                out.data.push(b'\t');
+                match &slots[*column] {
+                    Some(r) => out.data.extend_from_slice(&self.values[r.clone()]),
+                    None => out.data.extend_from_slice(b"\\N"),
+                }
+            }
+            out.data.push(b'\n');
+        }
+        out
+    }
+}
+
+/// COPY-escapes everything written through it (for JSON text).
+struct Escaping<'a>(&'a mut Vec<u8>);
+
+impl std::io::Write for Escaping<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        escape_bytes(self.0, buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The row serialiser: a struct's fields or a map's entries are the row's
+/// columns (serde's `flatten` turns a struct into a map).
+struct RowSerializer<'s, 'a>(&'s mut Staged<'a>);
+
+fn not_a_row<T>(what: &str) -> Result<T, RowShapeError> {
+    Err(RowShapeError(format!("a row serialised to {what}")))
+}
+
+impl<'s, 'a> serde::Serializer for RowSerializer<'s, 'a> {
+    type Ok = ();
+    type Error = RowShapeError;
+    type SerializeSeq = Impossible<(), RowShapeError>;
+    type SerializeTuple = Impossible<(), RowShapeError>;
+    type SerializeTupleStruct = Impossible<(), RowShapeError>;
+    type SerializeTupleVariant = Impossible<(), RowShapeError>;
+    type SerializeMap = Self;
+    type SerializeStruct = Self;
+    type SerializeStructVariant = Impossible<(), RowShapeError>;
+
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self, RowShapeError> {
+        Ok(self)
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Self, RowShapeError> {
+        Ok(self)
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<(), RowShapeError> {
+        value.serialize(self)
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), RowShapeError> {
+        value.serialize(self)
+    }
+    fn serialize_bool(self, _: bool) -> Result<(), RowShapeError> {
+        not_a_row("a boolean")
+    }
+    fn serialize_i8(self, _: i8) -> Result<(), RowShapeError> {
+        not_a_row("a number")
+    }
+    fn serialize_i16(self, _: i16) -> Result<(), RowShapeError> {
+        not_a_row("a number")
+    }
+    fn serialize_i32(self, _: i32) -> Result<(), RowShapeError> {
+        not_a_row("a number")
+    }
+    fn serialize_i64(self, _: i64) -> Result<(), RowShapeError> {
+        not_a_row("a number")
+    }
+    fn serialize_u8(self, _: u8) -> Result<(), RowShapeError> {
+        not_a_row("a number")
+    }
+    fn serialize_u16(self, _: u16) -> Result<(), RowShapeError> {
+        not_a_row("a number")
+    }
+    fn serialize_u32(self, _: u32) -> Result<(), RowShapeError> {
+        not_a_row("a number")
+    }
+    fn serialize_u64(self, _: u64) -> Result<(), RowShapeError> {
+        not_a_row("a number")
+    }
+    fn serialize_f32(self, _: f32) -> Result<(), RowShapeError> {
+        not_a_row("a number")
+    }
+    fn serialize_f64(self, _: f64) -> Result<(), RowShapeError> {
+        not_a_row("a number")
+    }
+    fn serialize_char(self, _: char) -> Result<(), RowShapeError> {
+        not_a_row("a string")
+    }
+    fn serialize_str(self, _: &str) -> Result<(), RowShapeError> {
+        not_a_row("a string")
+    }
+    fn serialize_bytes(self, _: &[u8]) -> Result<(), RowShapeError> {
+        not_a_row("bytes")
+    }
+    fn serialize_none(self) -> Result<(), RowShapeError> {
+        not_a_row("null")
+    }
+    fn serialize_unit(self) -> Result<(), RowShapeError> {
+        not_a_row("null")
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), RowShapeError> {
+        not_a_row("null")
+    }
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+    ) -> Result<(), RowShapeError> {
+        not_a_row("a string")
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<(), RowShapeError> {
+        not_a_row("an enum variant")
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, RowShapeError> {
+        not_a_row("an array")
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, RowShapeError> {
+        not_a_row("an array")
+    }
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct, RowShapeError> {
+        not_a_row("an array")
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, RowShapeError> {
+        not_a_row("an enum variant")
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, RowShapeError> {
+        not_a_row("an enum variant")
+    }
+}
+
+impl serde::ser::SerializeStruct for RowSerializer<'_, '_> {
+    type Ok = ();
+    type Error = RowShapeError;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), RowShapeError> {
+        self.0.field(key, value)
+    }
+    fn end(self) -> Result<(), RowShapeError> {
+        Ok(())
+    }
+}
+
+impl serde::ser::SerializeMap for RowSerializer<'_, '_> {
+    type Ok = ();
+    type Error = RowShapeError;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), RowShapeError> {
+        let mut name = Vec::new();
+        key.serialize(ScalarSerializer(&mut name))
+            .map_err(|_| RowShapeError("a row's column name is not a string".into()))?;
+        // Column names are ours (serde field names), plain text: the
+        // scalar serialiser's escaping leaves them unchanged.
+        self.0.pending_key = Some(String::from_utf8_lossy(&name).into_owned());
+        Ok(())
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), RowShapeError> {
+        let key = self
+            .0
+            .pending_key
+            .take()
+            .ok_or_else(|| RowShapeError("a map value without a key".into()))?;
+        self.0.field(&key, value)
+    }
+    fn end(self) -> Result<(), RowShapeError> {
+        Ok(())
+    }
+}
+
+/// A column value that is a scalar, written as COPY text: strings escaped,
+/// `t`/`f`, numbers as JSON writes them, `\N` for none. Fails on anything
+/// compound, which the caller then writes as JSON text or an array literal.
+struct ScalarSerializer<'a>(&'a mut Vec<u8>);
+
+fn compound<T>() -> Result<T, RowShapeError> {
+    Err(RowShapeError("not a scalar".into()))
+}
+
+impl ScalarSerializer<'_> {
+    fn number(self, n: impl Serialize) -> Result<(), RowShapeError> {
+        serde_json::to_writer(&mut *self.0, &n).map_err(|e| RowShapeError(e.to_string()))
+    }
+}
+
+impl serde::Serializer for ScalarSerializer<'_> {
+    type Ok = ();
+    type Error = RowShapeError;
+    type SerializeSeq = Impossible<(), RowShapeError>;
+    type SerializeTuple = Impossible<(), RowShapeError>;
+    type SerializeTupleStruct = Impossible<(), RowShapeError>;
+    type SerializeTupleVariant = Impossible<(), RowShapeError>;
+    type SerializeMap = Impossible<(), RowShapeError>;
+    type SerializeStruct = Impossible<(), RowShapeError>;
+    type SerializeStructVariant = Impossible<(), RowShapeError>;
+
+    fn serialize_bool(self, v: bool) -> Result<(), RowShapeError> {
+        self.0.push(if v { b't' } else { b'f' });
+        Ok(())
+    }
+    fn serialize_i8(self, v: i8) -> Result<(), RowShapeError> {
+        self.number(v)
+    }
+    fn serialize_i16(self, v: i16) -> Result<(), RowShapeError> {
+        self.number(v)
+    }
+    fn serialize_i32(self, v: i32) -> Result<(), RowShapeError> {
+        self.number(v)
+    }
+    fn serialize_i64(self, v: i64) -> Result<(), RowShapeError> {
+        self.number(v)
+    }
+    fn serialize_i128(self, v: i128) -> Result<(), RowShapeError> {
+        self.number(v)
+    }
+    fn serialize_u8(self, v: u8) -> Result<(), RowShapeError> {
+        self.number(v)
+    }
+    fn serialize_u16(self, v: u16) -> Result<(), RowShapeError> {
+        self.number(v)
+    }
+    fn serialize_u32(self, v: u32) -> Result<(), RowShapeError> {
+        self.number(v)
+    }
+    fn serialize_u64(self, v: u64) -> Result<(), RowShapeError> {
+        self.number(v)
+    }
+    fn serialize_u128(self, v: u128) -> Result<(), RowShapeError> {
+        self.number(v)
+    }
+    /// A float as JSON writes it; JSON has no NaN or infinity (null).
+    fn serialize_f32(self, v: f32) -> Result<(), RowShapeError> {
+        if !v.is_finite() {
+            return self.serialize_none();
+        }
+        self.number(v)
+    }
+    fn serialize_f64(self, v: f64) -> Result<(), RowShapeError> {
+        if !v.is_finite() {
+            return self.serialize_none();
+        }
+        self.number(v)
+    }
+    fn serialize_char(self, v: char) -> Result<(), RowShapeError> {
+        escape(self.0, v.encode_utf8(&mut [0; 4]));
+        Ok(())
+    }
+    fn serialize_str(self, v: &str) -> Result<(), RowShapeError> {
+        escape(self.0, v);
+        Ok(())
+    }
+    fn serialize_bytes(self, _: &[u8]) -> Result<(), RowShapeError> {
+        compound()
+    }
+    fn serialize_none(self) -> Result<(), RowShapeError> {
+        self.0.extend_from_slice(b"\\N");
+        Ok(())
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), RowShapeError> {
+        value.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<(), RowShapeError> {
+        self.serialize_none()
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), RowShapeError> {
+        self.serialize_none()
+    }
+    /// A unit enum variant is its (renamed) name, as in JSON.
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+    ) -> Result<(), RowShapeError> {
+        self.serialize_str(variant)
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<(), RowShapeError> {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<(), RowShapeError> {
+        compound()
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, RowShapeError> {
+        compound()
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, RowShapeError> {
+        compound()
+    }
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct, RowShapeError> {
+        compound()
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, RowShapeError> {
+        compound()
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, RowShapeError> {
+        compound()
+    }
+    fn serialize_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStruct, RowShapeError> {
+        compound()
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, RowShapeError> {
+        compound()
+    }
 }
 
 /// A PostgreSQL array literal (manual, "Arrays, Array Value Input"): every
@@ -191,7 +616,12 @@ fn array_literal(items: &[Option<String>]) -> String {
 /// PostgreSQL text value at all; the XML reader never lets one through,
 /// and should one come, it becomes U+FFFD rather than failing the batch.
 fn escape(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
+    escape_bytes(out, s.as_bytes());
+}
+
+/// [`escape`] on bytes of UTF-8 text, in any pieces: the special bytes are
+/// single ASCII bytes, never part of a longer character.
+fn escape_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     let special = |b: &u8| matches!(b, b'\\' | b'\n' | b'\r' | b'\t' | 0);
     // Runs without a special byte (nearly all of a report's JSON) are
     // copied whole: escaping byte by byte was the write path's top cost.
