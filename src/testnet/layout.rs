@@ -196,11 +196,16 @@ impl AddressPlan {
     pub fn dead(self) -> Ipv4Addr {
         Ipv4Addr::new(127, self.net, 0, 3)
     }
-    /// The k-th host address, from 127.B.1.1 (250 hosts per /24).
+    /// The k-th host address: hosts go round the /24s 127.B.1.0 to
+    /// 127.B.250.0 (host 0 is 127.B.1.1, host 1 127.B.2.1, host 250
+    /// 127.B.1.2), as hosting providers' servers sit in many networks. Filled
+    /// /24 by /24, a 100,000-domain testnet put 16,000 domains behind each
+    /// /24, and an unthrottled crawl's dialback callbacks from one /24 met
+    /// the listener's per-/24 cap (issue 13 step 10).
     pub fn host(self, k: usize) -> Ipv4Addr {
-        let third = 1 + (k / 250) as u32;
-        let fourth = 1 + (k % 250) as u32;
-        Ipv4Addr::new(127, self.net, third.min(255) as u8, fourth as u8)
+        let third = 1 + (k % 250) as u32;
+        let fourth = 1 + (k / 250) as u32;
+        Ipv4Addr::new(127, self.net, third as u8, fourth.min(254) as u8)
     }
 }
 
@@ -485,5 +490,17 @@ mod tests {
             assert_eq!(a.domain, b.domain);
             assert_eq!(a.profile.name, b.profile.name);
         }
+    }
+
+    #[test]
+    fn hosts_go_round_the_24s() {
+        let plan = AddressPlan { net: 150 };
+        assert_eq!(plan.host(0), Ipv4Addr::new(127, 150, 1, 1));
+        assert_eq!(plan.host(1), Ipv4Addr::new(127, 150, 2, 1));
+        assert_eq!(plan.host(249), Ipv4Addr::new(127, 150, 250, 1));
+        assert_eq!(plan.host(250), Ipv4Addr::new(127, 150, 1, 2));
+        let distinct: std::collections::HashSet<Ipv4Addr> =
+            (0..62_500).map(|k| plan.host(k)).collect();
+        assert_eq!(distinct.len(), 62_500);
     }
 }
