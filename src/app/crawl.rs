@@ -147,14 +147,17 @@ pub async fn run_crawl(
         config: config.to_json(),
     };
     let crawl = store.create_or_resume_crawl(&meta).await?;
+    let domains = loaded.domains.len();
     let run = async {
         let added = store.enqueue(crawl.id, &loaded.domains).await?;
         eprintln!(
-            "crawl {} {}: {} domain(s) from the sources, {added} newly queued",
+            "crawl {} {}: {domains} domain(s) from the sources, {added} newly queued",
             crawl.label,
             if crawl.resumed { "resumed" } else { "created" },
-            loaded.domains.len()
         );
+        // The names are in the queue now: a crawl of a million domains
+        // must not hold them all while it probes (issue 13 step 10).
+        drop(loaded);
         work(store, &crawl, &a.work, setup).await
     };
     let result = run.await;
@@ -164,7 +167,7 @@ pub async fn run_crawl(
     Ok(CrawlOutcome {
         crawl,
         status: result?,
-        domains: loaded.domains.len(),
+        domains,
     })
 }
 
