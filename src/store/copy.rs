@@ -619,14 +619,34 @@ fn escape(out: &mut Vec<u8>, s: &str) {
     escape_bytes(out, s.as_bytes());
 }
 
+/// Below this length [`escape_bytes`] looks for special bytes one by one.
+const SHORT: usize = 64;
+
 /// [`escape`] on bytes of UTF-8 text, in any pieces: the special bytes are
-/// single ASCII bytes, never part of a longer character.
+/// single ASCII bytes, never part of a longer character. The runs between
+/// them (nearly all of a report's JSON) are found with `memchr` and copied
+/// whole: a byte-by-byte search was 15 % of the write path's instructions
+/// (callgrind, issue 13 step 10).
 fn escape_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     let special = |b: &u8| matches!(b, b'\\' | b'\n' | b'\r' | b'\t' | 0);
-    // Runs without a special byte (nearly all of a report's JSON) are
-    // copied whole: escaping byte by byte was the write path's top cost.
+    // Most values are short (names, codes, numbers): a plain search costs
+    // less there than starting two SIMD searches.
+    if bytes.len() < SHORT && !bytes.iter().any(special) {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    // The next special byte of each group, as an offset into `rest`; each
+    // search runs again only once its hit has been passed, so the text is
+    // scanned once per group.
+    let find_a = |r: &[u8]| memchr::memchr3(b'\\', b'\n', b'\r', r);
+    let find_b = |r: &[u8]| memchr::memchr2(b'\t', 0, r);
     let mut rest = bytes;
-    while let Some(at) = rest.iter().position(special) {
+    let (mut next_a, mut next_b) = (find_a(rest), find_b(rest));
+    loop {
+        let at = match (next_a, next_b) {
+            (None, None) => break,
+            (a, b) => a.unwrap_or(usize::MAX).min(b.unwrap_or(usize::MAX)),
+        };
         out.extend_from_slice(&rest[..at]);
         out.extend_from_slice(match rest[at] {
             b'\\' => b"\\\\",
@@ -636,6 +656,13 @@ fn escape_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
             _ => "\u{FFFD}".as_bytes(),
         });
         rest = &rest[at + 1..];
+        let shift = |next: Option<usize>, find: &dyn Fn(&[u8]) -> Option<usize>| match next {
+            Some(p) if p > at => Some(p - at - 1),
+            Some(_) => find(rest),
+            None => None,
+        };
+        next_a = shift(next_a, &find_a);
+        next_b = shift(next_b, &find_b);
     }
     out.extend_from_slice(rest);
 }
@@ -711,5 +738,33 @@ mod tests {
     fn a_row_that_is_not_an_object_is_an_error_naming_the_table() {
         let err = encode("endpoints", &arrays(&[]), 1, [(3, &json!([1]))]).unwrap_err();
         assert!(err.to_string().contains("endpoints"), "{err}");
+    }
+
+    #[test]
+    fn every_special_byte_is_escaped_wherever_it_falls() {
+        let specials = ["\\", "\n", "\r", "\t", "\u{0}"];
+        let escaped = ["\\\\", "\\n", "\\r", "\\t", "\u{FFFD}"];
+        // Every ordered pair of specials, adjacent and apart, at the start,
+        // in the middle and at the end.
+        for (i, a) in specials.iter().enumerate() {
+            for (j, b) in specials.iter().enumerate() {
+                let long = "plain text ".repeat(10);
+                for gap in ["", "x", long.as_str()] {
+                    let text = format!("{a}{gap}{b}mid{b}{gap}{a}");
+                    let want = format!(
+                        "{}{gap}{}mid{}{gap}{}",
+                        escaped[i], escaped[j], escaped[j], escaped[i]
+                    );
+                    let mut out = Vec::new();
+                    escape(&mut out, &text);
+                    assert_eq!(String::from_utf8(out).unwrap(), want, "{text:?}");
+                }
+            }
+        }
+        for plain in ["plain", &"long plain text ".repeat(10)] {
+            let mut out = Vec::new();
+            escape(&mut out, plain);
+            assert_eq!(out, plain.as_bytes());
+        }
     }
 }
