@@ -245,6 +245,24 @@ impl std::io::Write for Escaping<'_> {
     }
 }
 
+/// `Serializer` methods of a row for scalars: a row is never one.
+macro_rules! refuse_scalars {
+    ($($method:ident: $t:ty => $what:literal),* $(,)?) => {
+        $(fn $method(self, _: $t) -> Result<(), RowShapeError> {
+            not_a_row($what)
+        })*
+    };
+}
+
+/// `Serializer` methods of a column value for integers: as JSON writes them.
+macro_rules! numbers {
+    ($($method:ident: $t:ty),* $(,)?) => {
+        $(fn $method(self, v: $t) -> Result<(), RowShapeError> {
+            self.number(v)
+        })*
+    };
+}
+
 /// The row serialiser: a struct's fields or a map's entries are the row's
 /// columns (serde's `flatten` turns a struct into a map).
 struct RowSerializer<'s, 'a>(&'s mut Staged<'a>);
@@ -280,47 +298,21 @@ impl<'s, 'a> serde::Serializer for RowSerializer<'s, 'a> {
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), RowShapeError> {
         value.serialize(self)
     }
-    fn serialize_bool(self, _: bool) -> Result<(), RowShapeError> {
-        not_a_row("a boolean")
-    }
-    fn serialize_i8(self, _: i8) -> Result<(), RowShapeError> {
-        not_a_row("a number")
-    }
-    fn serialize_i16(self, _: i16) -> Result<(), RowShapeError> {
-        not_a_row("a number")
-    }
-    fn serialize_i32(self, _: i32) -> Result<(), RowShapeError> {
-        not_a_row("a number")
-    }
-    fn serialize_i64(self, _: i64) -> Result<(), RowShapeError> {
-        not_a_row("a number")
-    }
-    fn serialize_u8(self, _: u8) -> Result<(), RowShapeError> {
-        not_a_row("a number")
-    }
-    fn serialize_u16(self, _: u16) -> Result<(), RowShapeError> {
-        not_a_row("a number")
-    }
-    fn serialize_u32(self, _: u32) -> Result<(), RowShapeError> {
-        not_a_row("a number")
-    }
-    fn serialize_u64(self, _: u64) -> Result<(), RowShapeError> {
-        not_a_row("a number")
-    }
-    fn serialize_f32(self, _: f32) -> Result<(), RowShapeError> {
-        not_a_row("a number")
-    }
-    fn serialize_f64(self, _: f64) -> Result<(), RowShapeError> {
-        not_a_row("a number")
-    }
-    fn serialize_char(self, _: char) -> Result<(), RowShapeError> {
-        not_a_row("a string")
-    }
-    fn serialize_str(self, _: &str) -> Result<(), RowShapeError> {
-        not_a_row("a string")
-    }
-    fn serialize_bytes(self, _: &[u8]) -> Result<(), RowShapeError> {
-        not_a_row("bytes")
+    refuse_scalars! {
+        serialize_bool: bool => "a boolean",
+        serialize_i8: i8 => "a number",
+        serialize_i16: i16 => "a number",
+        serialize_i32: i32 => "a number",
+        serialize_i64: i64 => "a number",
+        serialize_u8: u8 => "a number",
+        serialize_u16: u16 => "a number",
+        serialize_u32: u32 => "a number",
+        serialize_u64: u64 => "a number",
+        serialize_f32: f32 => "a number",
+        serialize_f64: f64 => "a number",
+        serialize_char: char => "a string",
+        serialize_str: &str => "a string",
+        serialize_bytes: &[u8] => "bytes",
     }
     fn serialize_none(self) -> Result<(), RowShapeError> {
         not_a_row("null")
@@ -451,35 +443,17 @@ impl serde::Serializer for ScalarSerializer<'_> {
         self.0.push(if v { b't' } else { b'f' });
         Ok(())
     }
-    fn serialize_i8(self, v: i8) -> Result<(), RowShapeError> {
-        self.number(v)
-    }
-    fn serialize_i16(self, v: i16) -> Result<(), RowShapeError> {
-        self.number(v)
-    }
-    fn serialize_i32(self, v: i32) -> Result<(), RowShapeError> {
-        self.number(v)
-    }
-    fn serialize_i64(self, v: i64) -> Result<(), RowShapeError> {
-        self.number(v)
-    }
-    fn serialize_i128(self, v: i128) -> Result<(), RowShapeError> {
-        self.number(v)
-    }
-    fn serialize_u8(self, v: u8) -> Result<(), RowShapeError> {
-        self.number(v)
-    }
-    fn serialize_u16(self, v: u16) -> Result<(), RowShapeError> {
-        self.number(v)
-    }
-    fn serialize_u32(self, v: u32) -> Result<(), RowShapeError> {
-        self.number(v)
-    }
-    fn serialize_u64(self, v: u64) -> Result<(), RowShapeError> {
-        self.number(v)
-    }
-    fn serialize_u128(self, v: u128) -> Result<(), RowShapeError> {
-        self.number(v)
+    numbers! {
+        serialize_i8: i8,
+        serialize_i16: i16,
+        serialize_i32: i32,
+        serialize_i64: i64,
+        serialize_i128: i128,
+        serialize_u8: u8,
+        serialize_u16: u16,
+        serialize_u32: u32,
+        serialize_u64: u64,
+        serialize_u128: u128,
     }
     /// A float as JSON writes it; JSON has no NaN or infinity (null).
     fn serialize_f32(self, v: f32) -> Result<(), RowShapeError> {
