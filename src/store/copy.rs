@@ -254,6 +254,54 @@ macro_rules! refuse_scalars {
     };
 }
 
+/// `Serializer` methods for sequences, tuples and enum variants with data,
+/// which neither a row nor a scalar column value is: `$array` and
+/// `$variant` are the refusals.
+macro_rules! refuse_compounds {
+    ($array:expr, $variant:expr) => {
+        fn serialize_newtype_variant<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: &T,
+        ) -> Result<(), RowShapeError> {
+            $variant
+        }
+        fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, RowShapeError> {
+            $array
+        }
+        fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, RowShapeError> {
+            $array
+        }
+        fn serialize_tuple_struct(
+            self,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleStruct, RowShapeError> {
+            $array
+        }
+        fn serialize_tuple_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleVariant, RowShapeError> {
+            $variant
+        }
+        fn serialize_struct_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeStructVariant, RowShapeError> {
+            $variant
+        }
+    };
+}
+
 /// `Serializer` methods of a column value for integers: as JSON writes them.
 macro_rules! numbers {
     ($($method:ident: $t:ty),* $(,)?) => {
@@ -331,46 +379,7 @@ impl<'s, 'a> serde::Serializer for RowSerializer<'s, 'a> {
     ) -> Result<(), RowShapeError> {
         not_a_row("a string")
     }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result<(), RowShapeError> {
-        not_a_row("an enum variant")
-    }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, RowShapeError> {
-        not_a_row("an array")
-    }
-    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, RowShapeError> {
-        not_a_row("an array")
-    }
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleStruct, RowShapeError> {
-        not_a_row("an array")
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, RowShapeError> {
-        not_a_row("an enum variant")
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, RowShapeError> {
-        not_a_row("an enum variant")
-    }
+    refuse_compounds!(not_a_row("an array"), not_a_row("an enum variant"));
 }
 
 impl serde::ser::SerializeStruct for RowSerializer<'_, '_> {
@@ -508,37 +517,7 @@ impl serde::Serializer for ScalarSerializer<'_> {
     ) -> Result<(), RowShapeError> {
         value.serialize(self)
     }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result<(), RowShapeError> {
-        compound()
-    }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, RowShapeError> {
-        compound()
-    }
-    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, RowShapeError> {
-        compound()
-    }
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleStruct, RowShapeError> {
-        compound()
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, RowShapeError> {
-        compound()
-    }
+    refuse_compounds!(compound(), compound());
     fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, RowShapeError> {
         compound()
     }
@@ -547,15 +526,6 @@ impl serde::Serializer for ScalarSerializer<'_> {
         _: &'static str,
         _: usize,
     ) -> Result<Self::SerializeStruct, RowShapeError> {
-        compound()
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, RowShapeError> {
         compound()
     }
 }
