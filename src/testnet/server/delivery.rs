@@ -3,7 +3,6 @@
 //! bidi), one [`Link`] per domain, reused while it lives.
 
 use super::Shared;
-use crate::probe::endpoint::Session;
 use crate::s2s::inbound;
 use crate::s2s::steps;
 use crate::testnet::layout::Placed;
@@ -24,7 +23,7 @@ impl Shared {
         };
         let mut guard = link.lock().await;
         for _ in 0..2 {
-            if guard.as_mut().is_some_and(|s| !alive(s)) {
+            if guard.as_mut().is_some_and(|s| !alive(&mut s.stream)) {
                 *guard = None;
             }
             if guard.is_none() {
@@ -58,10 +57,64 @@ impl Shared {
     }
 }
 
-/// Whether an idle outbound stream still stands: a read that completes at
-/// once means the peer closed it (or sent a stream error); nothing else is
-/// expected from the probe's listener on our stream.
-fn alive(s: &mut Session) -> bool {
-    s.stream.new_phase();
-    !matches!(s.stream.read_element().now_or_never(), Some(Err(_)))
+/// Whether an idle outbound stream still stands: nothing at all is
+/// expected from the probe's listener on our stream, so anything that
+/// reads at once means it is over: a close, or an element such as the
+/// `<stream:error><connection-timeout/>` the listener sends when it closes
+/// an idle link (RFC 6120 §4.9.3.4; [`crate::listener::IDLE_TIMEOUT`]).
+/// Taking such a link for alive lost the reply sent over it: the write
+/// succeeds, the peer has gone.
+fn alive<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    rd: &mut crate::xmpp::reader::StreamReader<S>,
+) -> bool {
+    rd.new_phase();
+    rd.read_element().now_or_never().is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::alive;
+    use crate::xmpp::reader::{ReaderLimits, StreamReader};
+    use tokio::io::AsyncWriteExt;
+
+    const HEADER: &str = "<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' from='probe.xs.test' to='a.xs.test' id='s1' version='1.0'>";
+
+    async fn link() -> (
+        StreamReader<tokio::io::DuplexStream>,
+        tokio::io::DuplexStream,
+    ) {
+        let (ours, mut theirs) = tokio::io::duplex(4096);
+        theirs.write_all(HEADER.as_bytes()).await.expect("header");
+        let mut rd = StreamReader::new(ours, ReaderLimits::default());
+        rd.read_header().await.expect("reads the header");
+        (rd, theirs)
+    }
+
+    #[tokio::test]
+    async fn a_silent_link_is_alive_and_an_error_or_a_close_ends_it() {
+        let (mut rd, _theirs) = link().await;
+        assert!(alive(&mut rd), "silence: the link stands");
+        assert!(alive(&mut rd), "still silent");
+
+        // The listener's idle close: a stream error, then the close tag.
+        let (mut rd, mut theirs) = link().await;
+        theirs
+            .write_all(b"<stream:error><connection-timeout xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>")
+            .await
+            .expect("error");
+        assert!(!alive(&mut rd), "a stream error ends the link");
+
+        // Any element at all: nothing is expected on our outbound stream.
+        let (mut rd, mut theirs) = link().await;
+        theirs
+            .write_all(b"<iq type='get' id='x'/>")
+            .await
+            .expect("iq");
+        assert!(!alive(&mut rd), "an unexpected element ends the link");
+
+        // The peer went away.
+        let (mut rd, theirs) = link().await;
+        drop(theirs);
+        assert!(!alive(&mut rd), "a closed connection ends the link");
+    }
 }
