@@ -494,16 +494,15 @@ async fn plain<P: InboundPolicy>(
 /// The peer's chain as analysed certificates (unparsable ones left out)
 /// and its end-entity's EKU class.
 fn record_chain(report: &Mutex<InboundReport>, chain: &[CertificateDer<'static>]) {
-    let infos: Vec<_> = chain
-        .iter()
-        .filter_map(|c| cert::analyze(c.as_ref()).ok())
-        .collect();
+    // Each certificate analysed once; the end entity's EKU only when the
+    // first one parsed (an unparsable end entity has no class).
+    let mut analysed = chain.iter().map(|c| cert::analyze(c.as_ref()).ok());
+    let end_entity = analysed.next().flatten();
+    let client_eku = end_entity.as_ref().map(|i| i.eku.class);
+    let infos: Vec<_> = end_entity.into_iter().chain(analysed.flatten()).collect();
     update(report, |r| {
         r.tls = true;
-        r.client_eku = chain
-            .first()
-            .and_then(|c| cert::analyze(c.as_ref()).ok())
-            .map(|i| i.eku.class);
+        r.client_eku = client_eku;
         r.client_purpose = crate::tls::eku::client_purpose(&infos);
         r.client_chain = infos;
     });

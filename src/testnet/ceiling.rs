@@ -50,7 +50,8 @@ pub async fn measure(
     if targets.is_empty() {
         return Err("no direct-TLS targets".into());
     }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    // The probe's own provider: the ceiling is of the handshakes the crawl makes.
+    let provider = Arc::new(crate::tls::verify::client_provider());
     let mut store = rustls::RootCertStore::empty();
     for r in roots {
         store.add(r).map_err(|e| e.to_string())?;

@@ -186,7 +186,13 @@ impl Shared {
     /// Shared state over a PKI, in a federation with the probe domain.
     pub fn new(pki: Pki, federation: Federation) -> Result<Self, String> {
         let root = pki.root.der().clone();
-        let tls = TlsProbe::new(vec![root.clone()]).map_err(|e| e.to_string())?;
+        // rustls' default suite order (AES-256 first, like OpenSSL's), not
+        // the probe's: the simulated servers connect out as real ones do.
+        let tls = TlsProbe::with_provider(
+            vec![root.clone()],
+            rustls::crypto::aws_lc_rs::default_provider(),
+        )
+        .map_err(|e| e.to_string())?;
         Ok(Self {
             verifier: tls.verifier().clone(),
             roots: root_store(&[root]).map_err(|e| e.to_string())?,

@@ -206,6 +206,17 @@ impl TlsProbe {
         })
     }
 
+    /// [`Self::new`] with another crypto provider
+    /// ([`ChainVerifier::with_provider`]).
+    pub fn with_provider(
+        extra_ca: Vec<CertificateDer<'static>>,
+        provider: rustls::crypto::CryptoProvider,
+    ) -> Result<Self, TlsSetupError> {
+        Ok(Self {
+            verifier: ChainVerifier::with_provider(&extra_ca, provider)?,
+        })
+    }
+
     /// The verifier used for verdicts (also usable outside a handshake).
     pub fn verifier(&self) -> &ChainVerifier {
         &self.verifier

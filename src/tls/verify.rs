@@ -115,9 +115,42 @@ pub struct ChainVerifier {
     memo: Arc<CertMemo>,
 }
 
+/// The crypto provider of the probe's TLS clients: aws-lc-rs's defaults,
+/// with the TLS 1.3 suites in the order Chrome, Firefox and Go offer them
+/// on CPUs with AES instructions (`TLS_AES_128_GCM_SHA256` first; rustls'
+/// default puts `TLS_AES_256_GCM_SHA384` first). The server still chooses
+/// (RFC 8446 §4.1.1) and every suite stays offered, so no server that
+/// completes a handshake with a browser fails with us; a server that
+/// follows the client's order runs the key schedule on SHA-256, which
+/// x86-64 CPUs with SHA extensions compute in hardware, instead of
+/// SHA-384, which aws-lc computes in software on this machine (issue 13,
+/// docs/benchmarks.md step 11).
+pub fn client_provider() -> CryptoProvider {
+    use rustls::CipherSuite as S;
+    let mut p = rustls::crypto::aws_lc_rs::default_provider();
+    // A stable sort: the TLS 1.2 suites keep rustls' order after these.
+    p.cipher_suites.sort_by_key(|s| match s.suite() {
+        S::TLS13_AES_128_GCM_SHA256 => 0,
+        S::TLS13_AES_256_GCM_SHA384 => 1,
+        S::TLS13_CHACHA20_POLY1305_SHA256 => 2,
+        _ => 3,
+    });
+    p
+}
+
 impl ChainVerifier {
-    /// Mozilla roots plus `extra_ca` as additional trust anchors.
+    /// Mozilla roots plus `extra_ca` as additional trust anchors; the
+    /// probe's [`client_provider`].
     pub fn new(extra_ca: &[CertificateDer<'_>]) -> Result<Self, TlsSetupError> {
+        Self::with_provider(extra_ca, client_provider())
+    }
+
+    /// [`Self::new`] with another crypto provider (the testnet's servers
+    /// connect out with rustls' own defaults, as other servers would).
+    pub fn with_provider(
+        extra_ca: &[CertificateDer<'_>],
+        provider: CryptoProvider,
+    ) -> Result<Self, TlsSetupError> {
         let mut roots = RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
@@ -128,7 +161,7 @@ impl ChainVerifier {
         }
         Ok(Self {
             roots: Arc::new(roots),
-            provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+            provider: Arc::new(provider),
             memo: Arc::new(CertMemo::default()),
         })
     }
@@ -285,6 +318,36 @@ impl ChainVerifier {
 #[cfg(test)]
 #[cfg(feature = "testnet")]
 mod tests {
+
+    #[test]
+    fn the_probe_offers_every_default_suite_with_aes_128_first() {
+        let ours: Vec<_> = client_provider()
+            .cipher_suites
+            .iter()
+            .map(|s| s.suite())
+            .collect();
+        let defaults: Vec<_> = rustls::crypto::aws_lc_rs::default_provider()
+            .cipher_suites
+            .iter()
+            .map(|s| s.suite())
+            .collect();
+        assert_eq!(ours[0], rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+        assert_eq!(ours[1], rustls::CipherSuite::TLS13_AES_256_GCM_SHA384);
+        let (mut a, mut b) = (ours.clone(), defaults.clone());
+        a.sort_by_key(|s| u16::from(*s));
+        b.sort_by_key(|s| u16::from(*s));
+        assert_eq!(a, b, "the same suites, reordered");
+        // TLS 1.2 suites keep rustls' order, after the TLS 1.3 ones.
+        let tls12 = |v: &[rustls::CipherSuite]| -> Vec<_> {
+            v.iter()
+                .filter(|s| !format!("{s:?}").starts_with("TLS13_"))
+                .copied()
+                .collect()
+        };
+        assert_eq!(tls12(&ours), tls12(&defaults));
+        assert_eq!(&ours[3..], &tls12(&ours)[..]);
+    }
+
     use super::*;
     use crate::testnet::pki::{self, EkuSpec, LeafSpec, TestCa};
     use time::Duration;
