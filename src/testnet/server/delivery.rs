@@ -90,31 +90,36 @@ mod tests {
         (rd, theirs)
     }
 
+    /// Whether a link still stands once the listener sent `bytes`
+    /// (`None`: it closed the connection).
+    async fn alive_after(bytes: Option<&[u8]>) -> bool {
+        let (mut rd, mut theirs) = link().await;
+        match bytes {
+            Some(b) => theirs.write_all(b).await.expect("listener writes"),
+            None => drop(theirs),
+        }
+        alive(&mut rd)
+    }
+
     #[tokio::test]
     async fn a_silent_link_is_alive_and_an_error_or_a_close_ends_it() {
         let (mut rd, _theirs) = link().await;
         assert!(alive(&mut rd), "silence: the link stands");
         assert!(alive(&mut rd), "still silent");
-
         // The listener's idle close: a stream error, then the close tag.
-        let (mut rd, mut theirs) = link().await;
-        theirs
-            .write_all(b"<stream:error><connection-timeout xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>")
-            .await
-            .expect("error");
-        assert!(!alive(&mut rd), "a stream error ends the link");
-
+        let idle_close = b"<stream:error><connection-timeout xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>";
+        assert!(
+            !alive_after(Some(idle_close)).await,
+            "a stream error ends the link"
+        );
         // Any element at all: nothing is expected on our outbound stream.
-        let (mut rd, mut theirs) = link().await;
-        theirs
-            .write_all(b"<iq type='get' id='x'/>")
-            .await
-            .expect("iq");
-        assert!(!alive(&mut rd), "an unexpected element ends the link");
-
-        // The peer went away.
-        let (mut rd, theirs) = link().await;
-        drop(theirs);
-        assert!(!alive(&mut rd), "a closed connection ends the link");
+        assert!(
+            !alive_after(Some(b"<iq type='get' id='x'/>")).await,
+            "an unexpected element ends the link"
+        );
+        assert!(
+            !alive_after(None).await,
+            "a closed connection ends the link"
+        );
     }
 }
