@@ -302,6 +302,31 @@ macro_rules! refuse_compounds {
     };
 }
 
+/// A `Serializer`'s compound types that its shape never produces (their
+/// `serialize_*` methods refuse before one is made).
+macro_rules! impossible {
+    ($($t:ident),* $(,)?) => {
+        $(type $t = Impossible<(), RowShapeError>;)*
+    };
+}
+
+/// `Serializer` methods for `Some(v)` and newtype structs: they are `v`
+/// (as serde_json writes them).
+macro_rules! see_through {
+    () => {
+        fn serialize_newtype_struct<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            value: &T,
+        ) -> Result<(), RowShapeError> {
+            value.serialize(self)
+        }
+        fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), RowShapeError> {
+            value.serialize(self)
+        }
+    };
+}
+
 /// `Serializer` methods of a column value for integers: as JSON writes them.
 macro_rules! numbers {
     ($($method:ident: $t:ty),* $(,)?) => {
@@ -322,13 +347,15 @@ fn not_a_row<T>(what: &str) -> Result<T, RowShapeError> {
 impl<'s, 'a> serde::Serializer for RowSerializer<'s, 'a> {
     type Ok = ();
     type Error = RowShapeError;
-    type SerializeSeq = Impossible<(), RowShapeError>;
-    type SerializeTuple = Impossible<(), RowShapeError>;
-    type SerializeTupleStruct = Impossible<(), RowShapeError>;
-    type SerializeTupleVariant = Impossible<(), RowShapeError>;
     type SerializeMap = Self;
     type SerializeStruct = Self;
-    type SerializeStructVariant = Impossible<(), RowShapeError>;
+    impossible!(
+        SerializeSeq,
+        SerializeTuple,
+        SerializeTupleStruct,
+        SerializeTupleVariant,
+        SerializeStructVariant
+    );
 
     fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self, RowShapeError> {
         Ok(self)
@@ -336,16 +363,7 @@ impl<'s, 'a> serde::Serializer for RowSerializer<'s, 'a> {
     fn serialize_map(self, _: Option<usize>) -> Result<Self, RowShapeError> {
         Ok(self)
     }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        value: &T,
-    ) -> Result<(), RowShapeError> {
-        value.serialize(self)
-    }
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), RowShapeError> {
-        value.serialize(self)
-    }
+    see_through!();
     refuse_scalars! {
         serialize_bool: bool => "a boolean",
         serialize_i8: i8 => "a number",
@@ -440,13 +458,15 @@ impl ScalarSerializer<'_> {
 impl serde::Serializer for ScalarSerializer<'_> {
     type Ok = ();
     type Error = RowShapeError;
-    type SerializeSeq = Impossible<(), RowShapeError>;
-    type SerializeTuple = Impossible<(), RowShapeError>;
-    type SerializeTupleStruct = Impossible<(), RowShapeError>;
-    type SerializeTupleVariant = Impossible<(), RowShapeError>;
-    type SerializeMap = Impossible<(), RowShapeError>;
-    type SerializeStruct = Impossible<(), RowShapeError>;
-    type SerializeStructVariant = Impossible<(), RowShapeError>;
+    impossible!(
+        SerializeSeq,
+        SerializeTuple,
+        SerializeTupleStruct,
+        SerializeTupleVariant,
+        SerializeMap,
+        SerializeStruct,
+        SerializeStructVariant
+    );
 
     fn serialize_bool(self, v: bool) -> Result<(), RowShapeError> {
         self.0.push(if v { b't' } else { b'f' });
@@ -492,9 +512,6 @@ impl serde::Serializer for ScalarSerializer<'_> {
         self.0.extend_from_slice(b"\\N");
         Ok(())
     }
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), RowShapeError> {
-        value.serialize(self)
-    }
     fn serialize_unit(self) -> Result<(), RowShapeError> {
         self.serialize_none()
     }
@@ -510,13 +527,7 @@ impl serde::Serializer for ScalarSerializer<'_> {
     ) -> Result<(), RowShapeError> {
         self.serialize_str(variant)
     }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        value: &T,
-    ) -> Result<(), RowShapeError> {
-        value.serialize(self)
-    }
+    see_through!();
     refuse_compounds!(compound(), compound());
     fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, RowShapeError> {
         compound()
